@@ -1,0 +1,151 @@
+"""Loads the regency configuration (YAML in the config directory) with precise errors.
+
+A broken file stops start-up with the file, the line and what is wrong.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(Exception):
+    def __init__(self, path: Path, line: int | None, problem: str):
+        self.path, self.line, self.problem = path, line, problem
+        where = f"{path}:{line}" if line else str(path)
+        super().__init__(f"{where}: {problem}")
+
+
+def _line_of(node: yaml.Node | None) -> int | None:
+    return node.start_mark.line + 1 if node is not None else None
+
+
+def load_yaml(path: Path) -> Any:
+    """Parse one YAML file; syntax errors become ConfigError with the line number."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, None, "file not found") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise ConfigError(path, line, f"invalid YAML: {exc.problem}") from None
+
+
+def _node_lines(path: Path) -> dict[tuple[Any, ...], int]:
+    """Map of key paths to line numbers, so validation errors can point at a line."""
+    lines: dict[tuple[Any, ...], int] = {}
+
+    def walk(node: yaml.Node, at: tuple[Any, ...]) -> None:
+        lines[at] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                walk(v, at + (k.value,))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                walk(v, at + (i,))
+
+    root = yaml.compose(path.read_text(encoding="utf-8"))
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def _require(cond: bool, path: Path, lines: dict, at: tuple, problem: str) -> None:
+    if not cond:
+        line = None
+        probe = at
+        while probe and probe not in lines:
+            probe = probe[:-1]
+        line = lines.get(probe)
+        raise ConfigError(path, line, problem)
+
+
+@dataclass(frozen=True)
+class OpdConfig:
+    code: str
+    name: str
+    kind: str = "dinas"
+    head_contact: str | None = None
+    delivery: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RegencyConfig:
+    directory: Path
+    opds: tuple[OpdConfig, ...]
+    triage_opd: str
+    channels: dict[str, Any]
+    sla: dict[str, Any]
+    templates: dict[str, str]
+
+    def opd_codes(self) -> set[str]:
+        return {o.code for o in self.opds}
+
+    def template(self, name: str, **values: Any) -> str:
+        return self.templates[name].format(**values)
+
+
+def _load_opds(path: Path) -> tuple[tuple[OpdConfig, ...], str]:
+    data = load_yaml(path)
+    lines = _node_lines(path)
+    _require(isinstance(data, dict), path, lines, (), "expected a mapping with 'opds:'")
+    items = data.get("opds")
+    _require(isinstance(items, list) and items, path, lines, ("opds",), "'opds' must be a non-empty list")
+    opds, seen = [], set()
+    for i, item in enumerate(items):
+        _require(isinstance(item, dict), path, lines, ("opds", i), "each OPD must be a mapping")
+        code, name = item.get("code"), item.get("name")
+        _require(isinstance(code, str) and code.strip() != "", path, lines, ("opds", i), "OPD needs a 'code'")
+        _require(isinstance(name, str) and name.strip() != "", path, lines, ("opds", i), f"OPD {code} needs a 'name'")
+        _require(code not in seen, path, lines, ("opds", i), f"duplicate OPD code {code}")
+        delivery = item.get("delivery") or {"type": "pull"}
+        _require(isinstance(delivery, dict) and delivery.get("type") in {"pull", "webhook", "email", "open311"},
+                 path, lines, ("opds", i, "delivery"),
+                 f"OPD {code}: delivery.type must be one of pull, webhook, email, open311")
+        seen.add(code)
+        opds.append(OpdConfig(code=code, name=name, kind=item.get("kind", "dinas"),
+                              head_contact=item.get("head_contact"), delivery=delivery))
+    triage = data.get("triage_opd", "DISKOMINFO")
+    _require(triage in seen, path, lines, ("triage_opd",), f"triage_opd {triage!r} is not a listed OPD")
+    return tuple(opds), triage
+
+
+def _load_mapping(path: Path, name: str) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    data = load_yaml(path)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(path, 1, f"{name} must be a mapping")
+    return data
+
+
+def load_regency(directory: Path) -> RegencyConfig:
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ConfigError(directory, None, "config directory not found")
+    opds, triage = _load_opds(directory / "opds.yaml")
+    templates = _load_mapping(directory / "templates.yaml", "templates")
+    tpath = directory / "templates.yaml"
+    for key, value in templates.items():
+        if not isinstance(value, str):
+            raise ConfigError(tpath, _node_lines(tpath).get((key,)), f"template {key!r} must be a string")
+    return RegencyConfig(
+        directory=directory,
+        opds=opds,
+        triage_opd=triage,
+        channels=_load_mapping(directory / "channels.yaml", "channels"),
+        sla=_load_mapping(directory / "sla.yaml", "sla"),
+        templates=templates,
+    )
+
+
+@lru_cache(maxsize=8)
+def regency(directory: str) -> RegencyConfig:
+    return load_regency(Path(directory))

@@ -1,0 +1,66 @@
+"""Process settings from SIMPUL_* environment variables and an optional .env file.
+
+The regency itself (OPDs, routing, SLA, templates) is data in the config directory, not here.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from config import DEFAULT_CONFIG_DIR
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SIMPUL_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///./data/simpul.db"
+    config_dir: Path = DEFAULT_CONFIG_DIR
+    data_dir: Path = Path("./data")
+    log_level: str = "INFO"
+    log_json: bool = True
+    public_url: str = "http://127.0.0.1:8000"  # as the providers see us (Twilio signature)
+    secret_key: str = "dev-insecure-change-me"  # sessions, CSRF
+    max_body_bytes: int = 64 * 1024
+    # Background work in `simpul serve`: the intake processor, outbox workers, scheduler.
+    workers: bool = True
+    process_batch: int = 500
+    process_interval_s: float = 0.2
+    outbox_batch: int = 50
+    outbox_interval_s: float = 1.0
+    outbox_max_attempts: int = 12
+    outbox_lease_s: int = 60
+    dedup_window_s: int = 600
+    # Providers. Base URLs are settable so tests point them at local fakes.
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_from_number: str | None = None
+    twilio_whatsapp_from: str | None = None
+    twilio_base_url: str | None = None
+    telegram_bot_token: str | None = None
+    telegram_webhook_secret: str | None = None
+    telegram_base_url: str | None = None
+    telegram_mode: str = "webhook"  # webhook | polling | off
+    lapor_base_url: str | None = None
+    lapor_token: str | None = None
+    lapor_pull_interval_s: int = 300
+    gammu_database_url: str | None = None
+    gammu_poll_interval_s: float = 2.0
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_tls: str = "none"  # none | starttls | tls
+    smtp_from: str = "simpul@trenggalekkab.go.id"
+    rate_limit_per_sender: int = Field(default=20, description="messages per sender per 10 minutes")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    get_settings.cache_clear()
