@@ -29,9 +29,11 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - exercise
 
 
 def _sqlite_begin(conn) -> None:  # pragma: no cover
-    # Writers take the lock up front (BEGIN IMMEDIATE): no deadlock on lock upgrade, and the
-    # outbox lease on SQLite is exactly this lock.
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("immediate", True) else "BEGIN")
+    # Writers take the lock up front (BEGIN IMMEDIATE): no failed lock upgrade under load, and
+    # the outbox lease on SQLite is exactly this lock. Readers use a plain (deferred) BEGIN,
+    # which in WAL mode never blocks a writer.
+    immediate = conn.get_execution_options().get("sqlite_immediate", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def make_engine(url: str | None = None, **kwargs) -> Engine:
@@ -63,10 +65,16 @@ def reset_engine() -> None:
     get_engine.cache_clear()
 
 
+def writer(engine: Engine | None = None) -> Engine:
+    """The engine for a transaction that will write: BEGIN IMMEDIATE on SQLite."""
+    engine = engine or get_engine()
+    return engine.execution_options(sqlite_immediate=True) if is_sqlite(engine) else engine
+
+
 @contextmanager
 def session_scope(engine: Engine | None = None) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any error."""
-    with Session(engine or get_engine(), expire_on_commit=False) as session:
+    """One unit of work that writes: commit on success, roll back on any error."""
+    with Session(writer(engine), expire_on_commit=False) as session:
         try:
             yield session
             session.commit()

@@ -1,0 +1,1 @@
+"""HTTP routes: thin. Parse, call one function of the hub, return."""

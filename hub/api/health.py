@@ -1,0 +1,40 @@
+"""/healthz (process up), /readyz (database answers), /metrics (Prometheus)."""
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import func, select, text
+
+from hub import metrics
+from hub.db import get_engine
+from hub.models import Ticket
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz():
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz():
+    try:
+        with get_engine().connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, status_code=503)
+    return {"status": "ok", "database": "ok"}
+
+
+@router.get("/metrics")
+def prometheus_metrics():
+    try:
+        t = Ticket.__table__
+        with get_engine().connect() as conn:
+            for status, n in conn.execute(select(t.c.status, func.count()).group_by(t.c.status)):
+                metrics.TICKETS_BY_STATUS.labels(status=status).set(n)
+    except Exception:
+        pass  # metrics must answer even when the database does not
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,83 @@
+"""POST /api/v1/intake/{channel}: JSON intake for operators and other systems."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, field_validator
+
+from hub.auth import Principal, require
+from hub.api.deps import principal, regency_config
+from hub.config import RegencyConfig
+from normalizer.types import Attachment, InboundMessage
+
+router = APIRouter(prefix="/api/v1", tags=["intake"])
+
+
+class AttachmentIn(BaseModel):
+    url: str = Field(max_length=2000)
+    kind: str = Field(default="file", max_length=20)
+    mime: str | None = Field(default=None, max_length=100)
+    name: str | None = Field(default=None, max_length=200)
+
+
+class IntakeIn(BaseModel):
+    model_config = {"extra": "forbid"}
+    text: str = Field(min_length=1, max_length=10_000, description="What the citizen reported")
+    id: str | None = Field(default=None, max_length=200, description="Your id for this message (idempotency)")
+    sender: str | None = Field(default=None, max_length=200, description="Phone number or other address")
+    sender_name: str | None = Field(default=None, max_length=200)
+    received_at: datetime | None = None
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+    attachments: list[AttachmentIn] = Field(default_factory=list, max_length=20)
+    fields: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("text")
+    @classmethod
+    def not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("text must not be blank")
+        return v
+
+    @field_validator("received_at")
+    @classmethod
+    def aware(cls, v: datetime | None) -> datetime | None:
+        if v is not None and v.tzinfo is None:
+            raise ValueError("received_at needs a timezone offset, e.g. 2026-11-28T10:00:00+07:00")
+        return v
+
+
+class IntakeOut(BaseModel):
+    code: str
+    duplicate: bool
+    status_url: str
+
+
+def to_message(channel: str, body: IntakeIn) -> InboundMessage:
+    return InboundMessage(
+        channel=channel, text=body.text, sender=body.sender, provider_id=body.id,
+        received_at=body.received_at or datetime.now(timezone.utc), sender_name=body.sender_name,
+        attachments=tuple(Attachment(**a.model_dump()) for a in body.attachments),
+        latitude=body.latitude, longitude=body.longitude, fields=body.fields,
+    )
+
+
+@router.post("/intake/{channel}", status_code=202, response_model=IntakeOut,
+             responses={400: {"description": "bad input"}, 404: {"description": "unknown channel"},
+                        503: {"description": "not stored; retry"}})
+async def intake(channel: str, body: IntakeIn, request: Request,
+                 who: Principal = Depends(principal), cfg: RegencyConfig = Depends(regency_config)):
+    require(who, "intake", "admin", "operator")
+    known = (cfg.channels.get("channels") or {}).keys()
+    if channel not in known:
+        raise HTTPException(404, f"unknown channel {channel!r}; known: {', '.join(sorted(known))}")
+    msg = to_message(channel, body)
+    try:
+        accepted = await request.app.state.intake_writer.submit(msg)
+    except Exception:
+        return JSONResponse({"detail": "message not stored, please retry"}, status_code=503)
+    return IntakeOut(code=accepted.ticket_code, duplicate=accepted.duplicate,
+                     status_url=f"/api/v1/tickets/{accepted.ticket_code}")

@@ -1,0 +1,187 @@
+"""The `simpul` command line (also `python -m hub`)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from hub.config import ConfigError
+
+app = typer.Typer(help="Simpul: one stream of public-complaint tickets for a regency.",
+                  no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+users_app = typer.Typer(help="People who log in.", no_args_is_help=True)
+opd_app = typer.Typer(help="OPDs and their API keys.", no_args_is_help=True)
+key_app = typer.Typer(help="API keys of OPD systems and intake systems.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(opd_app, name="opd")
+opd_app.add_typer(key_app, name="key")
+console = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _cfg():
+    from hub.config import regency
+    from hub.settings import get_settings
+
+    try:
+        return regency(str(get_settings().config_dir))
+    except ConfigError as exc:
+        _fail(f"broken config: {exc}")
+
+
+@app.command()
+def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on"),
+          port: int = typer.Option(8000, help="Port"),
+          workers: bool = typer.Option(True, "--workers/--no-workers",
+                                       help="Run intake processing, outbox and scheduled jobs in this process")):
+    """API, webhooks, dashboard, workers and scheduler in one process."""
+    import uvicorn
+
+    from hub.app import create_app
+    from hub.migrate import upgrade
+    from hub.settings import get_settings
+
+    settings = get_settings()
+    _cfg()
+    upgrade()
+    uvicorn.run(create_app(settings, workers=workers), host=host, port=port, log_level="warning",
+                access_log=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head")):
+    """Apply migrations."""
+    from hub.migrate import upgrade
+    from hub.settings import get_settings
+
+    upgrade(revision=revision)
+    console.print(f"database at [bold]{_safe_url(get_settings().database_url)}[/] is up to date")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _prepared_session():
+    from hub.db import session_scope
+    from hub.migrate import upgrade
+    from hub.seed import sync_opds
+
+    upgrade()
+    cfg = _cfg()
+    with session_scope() as s:
+        sync_opds(s, cfg)
+    return session_scope
+
+
+@users_app.command("add")
+def users_add(username: str, role: str = typer.Option(..., help="admin, pimpinan, operator or opd"),
+              opd: Optional[str] = typer.Option(None, help="OPD code (role opd)"),
+              name: Optional[str] = typer.Option(None, help="Full name"),
+              password: Optional[str] = typer.Option(None, help="Password (asked if not given)")):
+    """Add a person who logs in to the dashboard."""
+    from hub.auth import create_user
+
+    scope = _prepared_session()
+    if password is None:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        with scope() as s:
+            if opd and opd not in _cfg().opd_codes():
+                _fail(f"unknown OPD {opd}")
+            create_user(s, username, password, role, opd, name)
+    except ValueError as exc:
+        _fail(str(exc))
+    console.print(f"user [bold]{username}[/] added with role {role}")
+
+
+@key_app.command("create")
+def key_create(name: str = typer.Argument(..., help="Who uses the key, e.g. 'SIMDA PUPR'"),
+               opd: Optional[str] = typer.Option(None, help="OPD code: the key sees only this OPD"),
+               role: str = typer.Option("opd", help="opd, intake or admin")):
+    """Create an API key; it is printed once and stored only hashed."""
+    from hub.auth import create_api_key
+
+    scope = _prepared_session()
+    if opd and opd not in _cfg().opd_codes():
+        _fail(f"unknown OPD {opd}")
+    try:
+        with scope() as s:
+            key = create_api_key(s, name, role, opd)
+    except ValueError as exc:
+        _fail(str(exc))
+    console.print("API key (shown once, keep it secret):")
+    typer.echo(key)
+
+
+@key_app.command("revoke")
+def key_revoke(prefix: str = typer.Argument(..., help="The part after 'sk_' and before the next '_'")):
+    """Revoke an API key."""
+    from hub.auth import revoke_api_key
+
+    scope = _prepared_session()
+    try:
+        with scope() as s:
+            revoke_api_key(s, prefix)
+    except LookupError as exc:
+        _fail(str(exc))
+    console.print(f"key {prefix} revoked")
+
+
+@app.command()
+def demo(config_only: bool = typer.Option(False, "--config-only", help="Only the config and demo users"),
+         password: str = typer.Option("simpul-demo", help="Password of the demo users")):
+    """Load the Trenggalek demo config and a day of realistic sample traffic."""
+    from hub.demo import load_demo
+
+    scope = _prepared_session()
+    report = load_demo(scope, _cfg(), password=password, traffic=not config_only)
+    for line in report:
+        console.print(line)
+
+
+def _register_extras() -> None:
+    """Commands owned by other modules (normalizer tools, importers)."""
+    try:
+        from hub.cli_router import router_app, triage
+
+        app.command("triage", help="Classify JSON lines: category, OPD, place, urgency.")(triage)
+        app.add_typer(router_app, name="router", help="Teach the router from labelled history.")
+    except ImportError as exc:  # pragma: no cover - only while a module is missing
+        console.print(f"[yellow]router tools unavailable: {exc}[/]")
+    try:
+        from hub.cli_import import import_app
+
+        app.add_typer(import_app, name="import", help="Import old hotline logs (CSV/XLSX).")
+    except ImportError:
+        pass
+
+
+_register_extras()
+
+
+def main() -> None:
+    from hub.logging import configure_logging
+    from hub.settings import get_settings
+
+    configure_logging(get_settings().log_level, get_settings().log_json)
+    try:
+        app()
+    except ConfigError as exc:
+        console.print(f"[bold red]error:[/] broken config: {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

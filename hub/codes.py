@@ -1,0 +1,20 @@
+"""Public ticket codes: short enough to type in an SMS, no ambiguous characters."""
+from __future__ import annotations
+
+import re
+import secrets
+
+# No 0/O, 1/I/L: a citizen reading the code aloud or typing it on a keypad cannot confuse them.
+ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+LENGTH = 7  # 31**7 ~ 2.7e10 codes
+_CODE_RE = re.compile(rf"^[{ALPHABET}]{{{LENGTH}}}$")
+
+
+def new_code() -> str:
+    return "".join(secrets.choice(ALPHABET) for _ in range(LENGTH))
+
+
+def clean_code(text: str) -> str | None:
+    """Normalise what a citizen typed (lower case, spaces, dashes) into a code, or None."""
+    s = re.sub(r"[\s\-#.]", "", text.upper())
+    return s if _CODE_RE.match(s) else None

@@ -1,0 +1,182 @@
+"""Intake: store each inbound message raw, idempotently, and hand back its ticket code fast.
+
+The request path only inserts into raw_messages (one group-committed transaction for many
+concurrent requests) and reserves the public ticket code. Normalizing, routing and queuing
+happen off that path in hub/processing.py. A message whose storage fails is never acknowledged.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import Engine, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from hub import metrics
+from hub.codes import new_code
+from hub.db import get_engine, writer
+from hub.logging import get_logger
+from hub.models import RawMessage
+from normalizer.types import Attachment, InboundMessage
+
+log = get_logger(__name__)
+RAW = RawMessage.__table__
+
+
+@dataclass(frozen=True)
+class Accepted:
+    ticket_code: str
+    duplicate: bool
+    raw_id: int
+    idempotency_key: str
+
+
+def message_to_json(msg: InboundMessage) -> dict[str, Any]:
+    data = dataclasses.asdict(msg)
+    if msg.received_at is not None:
+        data["received_at"] = msg.received_at.isoformat()
+    return data
+
+
+def message_from_json(data: dict[str, Any]) -> InboundMessage:
+    data = dict(data)
+    if data.get("received_at"):
+        data["received_at"] = datetime.fromisoformat(data["received_at"])
+    data["attachments"] = tuple(Attachment(**a) for a in data.get("attachments") or ())
+    return InboundMessage(**data)
+
+
+def _insert(engine: Engine):
+    return pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+
+
+def accept_many(messages: Sequence[InboundMessage], engine: Engine | None = None,
+                dedup_window_s: int = 600) -> list[Accepted]:
+    """Store many messages in one transaction; duplicates return the code they already have."""
+    engine = engine or get_engine()
+    now = datetime.now(timezone.utc)
+    keys = [m.idempotency_key(dedup_window_s) for m in messages]
+    pending = list(range(len(messages)))
+    results: list[Accepted | None] = [None] * len(messages)
+    for _attempt in range(5):  # a retry only happens on a (very rare) ticket-code collision
+        codes = {i: new_code() for i in pending}
+        rows = []
+        for i in pending:
+            m = messages[i]
+            rows.append({
+                "idempotency_key": keys[i], "ticket_code": codes[i], "channel": m.channel,
+                "provider_id": m.provider_id, "sender": m.sender, "text": m.text,
+                "message": message_to_json(m), "received_at": m.received_at or now,
+                "stored_at": now, "state": "pending",
+            })
+        with writer(engine).begin() as conn:
+            conn.execute(_insert(engine)(RAW).values(rows).on_conflict_do_nothing())
+            wanted = sorted({keys[i] for i in pending})
+            found = {}
+            for chunk_start in range(0, len(wanted), 500):
+                chunk = wanted[chunk_start:chunk_start + 500]
+                for row in conn.execute(select(RAW.c.idempotency_key, RAW.c.ticket_code, RAW.c.id)
+                                        .where(RAW.c.idempotency_key.in_(chunk))):
+                    found[row[0]] = (row[1], row[2])
+        retry = []
+        first_claim: dict[str, int] = {}
+        for i in pending:
+            hit = found.get(keys[i])
+            if hit is None:
+                retry.append(i)
+                continue
+            code, raw_id = hit
+            # The first message of a batch that carried the stored code is the original one.
+            mine = code == codes[i] and keys[i] not in first_claim
+            first_claim.setdefault(keys[i], i)
+            results[i] = Accepted(code, not mine, raw_id, keys[i])
+        pending = retry
+        if not pending:
+            break
+    if pending:
+        raise RuntimeError("could not reserve a unique ticket code")
+    for r, m in zip(results, messages):
+        metrics.INTAKE.labels(channel=m.channel, duplicate=str(r.duplicate).lower()).inc()
+    return [r for r in results if r is not None]
+
+
+def accept(msg: InboundMessage, engine: Engine | None = None, dedup_window_s: int = 600) -> Accepted:
+    return accept_many([msg], engine, dedup_window_s)[0]
+
+
+class IntakeWriter:
+    """Group commit for the request path: concurrent requests share one INSERT transaction.
+
+    Each request awaits its own future, resolved only after the transaction committed, so a
+    2xx always means the message is on disk. One writer thread keeps SQLite free of lock fights.
+    """
+
+    def __init__(self, engine: Engine | None = None, max_batch: int = 256, dedup_window_s: int = 600):
+        self.engine = engine
+        self.max_batch = max_batch
+        self.dedup_window_s = dedup_window_s
+        self._queue: asyncio.Queue[tuple[InboundMessage, asyncio.Future]] | None = None
+        self._task: asyncio.Task | None = None
+        self._lock = threading.Lock()
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._queue = asyncio.Queue()
+            self._task = asyncio.create_task(self._run(), name="intake-writer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def submit(self, msg: InboundMessage) -> Accepted:
+        if self._task is None:
+            await self.start()
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        await self._queue.put((msg, fut))
+        return await fut
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        while True:
+            first = await self._queue.get()
+            batch = [first]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            msgs = [m for m, _ in batch]
+            try:
+                results = await asyncio.to_thread(self._write, msgs)
+            except Exception as exc:  # storage failed: every waiter gets the error -> 503
+                log.error("intake.store_failed", error=str(exc), batch=len(batch))
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            for (_, fut), res in zip(batch, results):
+                if not fut.done():
+                    fut.set_result(res)
+
+    def _write(self, msgs: list[InboundMessage]) -> list[Accepted]:
+        with self._lock:
+            return accept_many(msgs, self.engine, self.dedup_window_s)
+
+
+def pending_count(engine: Engine | None = None) -> int:
+    from sqlalchemy import func
+
+    engine = engine or get_engine()
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(RAW).where(RAW.c.state == "pending")).scalar_one()
+
+
+def iter_keys(messages: Iterable[InboundMessage], window: int = 600) -> list[str]:
+    return [m.idempotency_key(window) for m in messages]

@@ -1,0 +1,119 @@
+"""Replies to reporters on the line they used: receipt, status changes, status answers.
+
+Text comes from the regency's templates (Bahasa Indonesia). Replies are outbox rows of kind
+"reply"; the sender for each line is registered by the hub's adapter wiring (hub/channels.py).
+"""
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable
+
+from sqlmodel import Session
+
+from adapters.base import OutboundMessage, PermanentError, SendResult
+from hub.config import RegencyConfig
+from hub.models import Outbox, RawMessage, Ticket
+from hub.outbox import enqueue, register_sender
+
+STATUS_LABELS = {"menunggu": "menunggu", "diproses": "sedang diproses", "selesai": "selesai",
+                 "ditolak": "ditolak / bukan kewenangan", "digabung": "digabung"}
+ReplySender = Callable[[OutboundMessage], Awaitable[SendResult]]
+REPLY_SENDERS: dict[str, ReplySender] = {}
+
+
+def register_reply_sender(channel: str, sender: ReplySender) -> None:
+    REPLY_SENDERS[channel] = sender
+
+
+def reply_route(channel: str, cfg: RegencyConfig, phone: str | None, chat_id: str | None,
+                lapor_id: str | None = None) -> tuple[str, str] | None:
+    """Which line and address a reply to this reporter goes to, or None (no way back)."""
+    line = ((cfg.channels.get("channels") or {}).get(channel) or {}).get("reply", channel)
+    if line == "telegram" and chat_id:
+        return "telegram", chat_id
+    if line == "whatsapp" and phone:
+        return "whatsapp", phone
+    if line == "sms" and phone:
+        return "sms", phone
+    if line == "lapor" and lapor_id:
+        return "lapor", lapor_id
+    return None
+
+
+def _ticket_route(ticket: Ticket, cfg: RegencyConfig) -> tuple[str, str] | None:
+    return reply_route(ticket.channel, cfg, ticket.reporter_phone, ticket.reporter_chat_id,
+                       ticket.reporter_lapor_id)
+
+
+def queue_text(session: Session, ticket: Ticket | None, channel: str, to: str | None, text: str,
+               raw: RawMessage | None = None, cfg: RegencyConfig | None = None) -> Outbox | None:
+    if not to:
+        return None
+    line = channel
+    if cfg is not None:
+        route = reply_route(channel, cfg, to if channel != "telegram" else None,
+                            to if channel == "telegram" else None)
+        if route is None:
+            return None
+        line, to = route
+    return enqueue(session, "reply", line,
+                   {"channel": line, "to": to, "text": text, "ticket_code": ticket.code if ticket else None},
+                   ticket_id=ticket.id if ticket else None)
+
+
+def queue_receipt(session: Session, ticket: Ticket, cfg: RegencyConfig) -> Outbox | None:
+    route = _ticket_route(ticket, cfg)
+    if route is None or route[0] == "lapor":
+        return None
+    from hub.tickets import opd_name
+
+    name = "receipt_telegram" if route[0] == "telegram" else "receipt"
+    text = cfg.template(name, code=ticket.code, opd_name=opd_name(session, ticket.opd_code))
+    return enqueue(session, "reply", route[0],
+                   {"channel": route[0], "to": route[1], "text": text, "ticket_code": ticket.code},
+                   ticket_id=ticket.id)
+
+
+def status_text(session: Session, ticket: Ticket, cfg: RegencyConfig, note: str | None) -> str:
+    from hub.tickets import opd_name
+
+    return cfg.template(f"status_{ticket.status}", code=ticket.code,
+                        opd_name=opd_name(session, ticket.opd_code),
+                        note_suffix=f" Keterangan: {note.strip()}" if note and note.strip() else "",
+                        merged_into=ticket.merged_into or "")
+
+
+def queue_status(session: Session, ticket: Ticket, cfg: RegencyConfig, note: str | None) -> Outbox | None:
+    """A status change goes back to the reporter's line (LAPOR! tickets: pushed to LAPOR!)."""
+    route = _ticket_route(ticket, cfg)
+    if route is None:
+        return None
+    text = status_text(session, ticket, cfg, note)
+    if route[0] == "lapor":
+        return enqueue(session, "lapor_push", "lapor",
+                       {"tracking_id": route[1], "status": ticket.status, "opd": ticket.opd_code,
+                        "text": text, "note": note, "ticket_code": ticket.code}, ticket_id=ticket.id)
+    return enqueue(session, "reply", route[0],
+                   {"channel": route[0], "to": route[1], "text": text, "ticket_code": ticket.code},
+                   ticket_id=ticket.id)
+
+
+def status_answer(session: Session, ticket: Ticket, cfg: RegencyConfig) -> str:
+    from hub.tickets import opd_name
+
+    return cfg.template("status_answer", code=ticket.code, status_label=STATUS_LABELS[ticket.status],
+                        opd_name=opd_name(session, ticket.opd_code),
+                        updated=ticket.updated_at.strftime("%d-%m-%Y %H:%M UTC"))
+
+
+async def send_reply(row: Outbox) -> dict[str, Any] | None:
+    """Outbox sender for kind 'reply': dispatch to the line's adapter."""
+    p = row.payload
+    sender = REPLY_SENDERS.get(p["channel"])
+    if sender is None:
+        raise PermanentError(f"no reply sender configured for line {p['channel']!r}")
+    res = await sender(OutboundMessage(channel=p["channel"], to=p["to"], text=p["text"],
+                                       ticket_code=p.get("ticket_code"), extra={"message_id": row.message_id}))
+    return {"provider_id": res.provider_id}
+
+
+register_sender("reply", send_reply)

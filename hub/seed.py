@@ -1,0 +1,21 @@
+"""Puts the regency config (OPD registry) into the database at start-up."""
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from hub.config import RegencyConfig
+from hub.models import Opd
+
+
+def sync_opds(session: Session, cfg: RegencyConfig) -> int:
+    """Insert or update every configured OPD; OPDs no longer configured are marked inactive."""
+    configured = {o.code: o for o in cfg.opds}
+    for code, o in configured.items():
+        row = session.get(Opd, code) or Opd(code=code, name=o.name)
+        row.name, row.kind, row.head_contact, row.delivery, row.active = o.name, o.kind, o.head_contact, dict(o.delivery), True
+        session.add(row)
+    for row in session.query(Opd).all():
+        if row.code not in configured:
+            row.active = False
+            session.add(row)
+    return len(configured)

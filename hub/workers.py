@@ -1,0 +1,56 @@
+"""Background work inside `simpul serve`: APScheduler wakes each job; the database decides
+who does the work (leases, SKIP LOCKED), so many hub processes can share one PostgreSQL."""
+from __future__ import annotations
+
+import asyncio
+from typing import Awaitable, Callable
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from hub.logging import get_logger
+from hub.settings import Settings
+
+log = get_logger(__name__)
+# Other modules add periodic jobs here: (name, seconds, async function).
+PERIODIC: list[tuple[str, float, Callable[[], Awaitable[object]]]] = []
+
+
+def register_periodic(name: str, seconds: float, fn: Callable[[], Awaitable[object]]) -> None:
+    PERIODIC[:] = [p for p in PERIODIC if p[0] != name]
+    PERIODIC.append((name, seconds, fn))
+
+
+async def process_intake_job(batch: int) -> None:
+    from hub.processing import process_pending
+
+    while await asyncio.to_thread(process_pending, None, batch) == batch:
+        pass
+
+
+async def outbox_job(settings: Settings) -> None:
+    from hub.outbox import run_once
+
+    while await run_once(limit=settings.outbox_batch, lease_s=settings.outbox_lease_s,
+                         max_attempts=settings.outbox_max_attempts) == settings.outbox_batch:
+        pass
+
+
+def _guard(name: str, fn: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        try:
+            await fn()
+        except Exception:
+            log.exception("job.failed", job=name)
+    return run
+
+
+def start_scheduler(settings: Settings) -> AsyncIOScheduler:
+    sched = AsyncIOScheduler(timezone="UTC")
+    jobs = [("process_intake", settings.process_interval_s, lambda: process_intake_job(settings.process_batch)),
+            ("outbox", settings.outbox_interval_s, lambda: outbox_job(settings)), *PERIODIC]
+    for name, seconds, fn in jobs:
+        sched.add_job(_guard(name, fn), "interval", seconds=seconds, id=name, max_instances=1,
+                      coalesce=True, misfire_grace_time=None)
+    sched.start()
+    log.info("scheduler.started", jobs=[j[0] for j in jobs])
+    return sched

@@ -1,0 +1,139 @@
+"""The Regency: everything the normalizer needs (gazetteer, taxonomy, rules, learned model),
+built once from already-read config data and then only read. Never reads files itself; a bad
+rule (unknown OPD or category) fails here, at start-up, not on a citizen's message."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from normalizer.gazetteer import COMMON_WORDS, Gazetteer, canon
+from normalizer.router import NBModel, PhraseMatcher, Rule
+from normalizer.text import norm_label
+
+URGENCY_DARURAT, URGENCY_TINGGI, URGENCY_CALM = 0, 1, 2
+
+
+class RegencyConfigError(ValueError):
+    """A routing/taxonomy configuration problem, with the offending item named."""
+
+
+@dataclass(frozen=True)
+class Regency:
+    gazetteer: Gazetteer
+    categories: dict[str, tuple[str, ...]]  # normalised top-level -> normalised subcategories
+    rules: tuple[Rule, ...]
+    matcher: PhraseMatcher
+    urgency_matcher: PhraseMatcher
+    opd_codes: tuple[str, ...]
+    opd_names: dict[str, str]
+    triage_opd: str
+    min_confidence: float
+    rule_weight: float
+    channel_defaults: dict[str, dict[str, Any]]
+    sms_keywords: dict[str, Any]
+    incident_types: dict[str, dict[str, Any]]
+    triage_colours: dict[str, str]
+    opd_categories: dict[str, tuple[str | None, str | None]]
+    place_keys: frozenset[str]
+    model: NBModel | None = None
+    model_examples: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _category(categories: dict[str, tuple[str, ...]], cat: Any, sub: Any, where: str) -> tuple[str | None, str | None]:
+    if cat is None:
+        return None, None
+    c = norm_label(str(cat))
+    if c not in categories:
+        raise RegencyConfigError(f"{where}: category {cat!r} is not in lapor_categories.json")
+    s = norm_label(str(sub)) if sub else None
+    if s is not None and categories[c] and s not in categories[c]:
+        raise RegencyConfigError(f"{where}: subcategory {sub!r} is not under {c!r}")
+    return c, s
+
+
+def build_regency(wilayah_csv: str, categories: dict, routing: dict, opds: list[dict], triage_opd: str,
+                  learned: dict | None = None) -> Regency:
+    """Index the gazetteer, validate and compile the rules, and load the learned model."""
+    gaz = Gazetteer.from_csv(wilayah_csv)
+    if not gaz.areas:
+        raise RegencyConfigError("wilayah.csv: no kecamatan/desa rows (expected columns kode,nama,level)")
+    cats = {norm_label(k): tuple(norm_label(x) for x in (v or [])) for k, v in (categories or {}).items()}
+    codes = tuple(str(o["code"]) for o in opds)
+    names = {str(o["code"]): str(o.get("name", o["code"])) for o in opds}
+    if triage_opd not in codes:
+        raise RegencyConfigError(f"triage_opd {triage_opd!r} is not a listed OPD")
+    routing = routing or {}
+
+    rules: list[Rule] = []
+    phrases: list[tuple[str, int, float]] = []
+    for i, r in enumerate(routing.get("rules") or []):
+        where = f"routing.yaml rules[{i}] ({r.get('id', '?')})"
+        opd = r.get("opd")
+        if opd not in codes:
+            raise RegencyConfigError(f"{where}: OPD {opd!r} is not in opds.yaml")
+        cat, sub = _category(cats, r.get("category"), r.get("subcategory"), where)
+        weight = float(r.get("weight", 1.0))
+        rules.append(Rule(str(r.get("id", f"rule{i}")), opd, cat, sub, weight))
+        kws = r.get("keywords") or []
+        if not isinstance(kws, list) or not kws:
+            raise RegencyConfigError(f"{where}: needs a non-empty keywords list")
+        for kw in kws:
+            phrases.append((str(kw), len(rules) - 1, weight))
+
+    urg = routing.get("urgency") or {}
+    uphr = [(str(p), URGENCY_DARURAT, 1.0) for p in urg.get("darurat", [])]
+    uphr += [(str(p), URGENCY_TINGGI, 1.0) for p in urg.get("tinggi", [])]
+    uphr += [(str(p), URGENCY_CALM, 1.0) for p in urg.get("calm_context", [])]
+
+    chan: dict[str, dict[str, Any]] = {}
+    for name, d in (routing.get("channel_defaults") or {}).items():
+        if d.get("opd") not in codes:
+            raise RegencyConfigError(f"routing.yaml channel_defaults.{name}: unknown OPD {d.get('opd')!r}")
+        cat, sub = _category(cats, d.get("category"), d.get("subcategory"), f"channel_defaults.{name}")
+        chan[name] = {"opd": d["opd"], "score": float(d.get("score", 1.5)), "category": cat, "subcategory": sub}
+
+    sk = dict(routing.get("sms_keywords") or {})
+    if sk:
+        if sk.get("opd") not in codes:
+            raise RegencyConfigError("routing.yaml sms_keywords: unknown OPD")
+        sk["keywords"] = {str(k).upper(): (norm_label(v) if v else None) for k, v in (sk.get("keywords") or {}).items()}
+        sk["category"] = _category(cats, sk.get("category"), None, "sms_keywords")[0]
+
+    itypes: dict[str, dict[str, Any]] = {}
+    for name, d in (routing.get("incident_types") or {}).items():
+        where = f"routing.yaml incident_types.{name}"
+        if d.get("opd") not in codes:
+            raise RegencyConfigError(f"{where}: unknown OPD {d.get('opd')!r}")
+        cat, sub = _category(cats, d.get("category"), d.get("subcategory"), where)
+        itypes[" ".join(str(name).lower().replace("_", " ").split())] = {
+            "opd": d["opd"], "urgency": d.get("urgency", "tinggi"), "category": cat, "subcategory": sub}
+
+    opd_cats: dict[str, tuple[str | None, str | None]] = {}
+    for code, d in (routing.get("opd_categories") or {}).items():
+        opd_cats[code] = _category(cats, (d or {}).get("category"), (d or {}).get("subcategory"),
+                                   f"opd_categories.{code}")
+
+    place_keys = {k for k in list(gaz.kec_by_key) + list(gaz.desa_by_key) if k not in COMMON_WORDS}
+    place_keys |= {canon(gaz.kabupaten_name.replace("Kabupaten", ""))}
+    model = NBModel.from_dict(learned) if learned else None
+    return Regency(
+        gazetteer=gaz,
+        categories=cats,
+        rules=tuple(rules),
+        matcher=PhraseMatcher.build(phrases),
+        urgency_matcher=PhraseMatcher.build(uphr),
+        opd_codes=codes,
+        opd_names=names,
+        triage_opd=triage_opd,
+        min_confidence=float(routing.get("min_confidence", 0.45)),
+        rule_weight=float(routing.get("rule_weight_in_model", 0.9)),
+        channel_defaults=chan,
+        sms_keywords=sk,
+        incident_types=itypes,
+        triage_colours={str(k).lower(): str(v) for k, v in (routing.get("triage_colours") or {}).items()},
+        opd_categories=opd_cats,
+        place_keys=frozenset(place_keys),
+        model=model,
+        model_examples=model.examples if model else 0,
+    )

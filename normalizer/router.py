@@ -1,0 +1,278 @@
+"""OPD routing: keyword rules from routing.yaml plus a learned multinomial Naive Bayes model
+(word unigrams/bigrams and word-prefix features on normalised text), JSON-serialisable and pure
+Python. Never reads files, the database or the clock; every decision carries an explanation."""
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from normalizer.text import STOPWORDS, fold, map_token, raw_tokens, stem
+
+MODEL_VERSION = 1
+_MARKERS = frozenset({"kec", "kecamatan", "desa", "ds", "kel", "kelurahan", "dsn", "dusun", "dsa"})
+
+
+def routing_tokens(folded: str, place_keys: frozenset[str] = frozenset()) -> list[str]:
+    """Stemmed words of a message with place names dropped (a desa called "Sawahan" is not
+    about rice fields), abbreviations expanded and Javanese mapped."""
+    out: list[str] = []
+    skip_next = False
+    for tok in raw_tokens(folded):
+        if skip_next:
+            skip_next = False
+            if tok.isalpha():
+                continue
+        if tok in _MARKERS:
+            skip_next = True
+            continue
+        if tok in place_keys:
+            continue
+        for w in map_token(tok):
+            out.append(stem(w))
+    return out
+
+
+def model_features(tokens: list[str]) -> list[str]:
+    """Features for the learned model: content unigrams, adjacent bigrams, 5-letter prefixes."""
+    content = [t for t in tokens if t not in STOPWORDS and not t.isdigit() and len(t) > 1]
+    feats = set(content)
+    feats.update(f"{a}_{b}" for a, b in zip(content, content[1:]))
+    feats.update("~" + t[:5] for t in content if len(t) >= 7)
+    return list(feats)
+
+
+# --------------------------------------------------------------------------- learning --
+def train_router(examples: Iterable[tuple[str, str]], min_count: int = 1) -> dict:
+    """Train the statistical router on (text, OPD code) pairs; returns a JSON-ready dict.
+
+    Multinomial Naive Bayes over binary document features. Pure: the caller stores it."""
+    class_docs: Counter[str] = Counter()
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for text, opd in examples:
+        if not text or not opd:
+            continue
+        opd = str(opd).strip().upper()
+        feats = model_features(routing_tokens(fold(text)))
+        if not feats:
+            continue
+        class_docs[opd] += 1
+        for f in feats:
+            counts[f][opd] += 1
+    features = {f: dict(c) for f, c in counts.items() if sum(c.values()) >= min_count}
+    return {
+        "version": MODEL_VERSION,
+        "kind": "multinomial-nb",
+        "examples": sum(class_docs.values()),
+        "classes": sorted(class_docs),
+        "class_docs": dict(class_docs),
+        "features": features,
+    }
+
+
+@dataclass
+class NBModel:
+    classes: list[str]
+    prior: list[float]
+    loglik: dict[str, list[float]]
+    default: list[float]  # log prob of an unseen feature per class (not used in scoring)
+    examples: int = 0
+
+    @classmethod
+    def from_dict(cls, model: dict, alpha: float = 0.3) -> "NBModel | None":
+        if not model or not model.get("classes"):
+            return None
+        classes = list(model["classes"])
+        docs = model.get("class_docs", {})
+        feats: dict[str, dict[str, int]] = model.get("features", {})
+        total = {c: 0 for c in classes}
+        for per in feats.values():
+            for c, n in per.items():
+                if c in total:
+                    total[c] += n
+        vocab = max(1, len(feats))
+        denom = [math.log(total[c] + alpha * vocab) for c in classes]
+        loglik = {}
+        for f, per in feats.items():
+            loglik[f] = [math.log(per.get(c, 0) + alpha) - denom[i] for i, c in enumerate(classes)]
+        n = sum(docs.get(c, 0) for c in classes) or 1
+        # flattened prior: history volume should not drown the text
+        prior = [0.3 * math.log((docs.get(c, 0) + 1) / (n + len(classes))) for c in classes]
+        return cls(classes, prior, loglik, [math.log(alpha) - d for d in denom], int(model.get("examples", n)))
+
+    def scores(self, feats: list[str]) -> tuple[list[float], list[str]]:
+        """Log-posterior-like scores (tempered) and the features the model knew."""
+        s = list(self.prior)
+        known = []
+        ll = self.loglik
+        for f in feats:
+            row = ll.get(f)
+            if row is None:
+                continue
+            known.append(f)
+            for i, v in enumerate(row):
+                s[i] += v
+        if not known:
+            return [0.0] * len(s), []
+        # temper: NB double-counts correlated features (bigrams repeat unigrams)
+        temp = 1.0 + len(known) / 6.0
+        return [x / temp for x in s], known
+
+    def top_features(self, known: list[str], cls_idx: int, k: int = 3) -> list[str]:
+        def lift(f: str) -> float:
+            row = self.loglik[f]
+            others = [v for i, v in enumerate(row) if i != cls_idx]
+            return row[cls_idx] - (sum(others) / len(others) if others else 0.0)
+        return sorted(known, key=lift, reverse=True)[:k]
+
+
+# ------------------------------------------------------------------------------ rules --
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    opd: str
+    category: str | None
+    subcategory: str | None
+    weight: float
+
+
+@dataclass
+class PhraseMatcher:
+    """Longest-first matching of stemmed keyword phrases over stemmed token text."""
+
+    regex: re.Pattern | None
+    targets: dict[str, list[tuple[int, float, str]]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, phrases: list[tuple[str, int, float]]) -> "PhraseMatcher":
+        targets: dict[str, list[tuple[int, float, str]]] = {}
+        for phrase, idx, weight in phrases:
+            key = " ".join(stem(w) for w in _phrase_words(phrase))
+            if not key:
+                continue
+            n = key.count(" ") + 1
+            targets.setdefault(key, []).append((idx, weight * (1 + 0.5 * (n - 1)), phrase))
+        if not targets:
+            return cls(None, {})
+        alts = sorted(targets, key=lambda k: (-len(k), k))
+        regex = re.compile(r"(?<!\S)(?:" + "|".join(re.escape(a) for a in alts) + r")(?!\S)")
+        return cls(regex, targets)
+
+    def find(self, stemmed_text: str) -> list[tuple[int, float, str, int]]:
+        """-> (target index, weight, original phrase, token position) for each match."""
+        if self.regex is None:
+            return []
+        out = []
+        for m in self.regex.finditer(stemmed_text):
+            pos = stemmed_text.count(" ", 0, m.start())
+            for idx, w, phrase in self.targets[m.group(0)]:
+                out.append((idx, w, phrase, pos))
+        return out
+
+
+def _phrase_words(phrase: str) -> list[str]:
+    out: list[str] = []
+    for tok in raw_tokens(fold(phrase)):
+        out.extend(map_token(tok))
+    return out
+
+
+@dataclass
+class RouteResult:
+    opd: str
+    confidence: float
+    rule: str
+    needs_triage: bool
+    candidates: tuple[tuple[str, float], ...]
+    best_rule: Rule | None
+
+
+def softmax(xs: list[float]) -> list[float]:
+    m = max(xs)
+    e = [math.exp(x - m) for x in xs]
+    s = sum(e)
+    return [x / s for x in e]
+
+
+def route(
+    tokens: list[str],
+    rule_hits: list[tuple[int, float, str, int]],
+    rules: list[Rule],
+    opd_codes: list[str],
+    model: NBModel | None,
+    prior: dict[str, tuple[float, str]],
+    triage_opd: str,
+    min_confidence: float,
+    rule_weight: float,
+) -> RouteResult:
+    """Combine rule evidence, channel priors and the learned model into one decision."""
+    score: dict[str, float] = defaultdict(float)
+    why: dict[str, list[str]] = defaultdict(list)
+    best_rule_score: dict[str, tuple[float, Rule]] = {}
+    per_rule: dict[int, float] = defaultdict(float)
+    seen_phrase: set[tuple[int, str]] = set()
+    for idx, w, phrase, _pos in rule_hits:
+        if (idx, phrase) in seen_phrase:
+            continue
+        seen_phrase.add((idx, phrase))
+        r = rules[idx]
+        score[r.opd] += w
+        per_rule[idx] += w
+        why[r.opd].append(phrase)
+    for idx, s in per_rule.items():
+        r = rules[idx]
+        if r.opd not in best_rule_score or s > best_rule_score[r.opd][0]:
+            best_rule_score[r.opd] = (s, r)
+    for opd, (s, label) in prior.items():
+        score[opd] += s
+        why[opd].append(label)
+
+    def rule_text(opd: str) -> str:
+        parts = [p for p in why.get(opd, []) if not p.startswith("channel ") and not p.startswith("field ")]
+        extra = [p for p in why.get(opd, []) if p.startswith(("channel ", "field "))]
+        bits = []
+        if parts:
+            bits.append("rule:keyword " + ", ".join(f"'{p}'" for p in dict.fromkeys(parts[:3])) + f" -> {opd}")
+        bits.extend(f"{p} -> {opd}" for p in extra)
+        return "; ".join(bits)
+
+    feats = model_features(tokens) if model else []
+    nb_scores, known = model.scores(feats) if model else ([], [])
+
+    if model and known:
+        idx_of = {c: i for i, c in enumerate(model.classes)}
+        labels = list(model.classes) + [c for c in score if c not in idx_of]
+        logits = [(nb_scores[idx_of[c]] if c in idx_of else min(nb_scores) - 2.0) + rule_weight * score.get(c, 0.0)
+                  for c in labels]
+        probs = softmax(logits)
+        ranked = sorted(zip(labels, probs), key=lambda x: -x[1])
+        best, conf = ranked[0]
+        explain = []
+        if score.get(best):
+            explain.append(rule_text(best))
+        if best in idx_of:
+            tops = model.top_features(known, idx_of[best])
+            explain.append("model: top features " + ",".join(f"'{t}'" for t in tops) + f" (p={conf:.2f})")
+        text = "; ".join(e for e in explain if e)
+    elif score:
+        ranked_s = sorted(score.items(), key=lambda x: -x[1])
+        best, s1 = ranked_s[0]
+        s2 = ranked_s[1][1] if len(ranked_s) > 1 else 0.0
+        conf = s1 / (s1 + s2 + 1.0)
+        total = sum(score.values()) + 1.0
+        ranked = [(o, s / total) for o, s in ranked_s]
+        text = rule_text(best)
+    else:
+        return RouteResult(triage_opd, 0.0, f"no rule or model evidence -> triage {triage_opd}", True, (), None)
+
+    conf = max(0.0, min(1.0, conf))
+    candidates = tuple((o, round(p, 3)) for o, p in ranked[:3])
+    best_rule = best_rule_score.get(best, (0.0, None))[1]
+    if conf < min_confidence or best not in opd_codes:
+        return RouteResult(
+            triage_opd, conf,
+            f"low confidence {conf:.2f} < {min_confidence:.2f}: best guess {best} ({text}) -> triage {triage_opd}",
+            True, candidates, best_rule)
+    return RouteResult(best, conf, text, False, candidates, best_rule)

@@ -1,0 +1,173 @@
+"""Shared fixtures: a migrated database per test (SQLite always; PostgreSQL when
+SIMPUL_TEST_POSTGRES_URL is set), a hub app client, and API keys.
+
+Fixtures:
+- `db_url` / `engine`: parametrized over sqlite and postgres (postgres only when configured;
+  under CI=true a missing PostgreSQL is a failure, not a skip).
+- `sqlite_url`: SQLite only, for tests that are about behaviour rather than storage.
+- `client`: a TestClient on a fresh app (workers off), `admin_headers`, `make_key(role, opd)`.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+PG_URL = os.environ.get("SIMPUL_TEST_POSTGRES_URL")
+IN_CI = os.environ.get("CI") == "true"
+
+
+def _use_url(url: str, monkeypatch) -> None:
+    from hub import config as hub_config
+    from hub.db import reset_engine
+    from hub.settings import reset_settings
+
+    monkeypatch.setenv("SIMPUL_DATABASE_URL", url)
+    reset_settings()
+    reset_engine()
+    hub_config.regency.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory) -> Path:
+    from hub.migrate import upgrade
+
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def _pg_database():
+    """One migrated PostgreSQL database for the session; tables are emptied per test."""
+    if not PG_URL:
+        return None
+    from hub.migrate import upgrade
+
+    base = make_url(PG_URL)
+    name = f"simpul_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(base.set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    url = base.set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    yield url
+    from hub.db import reset_engine
+
+    reset_engine()
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _truncate_pg(url: str) -> None:
+    eng = create_engine(make_url(url).set(drivername="postgresql+psycopg"))
+    with eng.begin() as c:
+        tables = [r[0] for r in c.execute(text(
+            "SELECT tablename FROM pg_tables WHERE schemaname='public' AND tablename <> 'alembic_version'"))]
+        if tables:
+            c.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+    eng.dispose()
+
+
+def _fresh_sqlite(template: Path, tmp_path: Path) -> str:
+    path = tmp_path / "simpul.db"
+    shutil.copy(template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def sqlite_url(_sqlite_template, tmp_path, monkeypatch) -> str:
+    url = _fresh_sqlite(_sqlite_template, tmp_path)
+    _use_url(url, monkeypatch)
+    yield url
+    from hub.db import reset_engine
+
+    reset_engine()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, _sqlite_template, tmp_path, monkeypatch) -> str:
+    if request.param == "sqlite":
+        url = _fresh_sqlite(_sqlite_template, tmp_path)
+    else:
+        if not PG_URL:
+            if IN_CI:
+                pytest.fail("CI=true but SIMPUL_TEST_POSTGRES_URL is not set")
+            pytest.skip("PostgreSQL tests need SIMPUL_TEST_POSTGRES_URL")
+        url = request.getfixturevalue("_pg_database")
+        _truncate_pg(url)
+    _use_url(url, monkeypatch)
+    yield url
+    from hub.db import reset_engine
+
+    reset_engine()
+
+
+@pytest.fixture
+def engine(db_url):
+    from hub.db import get_engine
+
+    return get_engine()
+
+
+@pytest.fixture
+def cfg():
+    from hub.config import regency
+    from hub.settings import get_settings
+
+    return regency(str(get_settings().config_dir))
+
+
+@pytest.fixture
+def seeded(cfg):
+    """OPDs from the default config in the current test database."""
+    from hub.db import session_scope
+    from hub.seed import sync_opds
+
+    with session_scope() as s:
+        sync_opds(s, cfg)
+    return cfg
+
+
+@pytest.fixture
+def make_key():
+    from hub.auth import create_api_key
+    from hub.db import session_scope
+
+    def make(role: str = "admin", opd: str | None = None, name: str = "test") -> dict[str, str]:
+        with session_scope() as s:
+            key = create_api_key(s, name, role, opd)
+        return {"Authorization": f"Bearer {key}"}
+
+    return make
+
+
+def _client(url_fixture_value):
+    from fastapi.testclient import TestClient
+
+    from hub.app import create_app
+
+    return TestClient(create_app(workers=False))
+
+
+@pytest.fixture
+def client(db_url):
+    with _client(db_url) as c:
+        yield c
+
+
+@pytest.fixture
+def sqlite_client(sqlite_url):
+    with _client(sqlite_url) as c:
+        yield c
+
+
+@pytest.fixture
+def admin_headers(make_key, seeded):
+    return make_key("admin")
