@@ -153,7 +153,9 @@ class PhraseMatcher:
             if not key:
                 continue
             n = key.count(" ") + 1
-            targets.setdefault(key, []).append((idx, weight * (1 + 0.5 * (n - 1)), phrase))
+            lst = targets.setdefault(key, [])
+            if all(i != idx for i, _w, _p in lst):  # "ektp" and "ktp" are one keyword
+                lst.append((idx, weight * (1 + 0.5 * (n - 1)), phrase))
         if not targets:
             return cls(None, {})
         alts = sorted(targets, key=lambda k: (-len(k), k))

@@ -1,0 +1,189 @@
+"""normalize(): one InboundMessage -> one TicketDraft (reporter, place, category, urgency,
+routing, incident key). Pure and deterministic given (message, regency, now): no database,
+network or clock, and never lets a full NIK out of the raw message."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from normalizer.incidents import category_family
+from normalizer.reporter import find_name, find_nik, find_phone, is_valid_nik, mask_nik, mask_niks, to_e164
+from normalizer.regency import URGENCY_CALM, URGENCY_DARURAT, URGENCY_TINGGI, Regency
+from normalizer.router import route, routing_tokens
+from normalizer.text import clean_text, fold
+from normalizer.types import InboundMessage, Place, Reporter, Routing, TicketDraft, Urgency
+
+_PHONE_CHANNELS = frozenset({"sms", "whatsapp", "twilio", "gammu"})
+_TRUE = frozenset({"1", "true", "ya", "yes", "y", "on"})
+_URG = {"darurat": Urgency.DARURAT, "tinggi": Urgency.TINGGI, "normal": Urgency.NORMAL}
+_RANK = {Urgency.NORMAL: 0, Urgency.TINGGI: 1, Urgency.DARURAT: 2}
+
+
+def _f(fields: dict[str, Any], *names: str) -> str | None:
+    for n in names:
+        v = fields.get(n)
+        if v not in (None, ""):
+            return str(v).strip()
+    return None
+
+
+def _max_urgency(a: Urgency, b: Urgency) -> Urgency:
+    return a if _RANK[a] >= _RANK[b] else b
+
+
+def _reporter(msg: InboundMessage, fields: dict[str, Any]) -> Reporter:
+    phone = to_e164(_f(fields, "caller_phone", "phone", "no_hp", "telepon"))
+    if not phone and msg.channel in _PHONE_CHANNELS:
+        phone = to_e164(msg.sender)
+    if not phone:
+        phone = find_phone(msg.text)
+    nik_masked = None
+    nik_field = _f(fields, "nik", "NIK")
+    if nik_field:
+        digits = "".join(ch for ch in nik_field if ch.isdigit())
+        if is_valid_nik(digits):
+            nik_masked = mask_nik(digits)
+    if not nik_masked:
+        nik_masked, _ = find_nik(msg.text)
+    name = _f(fields, "caller_name", "nama", "name", "reporter_name") or msg.sender_name or find_name(msg.text)
+    return Reporter(
+        name=name,
+        phone=phone,
+        telegram_chat_id=str(msg.sender) if msg.channel == "telegram" and msg.sender else None,
+        lapor_id=(_f(fields, "tracking_id", "lapor_id") or msg.provider_id) if msg.channel == "lapor" else None,
+        nik_masked=nik_masked,
+        anonymous=str(fields.get("anonymous", fields.get("anonim", ""))).lower() in _TRUE,
+        confidential=str(fields.get("rahasia", fields.get("confidential", ""))).lower() in _TRUE,
+    )
+
+
+def _place(msg: InboundMessage, fields: dict[str, Any], regency: Regency) -> Place:
+    kec_hint = _f(fields, "kecamatan", "kec")
+    desa_hint = _f(fields, "desa", "kelurahan", "desa_kelurahan")
+    text = msg.text or ""
+    landmark = _f(fields, "landmark", "alamat", "address", "lokasi")
+    scan_text = f"{text} {landmark}" if landmark else text
+    pm = regency.gazetteer.scan(scan_text, kec_hint=kec_hint, desa_hint=desa_hint)
+    parts: list[str] = []
+    dusun = _f(fields, "dusun")
+    if dusun:
+        parts.append(f"Dsn. {dusun}")
+    rt_rw = _f(fields, "rt_rw", "rtrw")
+    if rt_rw:
+        parts.append(f"RT/RW {rt_rw}")
+    if landmark:
+        parts.append(landmark)
+    if not parts and pm.address:
+        parts.append(pm.address)
+    lat = msg.latitude if msg.latitude is not None else pm.latitude
+    lon = msg.longitude if msg.longitude is not None else pm.longitude
+    return Place(
+        kecamatan_code=pm.kecamatan.code if pm.kecamatan else None,
+        desa_code=pm.desa.code if pm.desa else None,
+        kecamatan_name=pm.kecamatan.name if pm.kecamatan else None,
+        desa_name=pm.desa.name if pm.desa else None,
+        address=", ".join(parts) or None,
+        latitude=lat,
+        longitude=lon,
+        ambiguous_desa=pm.ambiguous,
+    )
+
+
+def _urgency(stemmed: str, regency: Regency) -> tuple[Urgency, str | None]:
+    hits = regency.urgency_matcher.find(stemmed)
+    if not hits:
+        return Urgency.NORMAL, None
+    calm_pos = {pos for idx, _w, _p, pos in hits if idx == URGENCY_CALM}
+    darurat = [(p, pos) for idx, _w, p, pos in hits if idx == URGENCY_DARURAT]
+    for phrase, pos in darurat:
+        if not any(pos - 3 <= c < pos for c in calm_pos):
+            return Urgency.DARURAT, phrase
+    tinggi = [p for idx, _w, p, _pos in hits if idx == URGENCY_TINGGI]
+    if tinggi:
+        return Urgency.TINGGI, tinggi[0]
+    if darurat:  # a disaster word in a calm context ("rawan longsor") is still worth attention
+        return Urgency.TINGGI, darurat[0][0]
+    return Urgency.NORMAL, None
+
+
+def normalize(msg: InboundMessage, regency: Regency, now: datetime) -> TicketDraft:
+    """Turn one inbound message into a ticket draft. `now` is only a reference time."""
+    fields = dict(msg.fields or {})
+    text = msg.text or ""
+    text_clean = mask_niks(clean_text(text))
+    for key in ("nik", "NIK"):
+        if key in fields and fields[key]:
+            digits = "".join(ch for ch in str(fields[key]) if ch.isdigit())
+            fields[key] = mask_nik(digits) if len(digits) == 16 else "*" * len(digits)
+    keyword = str(fields.get("keyword") or "").strip().upper()
+    itype = " ".join(str(fields.get("incident_type") or "").lower().replace("_", " ").split())
+    is_empty = not any(ch.isalnum() for ch in text) and not msg.attachments and not keyword and not itype
+
+    reporter = _reporter(msg, fields)
+    place = _place(msg, fields, regency)
+
+    folded = fold(f"{text} {itype}" if itype else text)
+    tokens = routing_tokens(folded, regency.place_keys)
+    stemmed = " ".join(tokens)
+
+    urgency, urg_phrase = _urgency(stemmed, regency)
+    colour = str(fields.get("triage_colour") or fields.get("triage_color") or "").strip().lower()
+    if colour in regency.triage_colours:
+        urgency = _max_urgency(urgency, _URG.get(regency.triage_colours[colour], Urgency.NORMAL)) \
+            if regency.triage_colours[colour] != "normal" else urgency
+    it = regency.incident_types.get(itype) if itype else None
+    if it:
+        urgency = _max_urgency(urgency, _URG.get(it["urgency"], Urgency.NORMAL))
+    if msg.channel == "psc119":
+        urgency = _max_urgency(urgency, Urgency.TINGGI)
+
+    category: str | None = None
+    subcategory: str | None = None
+    sk = regency.sms_keywords
+    if keyword and sk and keyword in sk.get("keywords", {}):
+        routing = Routing(sk["opd"], float(sk.get("confidence", 0.97)),
+                          f"rule:sms keyword '{keyword}' -> {sk['opd']}", False, ((sk["opd"], 1.0),))
+        category, subcategory = sk.get("category"), sk["keywords"][keyword]
+    else:
+        prior: dict[str, tuple[float, str]] = {}
+        chan = regency.channel_defaults.get(msg.channel)
+        if chan:
+            prior[chan["opd"]] = (chan["score"], f"channel {msg.channel} default")
+        if it:
+            s, label = prior.get(it["opd"], (0.0, ""))
+            prior[it["opd"]] = (s + 3.0, f"field incident_type '{itype}'")
+        hits = regency.matcher.find(stemmed)
+        res = route(tokens, hits, list(regency.rules), list(regency.opd_codes), regency.model, prior,
+                    regency.triage_opd, regency.min_confidence, regency.rule_weight)
+        routing = Routing(res.opd, round(res.confidence, 3), res.rule, res.needs_triage, res.candidates)
+        guess = res.candidates[0][0] if res.candidates else res.opd
+        if it and (guess == it["opd"] or res.best_rule is None):
+            category, subcategory = it["category"], it["subcategory"]
+        elif res.best_rule is not None and res.best_rule.opd == guess:
+            category, subcategory = res.best_rule.category, res.best_rule.subcategory
+        elif chan and guess == chan["opd"]:
+            category, subcategory = chan["category"], chan["subcategory"]
+        elif guess in regency.opd_categories:
+            category, subcategory = regency.opd_categories[guess]
+    if is_empty:
+        routing = Routing(regency.triage_opd, 0.0, "empty message", True, ())
+        category = subcategory = None
+
+    fam = category_family(category)
+    where = place.desa_code or place.kecamatan_code
+    incident_key = f"{fam}:{where}" if fam and where else (f"{fam}:-" if fam else None)
+    return TicketDraft(
+        channel=msg.channel,
+        text_original=text,
+        text_clean=text_clean,
+        reporter=reporter,
+        place=place,
+        category=category,
+        subcategory=subcategory,
+        urgency=urgency,
+        routing=routing,
+        incident_key=incident_key,
+        attachments=tuple(msg.attachments),
+        fields=fields,
+        is_empty=is_empty,
+    )
