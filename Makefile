@@ -10,6 +10,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	# Only for its data file: the Compose specification JSON schema that a test checks our
+	# docker-compose.yml against (no Docker engine runs here). --no-deps: nothing else comes.
+	$(PY) -m pip install --quiet --no-deps docker-compose==1.29.2
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,0 +1,187 @@
+"""Intake throughput over real HTTP on loopback, against an empty FastAPI endpoint as ceiling.
+
+Starts `simpul serve` (workers on) on a fresh database, loads POST /api/v1/intake/api with wrk
+(bounded in time and connections, unique message ids), then an empty FastAPI endpoint under the
+same uvicorn settings, and prints messages/s, p50/p99 latency and the ratio. Afterwards it waits
+until every accepted message is a ticket and says so. SQLite always; PostgreSQL when
+SIMPUL_BENCH_POSTGRES_URL is set (or the local default answers).
+Usage: python bench/intake.py [--seconds 10] [--connections 32]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+EMPTY_APP = textwrap.dedent("""
+    from fastapi import FastAPI, Request
+    app = FastAPI()
+    @app.post("/api/v1/intake/{channel}", status_code=202)
+    async def empty(channel: str, request: Request):
+        await request.body()
+        return {"code": "XXXXXXX", "duplicate": False}
+""")
+WRK_LUA = textwrap.dedent("""
+    local counter = 0
+    local tid = 0
+    setup = function(thread) tid = tid + 1; thread:set("tid", tid) end
+    request = function()
+      counter = counter + 1
+      local body = string.format('{"text":"jalan rusak parah di desa Ngadirenggo kec Pogalan no %d","id":"%s-%d-%d","sender":"0812%08d"}', counter, run, tid, counter, counter)
+      return wrk.format("POST", "/api/v1/intake/api", {["Content-Type"]="application/json", ["Authorization"]="Bearer " .. key}, body)
+    end
+""")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_up(url: str, timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"server at {url} did not come up")
+
+
+def run_wrk(url: str, seconds: int, connections: int, key: str, run: str) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(f'key = "{key}"\nrun = "{run}"\n' + WRK_LUA)
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "--latency",
+                          "-s", f.name, url], capture_output=True, text=True, timeout=seconds + 60).stdout
+    os.unlink(f.name)
+
+    def lat(p: str) -> float:
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)", out, re.M)
+        if not m:
+            return float("nan")
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    return {"total": total, "non2xx": int(non2xx.group(1)) if non2xx else 0, "rps": rps,
+            "p50": lat("50"), "p99": lat("99"), "socket_errors": errors.group(1) if errors else "", "raw": out}
+
+
+def start(cmd: list[str], env: dict, port: int) -> subprocess.Popen:
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_up(f"http://127.0.0.1:{port}/healthz" if "serve" in cmd else f"http://127.0.0.1:{port}/docs")
+    return proc
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def bench_db(label: str, url: str, seconds: int, connections: int, workdir: Path) -> dict:
+    env = {**os.environ, "SIMPUL_DATABASE_URL": url, "SIMPUL_LOG_LEVEL": "WARNING",
+           "SIMPUL_MAX_BODY_BYTES": "65536"}
+    subprocess.run([PY, "-m", "hub", "db", "upgrade"], env=env, check=True, cwd=ROOT, capture_output=True)
+    key = subprocess.run([PY, "-m", "hub", "opd", "key", "create", "bench", "--role", "intake"], env=env,
+                         check=True, cwd=ROOT, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    port = free_port()
+    proc = start([PY, "-m", "hub", "serve", "--port", str(port)], env, port)
+    try:
+        res = run_wrk(f"http://127.0.0.1:{port}", seconds, connections, key, uuid.uuid4().hex[:8])
+        accepted = res["total"] - res["non2xx"]
+        engine = create_engine(make_url(url).set(drivername="postgresql+psycopg") if url.startswith("postgresql")
+                               else url)
+        t0 = time.time()
+        tickets = raw = 0
+        while time.time() - t0 < 300:
+            with engine.connect() as c:
+                raw = c.execute(text("SELECT count(*) FROM raw_messages")).scalar_one()
+                tickets = c.execute(text("SELECT count(*) FROM tickets")).scalar_one()
+            if tickets >= raw:
+                break
+            time.sleep(0.5)
+        res.update(label=label, accepted=accepted, raw=raw, tickets=tickets, drain_s=round(time.time() - t0, 1))
+        engine.dispose()
+        return res
+    finally:
+        stop(proc)
+
+
+def bench_empty(seconds: int, connections: int, workdir: Path) -> dict:
+    (workdir / "empty_app.py").write_text(EMPTY_APP)
+    port = free_port()
+    proc = start([PY, "-m", "uvicorn", "empty_app:app", "--port", str(port), "--log-level", "warning",
+                  "--no-access-log", "--app-dir", str(workdir)], dict(os.environ), port)
+    try:
+        res = run_wrk(f"http://127.0.0.1:{port}", seconds, connections, "none", "empty")
+        res.update(label="empty FastAPI endpoint", accepted=res["total"] - res["non2xx"])
+        return res
+    finally:
+        stop(proc)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=32)
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("bench/intake.py needs wrk (apt-get install wrk)")
+    work = Path(tempfile.mkdtemp(prefix="simpul-bench-"))
+    targets = [("SQLite", f"sqlite:///{work}/bench.db")]
+    pg_base = os.environ.get("SIMPUL_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    pg_name = f"simpul_bench_{uuid.uuid4().hex[:6]}"
+    admin = None
+    try:
+        admin = create_engine(make_url(pg_base).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            c.execute(text(f'CREATE DATABASE "{pg_name}"'))
+        targets.append(("PostgreSQL", make_url(pg_base).set(database=pg_name).render_as_string(hide_password=False)))
+    except Exception as exc:
+        print(f"(PostgreSQL skipped: {type(exc).__name__})")
+        admin = None
+    try:
+        empty = bench_empty(args.seconds, args.connections, work)
+        results = [bench_db(label, url, args.seconds, args.connections, work) for label, url in targets]
+    finally:
+        if admin is not None:
+            with admin.connect() as c:
+                c.execute(text(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\nintake benchmark: wrk -t2 -c{args.connections} -d{args.seconds}s on loopback, one uvicorn process, "
+          f"{os.cpu_count()} cores")
+    print(f"{'target':<24}{'msgs/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs empty':>10}{'non-2xx':>9}  every accepted a ticket?")
+    print(f"{empty['label']:<24}{empty['rps']:>10.0f}{empty['p50']:>9.2f}{empty['p99']:>9.2f}{'100%':>10}{empty['non2xx']:>9}")
+    for r in results:
+        ok = r["tickets"] == r["raw"] == r["accepted"]
+        print(f"{'intake ' + r['label']:<24}{r['rps']:>10.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}"
+              f"{r['rps'] / empty['rps']:>10.0%}{r['non2xx']:>9}  {'yes' if ok else 'NO'} "
+              f"(accepted {r['accepted']}, stored {r['raw']}, tickets {r['tickets']}, drained in {r['drain_s']} s)")
+    print("targets: >= 2000 msgs/s, >= 40% of the empty endpoint, p99 < 100 ms")
+
+
+if __name__ == "__main__":
+    main()
