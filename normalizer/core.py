@@ -9,8 +9,8 @@ from typing import Any
 from normalizer.incidents import category_family
 from normalizer.reporter import find_name, find_nik, find_phone, is_valid_nik, mask_nik, mask_niks, to_e164
 from normalizer.regency import URGENCY_CALM, URGENCY_DARURAT, URGENCY_TINGGI, Regency
-from normalizer.router import route, routing_tokens
-from normalizer.text import clean_text, fold
+from normalizer.router import route, routing_words
+from normalizer.text import clean_text, fold, stem
 from normalizer.types import InboundMessage, Place, Reporter, Routing, TicketDraft, Urgency
 
 _PHONE_CHANNELS = frozenset({"sms", "whatsapp", "twilio", "gammu"})
@@ -89,8 +89,8 @@ def _place(msg: InboundMessage, fields: dict[str, Any], regency: Regency) -> Pla
     )
 
 
-def _urgency(stemmed: str, regency: Regency) -> tuple[Urgency, str | None]:
-    hits = regency.urgency_matcher.find(stemmed)
+def _urgency(surface: str, stemmed: str, regency: Regency) -> tuple[Urgency, str | None]:
+    hits = regency.urgency_matcher.find(surface, stemmed)
     if not hits:
         return Urgency.NORMAL, None
     calm_pos = {pos for idx, _w, _p, pos in hits if idx == URGENCY_CALM}
@@ -123,10 +123,11 @@ def normalize(msg: InboundMessage, regency: Regency, now: datetime) -> TicketDra
     place = _place(msg, fields, regency)
 
     folded = fold(f"{text} {itype}" if itype else text)
-    tokens = routing_tokens(folded, regency.place_keys)
-    stemmed = " ".join(tokens)
+    words = routing_words(folded, regency.place_keys)
+    tokens = [stem(w) for w in words]
+    surface, stemmed = " ".join(words), " ".join(tokens)
 
-    urgency, urg_phrase = _urgency(stemmed, regency)
+    urgency, urg_phrase = _urgency(surface, stemmed, regency)
     colour = str(fields.get("triage_colour") or fields.get("triage_color") or "").strip().lower()
     if colour in regency.triage_colours:
         urgency = _max_urgency(urgency, _URG.get(regency.triage_colours[colour], Urgency.NORMAL)) \
@@ -152,7 +153,7 @@ def normalize(msg: InboundMessage, regency: Regency, now: datetime) -> TicketDra
         if it:
             s, label = prior.get(it["opd"], (0.0, ""))
             prior[it["opd"]] = (s + 3.0, f"field incident_type '{itype}'")
-        hits = regency.matcher.find(stemmed)
+        hits = regency.matcher.find(surface, stemmed)
         res = route(tokens, hits, list(regency.rules), list(regency.opd_codes), regency.model, prior,
                     regency.triage_opd, regency.min_confidence, regency.rule_weight)
         routing = Routing(res.opd, round(res.confidence, 3), res.rule, res.needs_triage, res.candidates)

@@ -18,6 +18,11 @@ _MARKERS = frozenset({"kec", "kecamatan", "desa", "ds", "kel", "kelurahan", "dsn
 def routing_tokens(folded: str, place_keys: frozenset[str] = frozenset()) -> list[str]:
     """Stemmed words of a message with place names dropped (a desa called "Sawahan" is not
     about rice fields), abbreviations expanded and Javanese mapped."""
+    return [stem(w) for w in routing_words(folded, place_keys)]
+
+
+def routing_words(folded: str, place_keys: frozenset[str] = frozenset()) -> list[str]:
+    """Like routing_tokens but unstemmed (surface words after mapping)."""
     out: list[str] = []
     skip_next = False
     for tok in raw_tokens(folded):
@@ -30,8 +35,7 @@ def routing_tokens(folded: str, place_keys: frozenset[str] = frozenset()) -> lis
             continue
         if tok in place_keys:
             continue
-        for w in map_token(tok):
-            out.append(stem(w))
+        out.extend(map_token(tok))
     return out
 
 
@@ -82,8 +86,8 @@ class NBModel:
 
     @classmethod
     def from_dict(cls, model: dict, alpha: float = 0.3) -> "NBModel | None":
-        if not model or not model.get("classes"):
-            return None
+        if not model or len(model.get("classes") or []) < 2 or int(model.get("examples", 0)) < 20:
+            return None  # too little history to say anything beyond the rules
         classes = list(model["classes"])
         docs = model.get("class_docs", {})
         feats: dict[str, dict[str, int]] = model.get("features", {})
@@ -142,35 +146,53 @@ class Rule:
 class PhraseMatcher:
     """Longest-first matching of stemmed keyword phrases over stemmed token text."""
 
-    regex: re.Pattern | None
+    surface: re.Pattern | None
+    rooted: re.Pattern | None
     targets: dict[str, list[tuple[int, float, str]]] = field(default_factory=dict)
+    root_targets: dict[str, list[tuple[int, float, str]]] = field(default_factory=dict)
+
+    @staticmethod
+    def _compile(keys) -> re.Pattern | None:
+        alts = sorted(keys, key=lambda k: (-len(k), k))
+        if not alts:
+            return None
+        return re.compile(r"(?<!\S)(?:" + "|".join(re.escape(a) for a in alts) + r")(?!\S)")
 
     @classmethod
     def build(cls, phrases: list[tuple[str, int, float]]) -> "PhraseMatcher":
+        """Keywords match the mapped surface words; keywords made only of root words also match
+        affixed forms through the stems ("banjir" ~ "kebanjiran"), but an affixed keyword
+        never matches its bare root ("penggelapan" is not "gelap")."""
         targets: dict[str, list[tuple[int, float, str]]] = {}
+        roots: dict[str, list[tuple[int, float, str]]] = {}
         for phrase, idx, weight in phrases:
-            key = " ".join(stem(w) for w in _phrase_words(phrase))
-            if not key:
+            ws = _phrase_words(phrase)
+            if not ws:
                 continue
-            n = key.count(" ") + 1
-            lst = targets.setdefault(key, [])
-            if all(i != idx for i, _w, _p in lst):  # "ektp" and "ktp" are one keyword
-                lst.append((idx, weight * (1 + 0.5 * (n - 1)), phrase))
-        if not targets:
-            return cls(None, {})
-        alts = sorted(targets, key=lambda k: (-len(k), k))
-        regex = re.compile(r"(?<!\S)(?:" + "|".join(re.escape(a) for a in alts) + r")(?!\S)")
-        return cls(regex, targets)
+            w = weight * (1 + 0.5 * (len(ws) - 1))
+            for key, table in ((" ".join(ws), targets),
+                               (" ".join(ws), roots) if all(stem(x) == x for x in ws) else (None, None)):
+                if key is None:
+                    continue
+                lst = table.setdefault(key, [])
+                if all(i != idx for i, _w, _p in lst):  # "ektp" and "ktp" are one keyword
+                    lst.append((idx, w, phrase))
+        return cls(cls._compile(targets), cls._compile(roots), targets, roots)
 
-    def find(self, stemmed_text: str) -> list[tuple[int, float, str, int]]:
+    def find(self, words_text: str, stemmed_text: str | None = None) -> list[tuple[int, float, str, int]]:
         """-> (target index, weight, original phrase, token position) for each match."""
-        if self.regex is None:
-            return []
         out = []
-        for m in self.regex.finditer(stemmed_text):
-            pos = stemmed_text.count(" ", 0, m.start())
-            for idx, w, phrase in self.targets[m.group(0)]:
-                out.append((idx, w, phrase, pos))
+        seen: set[tuple[int, int, str]] = set()
+        for regex, text, table in ((self.surface, words_text, self.targets),
+                                   (self.rooted, stemmed_text, self.root_targets)):
+            if regex is None or text is None:
+                continue
+            for m in regex.finditer(text):
+                pos = text.count(" ", 0, m.start())
+                for idx, w, phrase in table[m.group(0)]:
+                    if (idx, pos, phrase) not in seen:
+                        seen.add((idx, pos, phrase))
+                        out.append((idx, w, phrase, pos))
         return out
 
 
@@ -246,7 +268,8 @@ def route(
     if model and known:
         idx_of = {c: i for i, c in enumerate(model.classes)}
         labels = list(model.classes) + [c for c in score if c not in idx_of]
-        logits = [(nb_scores[idx_of[c]] if c in idx_of else min(nb_scores) - 2.0) + rule_weight * score.get(c, 0.0)
+        unknown = sum(nb_scores) / len(nb_scores)  # the model never saw this OPD: neutral
+        logits = [(nb_scores[idx_of[c]] if c in idx_of else unknown) + rule_weight * score.get(c, 0.0)
                   for c in labels]
         probs = softmax(logits)
         ranked = sorted(zip(labels, probs), key=lambda x: -x[1])
@@ -278,3 +301,21 @@ def route(
             f"low confidence {conf:.2f} < {min_confidence:.2f}: best guess {best} ({text}) -> triage {triage_opd}",
             True, candidates, best_rule)
     return RouteResult(best, conf, text, False, candidates, best_rule)
+
+
+def add_example(model: dict, text: str, opd: str) -> dict:
+    """A copy of a trained model with one more example counted (NB counts are additive)."""
+    opd = str(opd).strip().upper()
+    feats = model_features(routing_tokens(fold(text)))
+    new = dict(model)
+    if not feats:
+        return new
+    features = {f: dict(v) for f, v in model.get("features", {}).items()}
+    for f in feats:
+        per = features.setdefault(f, {})
+        per[opd] = per.get(opd, 0) + 1
+    docs = dict(model.get("class_docs", {}))
+    docs[opd] = docs.get(opd, 0) + 1
+    new.update(features=features, class_docs=docs, classes=sorted(docs),
+               examples=int(model.get("examples", 0)) + 1, version=MODEL_VERSION, kind="multinomial-nb")
+    return new

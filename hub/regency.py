@@ -1,0 +1,89 @@
+"""Hub side of the normalizer: reads the regency's gazetteer, taxonomy, routing rules and OPDs
+from the config directory and the newest learned router model from the database, and caches the
+built Regency. Never classifies anything itself (that is normalizer's job)."""
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from hub.config import ConfigError, load_yaml
+from hub.models import RouterModel
+from hub.settings import get_settings
+from normalizer import Regency, RegencyConfigError, build_regency
+
+_lock = threading.Lock()
+_cache: dict[tuple[str, object], Regency] = {}
+_CACHE_MAX = 4
+
+
+def _read_config(config_dir: Path) -> tuple[str, dict, dict, list[dict], str]:
+    config_dir = Path(config_dir)
+    wpath = config_dir / "wilayah.csv"
+    try:
+        wilayah = wpath.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(wpath, None, "file not found") from None
+    cpath = config_dir / "lapor_categories.json"
+    try:
+        categories = json.loads(cpath.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(cpath, None, "file not found") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(cpath, exc.lineno, f"invalid JSON: {exc.msg}") from None
+    rpath = config_dir / "routing.yaml"
+    routing = load_yaml(rpath) or {}
+    if not isinstance(routing, dict):
+        raise ConfigError(rpath, 1, "routing.yaml must be a mapping")
+    opath = config_dir / "opds.yaml"
+    opds_doc = load_yaml(opath) or {}
+    if not isinstance(opds_doc, dict) or not isinstance(opds_doc.get("opds"), list):
+        raise ConfigError(opath, 1, "expected a mapping with 'opds:'")
+    return wilayah, categories, routing, opds_doc["opds"], str(opds_doc.get("triage_opd", "DISKOMINFO"))
+
+
+def load_normalizer_regency(config_dir: Path, learned: dict | None = None, cache_key: object = None) -> Regency:
+    """Build (or reuse) the Regency for a config directory and an optional learned model.
+
+    Cached by (config_dir, cache_key or id(learned)); a rule naming an unknown OPD or category
+    raises ConfigError pointing at routing.yaml."""
+    key = (str(Path(config_dir).resolve()), cache_key if cache_key is not None else id(learned) if learned else None)
+    with _lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            return hit
+    wilayah, categories, routing, opds, triage = _read_config(Path(config_dir))
+    try:
+        reg = build_regency(wilayah, categories, routing, opds, triage, learned=learned)
+    except RegencyConfigError as exc:
+        raise ConfigError(Path(config_dir) / "routing.yaml", None, str(exc)) from None
+    with _lock:
+        if len(_cache) >= _CACHE_MAX:
+            _cache.pop(next(iter(_cache)))
+        _cache[key] = reg
+    return reg
+
+
+def clear_cache() -> None:
+    with _lock:
+        _cache.clear()
+
+
+def newest_model(session) -> RouterModel | None:
+    """The newest learned router model, or None (also when the table does not exist yet)."""
+    try:
+        return session.scalars(select(RouterModel).order_by(RouterModel.id.desc()).limit(1)).first()
+    except SQLAlchemyError:
+        return None
+
+
+def current_regency(session) -> Regency:
+    """The Regency live routing uses: config rules plus the newest learned model, if any."""
+    config_dir = get_settings().config_dir
+    row = newest_model(session)
+    if row is None or not row.model:
+        return load_normalizer_regency(config_dir)
+    return load_normalizer_regency(config_dir, learned=row.model, cache_key=("router_model", row.id, row.examples))
