@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
@@ -80,10 +81,30 @@ def revoke_api_key(session: Session, prefix: str) -> ApiKey:
         raise LookupError(f"no API key with prefix {prefix}")
     key.revoked_at = datetime.now(timezone.utc)
     session.add(key)
+    _key_cache.clear()
     return key
 
 
+# Verified keys are remembered briefly so the intake path does not query per request.
+# A revocation takes effect at once in this process and within KEY_CACHE_S in others.
+KEY_CACHE_S = 10.0
+_key_cache: dict[str, tuple[Principal, float]] = {}
+
+
 def principal_for_key(session: Session, presented: str) -> Principal | None:
+    digest = _key_hash(presented.strip())
+    hit = _key_cache.get(digest)
+    if hit is not None and hit[1] > time.monotonic():
+        return hit[0]
+    p = _lookup_key(session, presented)
+    if p is not None:
+        if len(_key_cache) > 10_000:
+            _key_cache.clear()
+        _key_cache[digest] = (p, time.monotonic() + KEY_CACHE_S)
+    return p
+
+
+def _lookup_key(session: Session, presented: str) -> Principal | None:
     parts = presented.strip().split("_")
     if len(parts) < 3 or parts[0] != "sk":
         return None

@@ -23,8 +23,11 @@ def write_session() -> Iterator[Session]:
         yield session
 
 
-def principal(request: Request, session: Session = Depends(db_session)) -> Principal:
-    return authenticate(request, session)
+def principal(request: Request) -> Principal:
+    """Who is calling. Uses its own short session, so no connection is held while a request
+    waits (the intake path waits for its group commit)."""
+    with Session(get_engine()) as session:
+        return authenticate(request, session)
 
 
 def regency_config() -> RegencyConfig:
