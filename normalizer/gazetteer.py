@@ -7,6 +7,7 @@ import csv
 import io
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from normalizer.text import fold, raw_tokens
 
@@ -19,7 +20,7 @@ LOCATIVES = frozenset({"di", "daerah", "wilayah", "area", "sekitar", "kawasan", 
 
 # Names that are ordinary words (Indonesian or Javanese): only read after a marker.
 COMMON_WORDS = frozenset("""
-sumber jati banjar barang bangun gading duren jambu pakis petung gayam manggis tangkil sawahan dukuh
+panggul sumber jati banjar barang bangun gading duren jambu pakis petung gayam manggis tangkil sawahan dukuh
 melis winong gondang joho pakel kayen siki sobo puru suruh tugu pule karangan bendungan gamping kerjo
 jajar tumpuk gador depok parakan dawuhan tamanan kamulan sengon trenggalek prambon bodag cakul
 masaran tawing craken dompyong gemaharjo ngembel slawe tasikmadu karangtengah kembangan widoro
@@ -35,6 +36,7 @@ _RTRW_RE = re.compile(r"\brt\.?\s*0*(\d{1,3})\s*(?:/|rw\.?)\s*(?:rw\.?)?\s*0*(\d
 _COORD_RE = re.compile(r"(-?\d{1,2}\.\d{3,})\s*,\s*(-?\d{2,3}\.\d{3,})")
 
 
+@lru_cache(maxsize=65536)
 def canon(name: str) -> str:
     """Spelling-insensitive key: letters only, old/Javanese spellings folded."""
     s = "".join(ch for ch in fold(name) if ch.isalpha())

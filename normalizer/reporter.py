@@ -8,7 +8,7 @@ import phonenumbers
 
 # 0812-3456-7890, 62812..., +62 812 3456 7890, (0355) 791234
 _PHONE_RE = re.compile(r"(?<![\d])(?:\+?\s?62|0)[\s\-.()]*\d{2,4}(?:[\s\-.()]*\d{2,5}){1,4}(?![\d])")
-_NIK_RE = re.compile(r"(?<!\d)(\d{4})[\s.\-]?(\d{2})[\s.\-]?(\d{6})[\s.\-]?(\d{4})(?!\d)")
+_NIK_RE = re.compile(r"(?<!\d)(\d{4})[\s.\-]?(\d{4})[\s.\-]?(\d{4})[\s.\-]?(\d{4})(?!\d)")
 _NAME_RE = re.compile(
     r"\b(?:nama\s*(?:saya|sy|lengkap|pelapor)?\s*[:=]?|saya\s+(?:bernama|adalah)|atas\s+nama|"
     r"an\.|a\.n\.?|dengan\s+(?:bapak|ibu|sdr\.?|saudara))\s*"

@@ -108,6 +108,7 @@ dong deh sih kah toh adalah ialah telah baru hanya lebih kurang semua setiap par
 """.split())
 
 _SPACE_RE = re.compile(r"\s+")
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
 _TOKEN_RE = re.compile(r"[a-z0-9]+")
 _REPEAT_RE = re.compile(r"([a-z])\1{2,}")
 _REDUP_RE = re.compile(r"\b([a-z]{2,})2\b")  # "jalan2" -> "jalan"
@@ -129,7 +130,7 @@ def norm_label(text: str) -> str:
 def clean_text(text: str) -> str:
     """The human-readable cleaned text: whitespace collapsed, control characters removed."""
     text = unicodedata.normalize("NFKC", text or "").replace("\xa0", " ")
-    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
+    text = _CONTROL_RE.sub("", text)
     return _SPACE_RE.sub(" ", text).strip()
 
 
