@@ -7,7 +7,9 @@ import importlib
 from hub.logging import get_logger
 
 log = get_logger(__name__)
-MODULES: list[str] = []
+MODULES: list[str] = [
+    "hub.lines.lapor",  # SP4N-LAPOR! pull, status sync and push (docs/lapor.md)
+]
 
 for _name in MODULES:
     importlib.import_module(_name)

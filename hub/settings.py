@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     lapor_base_url: str | None = None
     lapor_token: str | None = None
     lapor_pull_interval_s: int = 300
+    lapor_timeout_s: float = 15.0
     gammu_database_url: str | None = None
     gammu_poll_interval_s: float = 2.0
     smtp_host: str = "127.0.0.1"

@@ -1,0 +1,350 @@
+"""Hub side of SP4N-LAPOR!: the periodic pull that turns dispositioned reports into tickets, the
+status sync, LAPOR!'s service levels, and the outbox sender that pushes our changes back.
+
+Line health (last success, last error, failures, cursor) lives in channel_state row "lapor" for
+the dashboard. Never echoes a status that came from LAPOR! back to LAPOR!, and never stores the
+identity of an anonymous or confidential reporter (the adapter drops it before it gets here).
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from adapters.base import DeliveryError, OutboundMessage, RetryableError, SendResult
+from adapters.lapor import LaporAdapter, LaporReport
+from hub.config import ConfigError, RegencyConfig, load_yaml, regency
+from hub.db import get_engine, writer
+from hub.intake import accept_many
+from hub.logging import get_logger
+from hub.models import OPEN_STATUSES, ChannelState, Outbox, Ticket
+from hub.outbox import register_sender
+from hub.replies import register_reply_sender
+from hub.settings import Settings, get_settings
+from hub.sla import WorkCalendar
+from hub.tickets import TicketError, add_event, change_status
+from hub.workers import register_periodic
+
+log = get_logger(__name__)
+CHANNEL = "lapor"
+STATE = ChannelState.__table__
+DEFAULTS: dict[str, Any] = {
+    "instansi": None,
+    "service_levels": {"verify_working_days": 3, "follow_up_working_days": 5, "auto_close_working_days": 10},
+    "pull": {"per_page": 50, "max_pages_per_run": 40, "overlap_s": 120, "backoff_base_s": 30,
+             "backoff_cap_s": 1800, "lease_s": 300},
+}
+
+
+# --- configuration ------------------------------------------------------------------------
+
+def lapor_config(config_dir: Path | str | None = None) -> dict[str, Any]:
+    """config/<regency>/lapor.yaml merged over the defaults; wrong types stop with the file named."""
+    path = Path(config_dir or get_settings().config_dir) / "lapor.yaml"
+    data = load_yaml(path) if path.exists() else {}
+    data = data or {}
+    if not isinstance(data, dict):
+        raise ConfigError(path, 1, "lapor.yaml must be a mapping")
+    out = {"instansi": data.get("instansi", DEFAULTS["instansi"])}
+    for section in ("service_levels", "pull"):
+        given = data.get(section) or {}
+        if not isinstance(given, dict):
+            raise ConfigError(path, None, f"{section} must be a mapping")
+        merged = dict(DEFAULTS[section])
+        for k, v in given.items():
+            if k not in merged:
+                raise ConfigError(path, None, f"{section}.{k}: unknown setting; known: {', '.join(merged)}")
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+                raise ConfigError(path, None, f"{section}.{k} must be a non-negative number, got {v!r}")
+            merged[k] = v
+        out[section] = merged
+    return out
+
+
+def make_adapter(settings: Settings | None = None) -> LaporAdapter:
+    s = settings or get_settings()
+    return LaporAdapter(base_url=s.lapor_base_url or "", token=s.lapor_token or "", timeout_s=s.lapor_timeout_s)
+
+
+# --- line health in channel_state ----------------------------------------------------------
+
+def _utc(d: datetime | None) -> datetime | None:
+    if d is None:
+        return None
+    return d if d.tzinfo else d.replace(tzinfo=timezone.utc)
+
+
+def _iso(d: datetime) -> str:
+    return d.astimezone(timezone.utc).isoformat()
+
+
+def _parse(v: Any) -> datetime | None:
+    return _utc(datetime.fromisoformat(v)) if v else None
+
+
+def _ensure_state(engine: Engine) -> None:
+    with Session(writer(engine)) as s:
+        if s.get(ChannelState, CHANNEL) is None:
+            s.add(ChannelState(channel=CHANNEL, cursor={}))
+            try:
+                s.commit()
+            except IntegrityError:  # another process created it first
+                s.rollback()
+
+
+def record_ok(engine: Engine, **values: Any) -> None:
+    _ensure_state(engine)
+    with writer(engine).begin() as conn:
+        conn.execute(update(STATE).where(STATE.c.channel == CHANNEL)
+                     .values(last_ok_at=datetime.now(timezone.utc), consecutive_failures=0, **values))
+
+
+def record_failure(engine: Engine, error: str) -> None:
+    _ensure_state(engine)
+    with writer(engine).begin() as conn:
+        conn.execute(update(STATE).where(STATE.c.channel == CHANNEL)
+                     .values(last_error_at=datetime.now(timezone.utc), last_error=error[:2000],
+                             consecutive_failures=STATE.c.consecutive_failures + 1))
+
+
+def line_state(engine: Engine | None = None) -> dict[str, Any] | None:
+    """What the dashboard shows for the LAPOR! line."""
+    with Session(engine or get_engine()) as s:
+        st = s.get(ChannelState, CHANNEL)
+        if st is None:
+            return None
+        return {"channel": CHANNEL, "last_ok_at": _utc(st.last_ok_at), "last_error_at": _utc(st.last_error_at),
+                "last_error": st.last_error, "consecutive_failures": st.consecutive_failures,
+                "last_message_at": _utc(st.last_message_at), "cursor": dict(st.cursor or {})}
+
+
+def _claim(engine: Engine, now: datetime, lease_s: float, force: bool) -> dict[str, Any] | None:
+    """Take the pull lease if a pull is due. The database decides between hub processes."""
+    _ensure_state(engine)
+    with Session(writer(engine), expire_on_commit=False) as s:
+        q = select(ChannelState).where(ChannelState.channel == CHANNEL)
+        if engine.dialect.name == "postgresql":
+            q = q.with_for_update()
+        st = s.scalars(q).one()
+        cur = dict(st.cursor or {})
+        lease = _parse(cur.get("lease_until"))
+        due = _parse(cur.get("next_pull_at"))
+        if (lease and lease > now) or (not force and due and due > now):
+            s.rollback()
+            return None
+        cur["lease_until"] = _iso(now + timedelta(seconds=lease_s))
+        st.cursor = cur
+        s.add(st)
+        s.commit()
+        return cur
+
+
+def _release(engine: Engine, cursor: dict[str, Any]) -> None:
+    cursor = {k: v for k, v in cursor.items() if k != "lease_until"}
+    with writer(engine).begin() as conn:
+        conn.execute(update(STATE).where(STATE.c.channel == CHANNEL).values(cursor=cursor))
+
+
+def backoff_s(failures: int, base: float, cap: float) -> float:
+    """Exponential backoff with jitter for the pull: base, 2*base, 4*base, ... up to cap."""
+    top = min(cap, base * 2 ** max(0, failures - 1))
+    return random.uniform(top / 2, top)
+
+
+# --- the pull ------------------------------------------------------------------------------
+
+@dataclass
+class PullResult:
+    pulled: int = 0
+    new: int = 0
+    duplicates: int = 0
+    synced: int = 0
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    pages: int = 0
+    error: str | None = None
+    skipped: bool = False  # not due, or another process holds the lease
+
+
+def _process_new(engine: Engine) -> None:
+    from hub.processing import process_pending
+
+    while process_pending(engine, 500) == 500:
+        pass
+
+
+def _quiet_change(s: Session, t: Ticket, to: str, cfg: RegencyConfig, note: str) -> bool:
+    """Follow a change LAPOR! made, without pushing it back to LAPOR!."""
+    before = set(s.scalars(select(Outbox.id).where(Outbox.ticket_id == t.id, Outbox.kind == "lapor_push")))
+    try:
+        change_status(s, t, to, f"channel:{CHANNEL}", cfg, note=note)
+    except TicketError as exc:
+        log.info("lapor.sync_skipped", ticket=t.code, to=to, reason=str(exc))
+        return False
+    s.flush()
+    for row in s.scalars(select(Outbox).where(Outbox.ticket_id == t.id, Outbox.kind == "lapor_push",
+                                              Outbox.state == "pending")):
+        if row.id not in before:
+            s.delete(row)
+    return True
+
+
+def _apply_sla(t: Ticket, rep: LaporReport, cfg: RegencyConfig, lcfg: dict[str, Any]) -> dict[str, Any]:
+    """LAPOR!'s follow-up deadline is our due time (unless ours is sooner); note the verify SLA."""
+    levels = lcfg["service_levels"]
+    cal = WorkCalendar(cfg.sla)
+    f = rep.message.fields
+    disposed = _parse(f.get("lapor_dispositioned_at")) or _utc(t.created_at)
+    reported = _parse(f.get("lapor_reported_at"))
+    follow_due = cal.add_working_days(disposed, int(levels["follow_up_working_days"]))
+    current = _utc(t.due_at)
+    t.due_at = min(current, follow_due) if current else follow_due
+    verify_due = cal.add_working_days(reported, int(levels["verify_working_days"])) if reported else None
+    return {"follow_up_due": _iso(follow_due), "verify_due": _iso(verify_due) if verify_due else None,
+            "verified_in_time": (disposed <= verify_due) if verify_due else None,
+            "auto_close_working_days": int(levels["auto_close_working_days"])}
+
+
+def _sync(engine: Engine, reports: list[LaporReport], cfg: RegencyConfig, lcfg: dict[str, Any]) -> int:
+    """Apply SLA to new LAPOR! tickets and follow LAPOR!'s status changes on known ones."""
+    tids = [r.tracking_id for r in reports]
+    changed = 0
+    with Session(writer(engine), expire_on_commit=False) as s:
+        tickets = {t.channel_message_id: t for t in s.scalars(
+            select(Ticket).where(Ticket.channel == CHANNEL, Ticket.channel_message_id.in_(tids)))}
+        for rep in reports:
+            t = tickets.get(rep.tracking_id)
+            if t is None:  # still pending or linked as a repeat: the next pull looks again
+                continue
+            fields = dict(t.fields or {})
+            first = "lapor_sla" not in fields
+            if first:
+                fields["lapor_sla"] = _apply_sla(t, rep, cfg, lcfg)
+            seen_status = None if first else fields.get("lapor_status")
+            from_reporter = [r for r in rep.responses if r.get("dari") == "pelapor"]
+            seen_n = int(fields.get("lapor_reporter_responses", 0))
+            for r in from_reporter[seen_n:]:
+                add_event(s, t, f"channel:{CHANNEL}", "note",
+                          note=f"Tanggapan pelapor di LAPOR!: {str(r.get('isi') or '').strip()}",
+                          data={"lapor_time": r.get("waktu")})
+            fields["lapor_reporter_responses"] = len(from_reporter)
+            if rep.status_text != seen_status:
+                fields["lapor_status"] = rep.status_text
+                if not first:
+                    add_event(s, t, f"channel:{CHANNEL}", "note", note=f"Status LAPOR!: {rep.status_text}",
+                              data={"lapor_status": rep.status_text})
+                if rep.status in ("selesai", "ditolak") and t.status in OPEN_STATUSES:
+                    _quiet_change(s, t, rep.status, cfg, f"Status LAPOR!: {rep.status_text}")
+                elif rep.status_text.lower().startswith("ditanggapi oleh pelapor") and t.status == "selesai":
+                    _quiet_change(s, t, "menunggu", cfg, "Pelapor menanggapi tindak lanjut di LAPOR!")
+                changed += 0 if first else 1
+            if fields != t.fields:
+                t.fields = fields
+                s.add(t)
+        s.commit()
+    return changed
+
+
+async def pull_once(engine: Engine | None = None, settings: Settings | None = None,
+                    adapter: LaporAdapter | None = None, force: bool = False) -> PullResult:
+    """One pull run: all pages changed since the cursor, stored, processed and synced."""
+    engine = engine or get_engine()
+    settings = settings or get_settings()
+    adapter = adapter or make_adapter(settings)
+    cfg = regency(str(settings.config_dir))
+    lcfg = lapor_config(settings.config_dir)
+    pull = lcfg["pull"]
+    now = datetime.now(timezone.utc)
+    cursor = await asyncio.to_thread(_claim, engine, now, pull["lease_s"], force)
+    if cursor is None:
+        return PullResult(skipped=True)
+    res = PullResult()
+    since = _parse(cursor.get("since"))
+    query_since = since - timedelta(seconds=pull["overlap_s"]) if since else None
+    newest = since
+    page, more = 1, True
+    try:
+        while more and res.pages < pull["max_pages_per_run"]:
+            got = await adapter.fetch_page(query_since, page, int(pull["per_page"]))
+            res.pages += 1
+            for tid, reason in got.rejected:
+                log.warning("lapor.report_rejected", tracking_id=tid, reason=reason)
+            res.rejected.extend(got.rejected)
+            reports = list(got.reports)
+            if reports:
+                accepted = await asyncio.to_thread(accept_many, [r.message for r in reports], engine,
+                                                   settings.dedup_window_s)
+                res.pulled += len(reports)
+                res.new += sum(not a.duplicate for a in accepted)
+                res.duplicates += sum(a.duplicate for a in accepted)
+                await asyncio.to_thread(_process_new, engine)
+                res.synced += await asyncio.to_thread(_sync, engine, reports, cfg, lcfg)
+                for r in reports:
+                    if r.updated_at and (newest is None or r.updated_at > newest):
+                        newest = r.updated_at
+            more = got.next_page is not None
+            page = got.next_page or page
+    except (DeliveryError, OSError) as exc:
+        failures = int(cursor.get("pull_failures", 0)) + 1
+        delay = backoff_s(failures, pull["backoff_base_s"], pull["backoff_cap_s"])
+        res.error = str(exc)
+        cursor.update(pull_failures=failures, next_pull_at=_iso(now + timedelta(seconds=delay)))
+        if newest and newest != since:  # pages already stored stay stored; go on from there
+            cursor["since"] = _iso(newest)
+        await asyncio.to_thread(_release, engine, cursor)
+        await asyncio.to_thread(record_failure, engine, f"pull: {exc}")
+        log.warning("lapor.pull_failed", error=str(exc)[:300], failures=failures, retry_in_s=round(delay, 1))
+        return res
+    except BaseException:
+        await asyncio.to_thread(_release, engine, cursor)
+        raise
+    interval = 0 if more else settings.lapor_pull_interval_s  # pages left: go on at the next tick
+    cursor.update(pull_failures=0, next_pull_at=_iso(now + timedelta(seconds=interval)),
+                  last_pull={"at": _iso(now), "pulled": res.pulled, "new": res.new,
+                             "synced": res.synced, "rejected": len(res.rejected)})
+    if newest:
+        cursor["since"] = _iso(newest)
+    await asyncio.to_thread(_release, engine, cursor)
+    extra = {"last_message_at": now} if res.new else {}
+    await asyncio.to_thread(record_ok, engine, **extra)
+    log.info("lapor.pulled", pages=res.pages, pulled=res.pulled, new=res.new, synced=res.synced,
+             rejected=len(res.rejected))
+    return res
+
+
+async def pull_job() -> None:
+    settings = get_settings()
+    if not (settings.lapor_base_url and settings.lapor_token):
+        return
+    await pull_once(settings=settings)
+
+
+# --- the push ------------------------------------------------------------------------------
+
+async def push_sender(row: Outbox) -> dict[str, Any] | None:
+    """Outbox sender for kind lapor_push: our status change and the OPD's reply, to LAPOR!."""
+    p = row.payload
+    engine = get_engine()
+    try:
+        res = await make_adapter().push(str(p["tracking_id"]), p["status"], p.get("text") or "",
+                                        p.get("note"), p.get("ticket_code"))
+    except RetryableError as exc:  # LAPOR! unreachable: the outbox retries; the dashboard shows it
+        await asyncio.to_thread(record_failure, engine, f"push: {exc}")
+        raise
+    await asyncio.to_thread(record_ok, engine)
+    return {"provider_id": res.provider_id, **res.detail}
+
+
+async def reply_sender(message: OutboundMessage) -> SendResult:
+    return await make_adapter().send(message)
+
+
+register_sender("lapor_push", push_sender)
+register_reply_sender(CHANNEL, reply_sender)
+register_periodic("lapor_pull", float(min(get_settings().lapor_pull_interval_s, 15)), pull_job)

@@ -1,0 +1,385 @@
+"""SP4N-LAPOR!: report parsing (fixture table), pull -> tickets, idempotent re-pull, status push,
+status sync from LAPOR!, outage with backoff and recovery, all against the local fake server."""
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from adapters.base import InvalidPayload
+from adapters.lapor import map_status, parse_report
+from tests.fakes.lapor_api import FakeLapor
+
+FIXTURES = Path(__file__).parent / "fixtures" / "lapor"
+INSTANSI = "Pemerintah Kabupaten Trenggalek"
+
+
+def fixture(name: str) -> dict:
+    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+
+
+# --- the adapter alone: one row per fixture ---------------------------------------------------
+
+PARSE_CASES = [
+    # fixture, tracking id, report type, anonymous, rahasia, sender_name, phone field, our status
+    ("report__pengaduan.json", "9165816", "pengaduan", False, False, "Siti Rahayu", "081234567890", "menunggu"),
+    ("report__anonim.json", "9165901", "pengaduan", True, False, None, None, "menunggu"),
+    ("report__rahasia.json", "9166002", "aspirasi", False, True, None, None, "diproses"),
+    ("report__permintaan_informasi.json", "9166100", "permintaan informasi", False, False, "Agus", None, "selesai"),
+]
+
+
+@pytest.mark.parametrize("name,tid,kind,anon,secret,sender_name,phone,status", PARSE_CASES,
+                         ids=[c[0] for c in PARSE_CASES])
+def test_parse_report(name, tid, kind, anon, secret, sender_name, phone, status):
+    rep = parse_report(fixture(name))
+    m = rep.message
+    assert (m.channel, m.provider_id, m.sender) == ("lapor", tid, tid)
+    assert m.fields["report_type"] == kind
+    assert m.fields["anonymous"] is anon and m.fields["rahasia"] is secret
+    assert m.sender_name == sender_name
+    assert m.fields.get("phone") == phone
+    assert rep.status == status
+    assert m.received_at is not None and m.received_at.tzinfo is not None
+    if anon or secret:  # the identity is not even in the stored raw payload
+        assert "pelapor" not in m.raw and "Budi" not in json.dumps(m.fields) and "Wulan" not in json.dumps(m.raw)
+
+
+@pytest.mark.parametrize("name,reason", [
+    ("report__no_tracking_id.json", "tracking id"),
+    ("report__unknown_type.json", "unknown report type"),
+    ("report__empty.json", "neither title nor text"),
+    ("report__bad_time.json", "ISO 8601"),
+])
+def test_parse_report_rejects(name, reason):
+    with pytest.raises(InvalidPayload, match=reason):
+        parse_report(fixture(name))
+
+
+@pytest.mark.parametrize("text,ours,instansi", [
+    ("Terdisposisi ke Pemerintah Kabupaten Trenggalek", "menunggu", "Pemerintah Kabupaten Trenggalek"),
+    ("Ditindaklanjuti oleh Instansi", "diproses", None),
+    ("Ditanggapi oleh Pelapor", "diproses", None),
+    ("Selesai otomatis dalam 10 hari", "selesai", None),
+    ("Bukan Wewenang", "ditolak", None),
+    ("Diarsipkan", "ditolak", None),
+    ("Ditunda", "menunggu", None),
+    ("Belum Terverifikasi", None, None),
+    ("sesuatu yang baru", None, None),
+])
+def test_status_table(text, ours, instansi):
+    assert map_status(text) == (ours, instansi)
+
+
+# --- the hub side against the fake server -----------------------------------------------------
+
+@pytest.fixture
+def fake():
+    f = FakeLapor(instansi=INSTANSI).start()
+    yield f
+    f.stop()
+
+
+@pytest.fixture
+def lapor(fake, engine, seeded, monkeypatch):
+    """Settings pointing at the fake; returns a function running one forced pull."""
+    from hub.settings import reset_settings
+
+    monkeypatch.setenv("SIMPUL_LAPOR_BASE_URL", fake.url)
+    monkeypatch.setenv("SIMPUL_LAPOR_TOKEN", fake.token)
+    monkeypatch.setenv("SIMPUL_LAPOR_TIMEOUT_S", "0.5")
+    reset_settings()
+    import hub.lines.lapor as L
+
+    def pull(force: bool = True):
+        return asyncio.run(L.pull_once(engine=engine, force=force))
+
+    return pull
+
+
+def tickets(engine):
+    from hub.models import Ticket
+
+    with Session(engine) as s:
+        return {t.channel_message_id: t for t in s.scalars(select(Ticket).where(Ticket.channel == "lapor"))}
+
+
+def count(engine, model) -> int:
+    with Session(engine) as s:
+        return s.scalar(select(func.count()).select_from(model))
+
+
+def state(engine):
+    from hub.lines.lapor import line_state
+
+    return line_state(engine)
+
+
+def seed_reports(fake: FakeLapor) -> None:
+    fake.submit(9165816, "Jalan berlubang di Desa Ngulankulon",
+                "Jalan di Desa Ngulankulon Kecamatan Pogalan berlubang besar, sudah dua motor jatuh.",
+                location="Ngulankulon, Pogalan")
+    fake.submit(9165901, "Pungutan liar pembuatan KK", "Di kantor desa diminta bayar Rp100.000 untuk KK.",
+                anonymous=True, name="Budi Santoso", phone="085733221100")
+    fake.submit(9166002, "Guru sering tidak masuk", "Guru kelas 4 SDN 2 Kampak sering tidak masuk.",
+                kind="aspirasi", rahasia=True, name="Wulan", phone="081355577799")
+    fake.submit(9166100, "Belum diverifikasi", "Laporan ini belum diverifikasi admin LAPOR!")
+    for tid in (9165816, 9165901, 9166002):
+        fake.verify(tid)
+
+
+def test_pull_creates_tickets_keyed_on_tracking_id(fake, lapor, engine):
+    from hub.tickets import ticket_dict
+
+    seed_reports(fake)
+    res = lapor()
+    assert res.error is None and (res.pulled, res.new) == (3, 3)
+    got = tickets(engine)
+    assert set(got) == {"9165816", "9165901", "9166002"}  # the unverified one is not ours yet
+    t = got["9165816"]
+    assert t.reporter_lapor_id == "9165816" and t.reporter_name == "Siti Rahayu"
+    assert t.reporter_phone == "+6281234567890"
+    assert t.fields["report_type"] == "pengaduan" and t.fields["disposition"] == INSTANSI
+    assert t.fields["lapor_status"] == f"Terdisposisi ke {INSTANSI}"
+    assert fake.requests[0]["headers"]["Authorization"] == f"Bearer {fake.token}"
+    # LAPOR!'s follow-up SLA: 5 working days after the disposition (Mon 23 Nov 2026 09:00 WIB)
+    assert t.fields["lapor_sla"]["follow_up_due"] == "2026-11-30T09:00:00+00:00"
+    assert t.fields["lapor_sla"]["verified_in_time"] is True
+    due = t.due_at if t.due_at.tzinfo else t.due_at.replace(tzinfo=timezone.utc)
+    assert due <= datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc)
+    for tid in ("9165901", "9166002"):  # anonymous / rahasia: no identity anywhere an OPD looks
+        hidden = got[tid]
+        assert hidden.reporter_name is None and hidden.reporter_phone is None
+        d = ticket_dict(hidden)
+        assert d["reporter"] is None and (d["anonymous"] or d["confidential"])
+    assert got["9165901"].anonymous and got["9166002"].confidential
+    st = state(engine)
+    assert st["consecutive_failures"] == 0 and st["last_ok_at"] is not None and st["cursor"]["since"]
+
+
+def test_pulling_twice_makes_nothing_twice(fake, lapor, engine):
+    from hub.models import Outbox, RawMessage, Ticket, TicketEvent
+
+    seed_reports(fake)
+    lapor()
+    before = [count(engine, m) for m in (RawMessage, Ticket, TicketEvent, Outbox)]
+    res = lapor()
+    # the cursor overlap re-reads the newest reports on purpose: stored once, nothing new made
+    assert res.new == 0 and res.synced == 0
+    assert [count(engine, m) for m in (RawMessage, Ticket, TicketEvent, Outbox)] == before
+    # also with the cursor wiped (a full re-read of everything)
+    from hub.db import writer
+    from hub.models import ChannelState
+
+    with Session(writer(engine)) as s:
+        st = s.get(ChannelState, "lapor")
+        st.cursor = {}
+        s.add(st)
+        s.commit()
+    res = lapor()
+    assert res.pulled == 3 and res.new == 0
+    assert [count(engine, m) for m in (RawMessage, Ticket, TicketEvent, Outbox)] == before
+
+
+def _run_outbox(engine):
+    from hub.outbox import run_once
+
+    return asyncio.run(run_once(engine, kinds=["lapor_push"]))
+
+
+def _outbox_rows(engine, kind="lapor_push"):
+    from hub.models import Outbox
+
+    with Session(engine) as s:
+        return list(s.scalars(select(Outbox).where(Outbox.kind == kind).order_by(Outbox.id)))
+
+
+def _change(engine, cfg, tid: str, to: str, note: str | None):
+    from hub.db import session_scope
+    from hub.models import Ticket
+    from hub.tickets import change_status
+
+    with session_scope(engine) as s:
+        t = s.scalars(select(Ticket).where(Ticket.channel_message_id == tid)).one()
+        change_status(s, t, to, "user:pupr", cfg, note=note)
+
+
+@pytest.mark.parametrize("to,note,expect", [
+    ("diproses", "Tim PUPR meninjau lokasi besok pagi.", ("follow_up", False, "Tim PUPR meninjau lokasi besok pagi.")),
+    ("selesai", "Lubang sudah ditambal.", ("follow_up", True, "Lubang sudah ditambal.")),
+    ("ditolak", "Jalan nasional, kewenangan BBPJN.", ("admin_action", "bukan_wewenang", "Jalan nasional, kewenangan BBPJN.")),
+    ("diproses", None, ("follow_up", False, "sedang diproses")),
+])
+def test_status_changes_are_pushed_to_lapor(fake, lapor, engine, cfg, to, note, expect):
+    seed_reports(fake)
+    lapor()
+    _change(engine, cfg, "9165816", to, note)
+    rows = _outbox_rows(engine)
+    assert len(rows) == 1 and rows[0].payload["tracking_id"] == "9165816"
+    assert _run_outbox(engine) == 1
+    assert _outbox_rows(engine)[0].state == "done"
+    kind, flag, text = expect
+    if kind == "follow_up":
+        assert len(fake.follow_ups) == 1 and not fake.actions
+        sent = fake.follow_ups[0]
+        assert sent["tracking_id"] == "9165816" and sent["selesai"] is flag and text in sent["isi"]
+        assert sent["referensi"] == rows[0].payload["ticket_code"]
+    else:
+        assert fake.actions == [{"tracking_id": "9165816", "aksi": flag, "alasan": text}]
+    # our own change came back on the next pull: it is not echoed or turned into a new change
+    before = len(_outbox_rows(engine))
+    lapor()
+    assert len(_outbox_rows(engine)) == before
+
+
+def test_lapor_status_changes_are_followed_without_echo(fake, lapor, engine):
+    from hub.models import TicketEvent
+
+    seed_reports(fake)
+    lapor()
+    fake.reporter_replies(9165816, "Sampai hari ini belum ada perbaikan.")
+    res = lapor()
+    assert res.synced == 1
+    t = tickets(engine)["9165816"]
+    assert t.fields["lapor_status"] == "Ditanggapi oleh Pelapor"
+    with Session(engine) as s:
+        notes = [e.note for e in s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == t.id,
+                                                                     TicketEvent.kind == "note"))]
+    assert any("belum ada perbaikan" in n for n in notes)
+    fake.auto_close(9165816)
+    lapor()
+    t = tickets(engine)["9165816"]
+    assert t.status == "selesai"
+    assert _outbox_rows(engine) == []  # LAPOR! closed it; nothing goes back to LAPOR!
+    # the reporter answers after closing: the ticket opens again for the OPD
+    fake.reporter_replies(9165816, "Masih berlubang, tolong dicek lagi.")
+    lapor()
+    assert tickets(engine)["9165816"].status == "menunggu"
+    assert _outbox_rows(engine) == []
+
+
+def test_report_first_seen_already_closed_is_closed(fake, lapor, engine):
+    fake.submit(9170000, "Informasi jadwal", "Kapan jadwal vaksin di Puskesmas Durenan?", kind="permintaan_informasi")
+    fake.verify(9170000)
+    fake.auto_close(9170000)
+    lapor()
+    t = tickets(engine)["9170000"]
+    assert t.status == "selesai" and t.fields["report_type"] == "permintaan informasi"
+    assert _outbox_rows(engine) == []
+
+
+@pytest.mark.parametrize("outage", ["http500", "timeout"])
+def test_pull_outage_backs_off_and_recovers(fake, lapor, engine, outage):
+    seed_reports(fake)
+    if outage == "http500":
+        fake.fail_next(1, 500)
+    else:
+        fake.stall_next(1, 1.5)  # client timeout is 0.5 s
+    res = lapor()
+    assert res.error and res.new == 0
+    st = state(engine)
+    assert st["consecutive_failures"] == 1 and st["last_error_at"] is not None
+    assert ("500" in st["last_error"]) if outage == "http500" else ("timeout" in st["last_error"])
+    next_at = datetime.fromisoformat(st["cursor"]["next_pull_at"])
+    assert timedelta(seconds=14) <= next_at - datetime.now(timezone.utc) <= timedelta(seconds=31)
+    assert lapor(force=False).skipped  # the scheduler tick waits for the backoff
+    fake.fail_next(1, 503)
+    lapor()  # a second failure doubles the wait (30..60 s)
+    st = state(engine)
+    assert st["consecutive_failures"] == 2 and st["cursor"]["pull_failures"] == 2
+    assert datetime.fromisoformat(st["cursor"]["next_pull_at"]) - datetime.now(timezone.utc) > timedelta(seconds=29)
+    res = lapor()  # LAPOR! is back
+    assert res.error is None and res.new == 3
+    st = state(engine)
+    assert st["consecutive_failures"] == 0 and st["cursor"]["pull_failures"] == 0
+    assert st["last_ok_at"] > st["last_error_at"]
+
+
+def test_bad_token_is_an_outage_not_a_crash(fake, lapor, engine, monkeypatch):
+    from hub.settings import reset_settings
+
+    monkeypatch.setenv("SIMPUL_LAPOR_TOKEN", "wrong")
+    reset_settings()
+    res = lapor()
+    assert res.error and "401" in res.error
+    assert "wrong" not in (state(engine)["last_error"] or "")
+
+
+def test_push_outage_is_retried(fake, lapor, engine, cfg):
+    from hub.db import writer
+
+    seed_reports(fake)
+    lapor()
+    _change(engine, cfg, "9165816", "diproses", "Ditinjau.")
+    fake.fail_next(1, 502)
+    _run_outbox(engine)
+    row = _outbox_rows(engine)[0]
+    assert row.state == "pending" and row.attempts == 1 and "502" in row.last_error
+    assert state(engine)["consecutive_failures"] == 1
+    with Session(writer(engine)) as s:  # let the retry be due now
+        r = s.get(type(row), row.id)
+        r.next_attempt_at = datetime.now(timezone.utc)
+        s.add(r)
+        s.commit()
+    _run_outbox(engine)
+    assert _outbox_rows(engine)[0].state == "done" and len(fake.follow_ups) == 1
+    assert state(engine)["consecutive_failures"] == 0
+
+
+def test_unknown_tracking_id_on_push_is_a_dead_letter(fake, lapor, engine):
+    from hub.db import session_scope
+    from hub.outbox import enqueue
+
+    with session_scope(engine) as s:
+        enqueue(s, "lapor_push", "lapor", {"tracking_id": "1", "status": "diproses", "text": "x",
+                                           "note": None, "ticket_code": "X"})
+    _run_outbox(engine)
+    row = _outbox_rows(engine)[0]
+    assert row.state == "dead" and "404" in row.last_error
+
+
+def test_pages_are_followed(fake, lapor, engine, tmp_path, monkeypatch):
+    import shutil
+
+    from hub import config as hub_config
+    from hub.settings import reset_settings
+
+    cfg_dir = tmp_path / "cfg"
+    shutil.copytree(Path(__file__).parents[2] / "config" / "trenggalek", cfg_dir)
+    text = (cfg_dir / "lapor.yaml").read_text().replace("per_page: 50", "per_page: 2")
+    (cfg_dir / "lapor.yaml").write_text(text)
+    monkeypatch.setenv("SIMPUL_CONFIG_DIR", str(cfg_dir))
+    reset_settings()
+    hub_config.regency.cache_clear()
+    for i in range(5):
+        fake.submit(9180000 + i, f"Lampu jalan mati {i}", f"Lampu PJU di Jalan Soekarno-Hatta nomor {i} mati.")
+        fake.verify(9180000 + i)
+    res = lapor()
+    assert res.pages == 3 and res.new == 5
+
+
+@pytest.mark.parametrize("yaml_text,problem", [
+    ("pull: {per_page: -1}", "non-negative"),
+    ("pull: {speed: 3}", "unknown setting"),
+    ("service_levels: 5", "must be a mapping"),
+])
+def test_lapor_config_errors(tmp_path, yaml_text, problem):
+    from hub.config import ConfigError
+    from hub.lines.lapor import lapor_config
+
+    (tmp_path / "lapor.yaml").write_text(yaml_text)
+    with pytest.raises(ConfigError, match=problem):
+        lapor_config(tmp_path)
+
+
+def test_shipped_lapor_config():
+    from hub.lines.lapor import lapor_config
+
+    c = lapor_config(Path(__file__).parents[2] / "config" / "trenggalek")
+    assert c["service_levels"] == {"verify_working_days": 3, "follow_up_working_days": 5,
+                                   "auto_close_working_days": 10}
