@@ -123,7 +123,7 @@ def normalize(msg: InboundMessage, regency: Regency, now: datetime) -> TicketDra
     place = _place(msg, fields, regency)
 
     folded = fold(f"{text} {itype}" if itype else text)
-    words = routing_words(folded, regency.place_keys)
+    words = routing_words(folded, regency.place_keys, regency.marker_place_keys)
     tokens = [stem(w) for w in words]
     surface, stemmed = " ".join(words), " ".join(tokens)
 

@@ -35,6 +35,7 @@ class Regency:
     triage_colours: dict[str, str]
     opd_categories: dict[str, tuple[str | None, str | None]]
     place_keys: frozenset[str]
+    marker_place_keys: frozenset[str]
     model: NBModel | None = None
     model_examples: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -134,6 +135,7 @@ def build_regency(wilayah_csv: str, categories: dict, routing: dict, opds: list[
         triage_colours={str(k).lower(): str(v) for k, v in (routing.get("triage_colours") or {}).items()},
         opd_categories=opd_cats,
         place_keys=frozenset(place_keys),
+        marker_place_keys=frozenset(list(gaz.kec_by_key) + list(gaz.desa_by_key)),
         model=model,
         model_examples=model.examples if model else 0,
     )

@@ -21,19 +21,19 @@ def routing_tokens(folded: str, place_keys: frozenset[str] = frozenset()) -> lis
     return [stem(w) for w in routing_words(folded, place_keys)]
 
 
-def routing_words(folded: str, place_keys: frozenset[str] = frozenset()) -> list[str]:
+def routing_words(folded: str, place_keys: frozenset[str] = frozenset(),
+                  marker_place_keys: frozenset[str] = frozenset()) -> list[str]:
     """Like routing_tokens but unstemmed (surface words after mapping)."""
     out: list[str] = []
-    skip_next = False
+    after_marker = False
     for tok in raw_tokens(folded):
-        if skip_next:
-            skip_next = False
-            if tok.isalpha():
+        if after_marker:
+            after_marker = False
+            if tok in marker_place_keys:  # "ds. jati": a place, not teak wood
                 continue
         if tok in _MARKERS:
-            skip_next = True
-            continue
-        if tok in place_keys:
+            after_marker = True
+        elif tok in place_keys:
             continue
         out.extend(map_token(tok))
     return out
