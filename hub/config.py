@@ -90,6 +90,37 @@ class RegencyConfig:
         return self.templates[name].format(**values)
 
 
+def delivery_problem(d: dict[str, Any]) -> str | None:
+    """What is missing from one OPD's delivery config, or None. Secrets are only ever named
+    (secret_env, api_key_env: the environment variable that holds them), never written here."""
+    kind = d.get("type")
+    url_ok = lambda v: isinstance(v, str) and v.startswith(("http://", "https://"))  # noqa: E731
+    if kind == "webhook":
+        if not url_ok(d.get("url")):
+            return "delivery.url must be an http(s) URL for a webhook"
+        if "secret" in d:
+            return "never put the webhook secret in YAML: name its environment variable in delivery.secret_env"
+        if not isinstance(d.get("secret_env"), str) or not d["secret_env"]:
+            return "delivery.secret_env must name the environment variable holding the whsec_ secret"
+    elif kind == "email":
+        to = d.get("to")
+        to = [to] if isinstance(to, str) else to
+        if not isinstance(to, list) or not to or not all(isinstance(a, str) and "@" in a for a in to):
+            return "delivery.to must be an e-mail address or a list of them"
+    elif kind == "open311":
+        if not url_ok(d.get("endpoint")):
+            return "delivery.endpoint must be the http(s) base URL of the GeoReport v2 server"
+        if "api_key" in d:
+            return "never put the Open311 api_key in YAML: name its environment variable in delivery.api_key_env"
+        if not isinstance(d.get("api_key_env"), str) or not d["api_key_env"]:
+            return "delivery.api_key_env must name the environment variable holding the api_key"
+        if d.get("service_code") in (None, ""):
+            return "delivery.service_code is required for open311"
+    if "timeout_s" in d and not (isinstance(d["timeout_s"], (int, float)) and 0 < d["timeout_s"] <= 120):
+        return "delivery.timeout_s must be a number of seconds between 0 and 120"
+    return None
+
+
 def _load_opds(path: Path) -> tuple[tuple[OpdConfig, ...], str]:
     data = load_yaml(path)
     lines = _node_lines(path)
@@ -107,6 +138,11 @@ def _load_opds(path: Path) -> tuple[tuple[OpdConfig, ...], str]:
         _require(isinstance(delivery, dict) and delivery.get("type") in {"pull", "webhook", "email", "open311"},
                  path, lines, ("opds", i, "delivery"),
                  f"OPD {code}: delivery.type must be one of pull, webhook, email, open311")
+        problem = delivery_problem(delivery)
+        _require(problem is None, path, lines, ("opds", i, "delivery"), f"OPD {code}: {problem}")
+        head = item.get("head_contact")
+        _require(head is None or (isinstance(head, str) and "@" in head), path, lines, ("opds", i, "head_contact"),
+                 f"OPD {code}: head_contact must be an e-mail address")
         seen.add(code)
         opds.append(OpdConfig(code=code, name=name, kind=item.get("kind", "dinas"),
                               head_contact=item.get("head_contact"), delivery=delivery))

@@ -6,14 +6,16 @@ later with backoff and jitter, or park them as dead letters. Never send outside 
 """
 from __future__ import annotations
 
+import asyncio
+import os
 import random
 import socket
-import os
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Awaitable, Callable
 
-from sqlalchemy import Engine, and_, or_, select, update
+from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 from sqlmodel import Session
 
 from adapters.base import PermanentError, RetryableError
@@ -25,12 +27,21 @@ from hub.models import Outbox
 log = get_logger(__name__)
 OUT = Outbox.__table__
 Sender = Callable[[Outbox], Awaitable[dict[str, Any] | None]]
+# Runs inside the transaction that marks a row done (e.g. a "delivered" ticket event), so the
+# record of a send and the send's completion commit together.
+OnDone = Callable[[Connection, Outbox, dict[str, Any] | None], None]
 SENDERS: dict[str, Sender] = {}
-WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+ON_DONE: dict[str, OnDone] = {}
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"[:64]
+STATES = ("pending", "done", "dead")
 
 
-def register_sender(kind: str, sender: Sender) -> None:
+def register_sender(kind: str, sender: Sender, on_done: OnDone | None = None) -> None:
     SENDERS[kind] = sender
+    if on_done is not None:
+        ON_DONE[kind] = on_done
+    else:
+        ON_DONE.pop(kind, None)
 
 
 def enqueue(session: Session, kind: str, target: str, payload: dict[str, Any],
@@ -45,13 +56,23 @@ def enqueue(session: Session, kind: str, target: str, payload: dict[str, Any],
 
 
 def backoff_seconds(attempt: int, base: float = 2.0, cap: float = 3600.0) -> float:
-    """Exponential backoff with full jitter: attempt 1 -> up to 2 s, 2 -> 4 s, ... capped."""
-    return random.uniform(base ** attempt / 2, min(cap, base ** attempt))
+    """Exponential backoff with jitter: attempt 1 -> 1-2 s, 2 -> 2-4 s, 3 -> 4-8 s ... capped.
+
+    The random half keeps many rows that failed together (an OPD server restarting) from
+    coming back in one burst.
+    """
+    top = min(cap, base ** attempt)
+    return random.uniform(top / 2, top)
 
 
 def claim(engine: Engine, limit: int, lease_s: int, owner: str = WORKER_ID,
           kinds: list[str] | None = None) -> list[Outbox]:
-    """Lease up to `limit` due rows to this worker. Safe with many processes on one database."""
+    """Lease up to `limit` due rows to this worker. Safe with many processes on one database.
+
+    A row is due when it is pending, its next attempt time has come, and nobody holds an
+    unexpired lease on it, so a row leased by a worker that crashed is taken over once the
+    lease runs out.
+    """
     now = datetime.now(timezone.utc)
     due = and_(OUT.c.state == "pending", OUT.c.next_attempt_at <= now,
                or_(OUT.c.lease_until.is_(None), OUT.c.lease_until < now))
@@ -70,76 +91,154 @@ def claim(engine: Engine, limit: int, lease_s: int, owner: str = WORKER_ID,
         return list(s.scalars(select(Outbox).where(Outbox.id.in_(ids)).order_by(Outbox.id)))
 
 
-def _finish(engine: Engine, row: Outbox, owner: str, **values: Any) -> bool:
+def _finish(engine: Engine, row: Outbox, owner: str, on_done: OnDone | None = None,
+            detail: dict[str, Any] | None = None, **values: Any) -> bool:
     """Write the outcome only if we still hold the lease (another worker may have taken over)."""
     with writer(engine).begin() as conn:
         res = conn.execute(update(OUT).where(OUT.c.id == row.id, OUT.c.lease_owner == owner,
                                              OUT.c.state == "pending")
                            .values(lease_owner=None, lease_until=None, **values))
-        return res.rowcount == 1
+        if res.rowcount != 1:
+            log.warning("outbox.lease_lost", outbox_id=row.id, kind=row.kind, owner=owner)
+            return False
+        if on_done is not None:
+            on_done(conn, row, detail)
+        return True
 
 
 def mark_done(engine: Engine, row: Outbox, owner: str = WORKER_ID, detail: dict | None = None) -> bool:
     now = datetime.now(timezone.utc)
-    ok = _finish(engine, row, owner, state="done", done_at=now, attempts=row.attempts + 1, last_error=None)
-    metrics.OUTBOX_SENT.labels(kind=row.kind, result="done").inc()
+    ok = _finish(engine, row, owner, ON_DONE.get(row.kind), detail, state="done", done_at=now,
+                 attempts=row.attempts + 1, last_error=None)
+    if ok:
+        metrics.OUTBOX_SENT.labels(kind=row.kind, result="done").inc()
     return ok
 
 
 def mark_failed(engine: Engine, row: Outbox, error: Exception, max_attempts: int,
                 owner: str = WORKER_ID) -> str:
+    """Retry later (backoff with jitter, never before the peer's Retry-After) or park as dead."""
     attempts = row.attempts + 1
     now = datetime.now(timezone.utc)
+    reason = f"{type(error).__name__}: {error}"[:2000]
     if isinstance(error, PermanentError) or attempts >= max_attempts:
-        _finish(engine, row, owner, state="dead", attempts=attempts, last_error=str(error)[:2000])
-        metrics.OUTBOX_SENT.labels(kind=row.kind, result="dead").inc()
-        log.warning("outbox.dead_letter", outbox_id=row.id, kind=row.kind, target=row.target,
-                    attempts=attempts, error=str(error)[:300])
+        if _finish(engine, row, owner, attempts=attempts, last_error=reason, state="dead"):
+            metrics.OUTBOX_SENT.labels(kind=row.kind, result="dead").inc()
+            log.warning("outbox.dead_letter", outbox_id=row.id, kind=row.kind, target=row.target,
+                        attempts=attempts, error=reason[:300])
         return "dead"
     delay = backoff_seconds(attempts)
     if isinstance(error, RetryableError) and error.retry_after is not None:
         delay = max(delay, float(error.retry_after))
-    _finish(engine, row, owner, attempts=attempts, last_error=str(error)[:2000],
-            next_attempt_at=now + timedelta(seconds=delay))
-    metrics.OUTBOX_SENT.labels(kind=row.kind, result="retry").inc()
-    log.info("outbox.retry", outbox_id=row.id, kind=row.kind, attempts=attempts, delay_s=round(delay, 2),
-             error=str(error)[:300])
+    if _finish(engine, row, owner, attempts=attempts, last_error=reason,
+               next_attempt_at=now + timedelta(seconds=delay)):
+        metrics.OUTBOX_SENT.labels(kind=row.kind, result="retry").inc()
+        log.info("outbox.retry", outbox_id=row.id, kind=row.kind, attempts=attempts,
+                 delay_s=round(delay, 2), error=reason[:300])
     return "retry"
+
+
+async def _send_one(engine: Engine, row: Outbox, max_attempts: int, owner: str) -> str:
+    sender = SENDERS.get(row.kind)
+    try:
+        if sender is None:
+            raise PermanentError(f"no sender registered for outbox kind {row.kind!r}")
+        detail = await sender(row)
+    except (RetryableError, PermanentError) as exc:
+        return await asyncio.to_thread(mark_failed, engine, row, exc, max_attempts, owner)
+    except Exception as exc:  # an unexpected bug in a sender is retried, then dead-lettered
+        log.exception("outbox.sender_crashed", outbox_id=row.id, kind=row.kind)
+        return await asyncio.to_thread(mark_failed, engine, row, RetryableError(repr(exc)), max_attempts, owner)
+    await asyncio.to_thread(mark_done, engine, row, owner, detail)
+    return "done"
 
 
 async def run_once(engine: Engine | None = None, limit: int = 50, lease_s: int = 60,
                    max_attempts: int = 12, owner: str = WORKER_ID,
-                   kinds: list[str] | None = None) -> int:
-    """Claim and send one batch. Returns how many rows were handled."""
-    import asyncio
+                   kinds: list[str] | None = None, concurrency: int = 8) -> int:
+    """Claim and send one batch. Returns how many rows were handled.
 
+    Rows of one ticket are sent one after the other in queue order; different tickets are
+    sent concurrently (up to `concurrency` at a time), so one slow OPD does not hold up all.
+    """
     engine = engine or get_engine()
     rows = await asyncio.to_thread(claim, engine, limit, lease_s, owner, kinds)
+    if not rows:
+        return 0
+    groups: dict[Any, list[Outbox]] = {}
     for row in rows:
-        sender = SENDERS.get(row.kind)
-        try:
-            if sender is None:
-                raise PermanentError(f"no sender registered for outbox kind {row.kind!r}")
-            detail = await sender(row)
-        except (RetryableError, PermanentError) as exc:
-            await asyncio.to_thread(mark_failed, engine, row, exc, max_attempts, owner)
-        except Exception as exc:  # an unexpected bug in a sender is retried, then dead-lettered
-            log.exception("outbox.sender_crashed", outbox_id=row.id, kind=row.kind)
-            await asyncio.to_thread(mark_failed, engine, row, RetryableError(repr(exc)), max_attempts, owner)
-        else:
-            await asyncio.to_thread(mark_done, engine, row, owner, detail)
+        groups.setdefault(("t", row.ticket_id) if row.ticket_id is not None else ("r", row.id), []).append(row)
+    gate = asyncio.Semaphore(max(1, concurrency))
+
+    async def run_group(group: list[Outbox]) -> None:
+        for row in group:
+            async with gate:
+                await _send_one(engine, row, max_attempts, owner)
+
+    await asyncio.gather(*(run_group(g) for g in groups.values()))
     return len(rows)
 
 
 def replay(session: Session, outbox_id: int) -> Outbox:
-    """An admin sends a dead letter again: same message id, fresh attempts."""
+    """An admin sends a dead letter again: same message id (the receiver still dedups), fresh attempts."""
     row = session.get(Outbox, outbox_id)
     if row is None:
         raise LookupError(f"outbox row {outbox_id} not found")
     if row.state != "dead":
         raise ValueError(f"outbox row {outbox_id} is {row.state}, only dead letters can be replayed")
-    row.state, row.attempts, row.last_error = "pending", 0, None
+    row.state, row.attempts = "pending", 0
     row.next_attempt_at = datetime.now(timezone.utc)
     row.lease_owner = row.lease_until = None
+    # last_error stays until the next outcome, so the admin page still says why it had died
     session.add(row)
+    log.info("outbox.replay", outbox_id=row.id, kind=row.kind, target=row.target)
     return row
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[Outbox]
+    next_cursor: int | None
+
+
+def list_rows(session: Session, state: str | None = None, kind: str | None = None,
+              target: str | None = None, ticket_id: int | None = None, limit: int = 50,
+              before_id: int | None = None) -> Page:
+    """Newest first; `before_id` continues from the previous page's next_cursor."""
+    q = select(Outbox)
+    if state:
+        q = q.where(Outbox.state == state)
+    if kind:
+        q = q.where(Outbox.kind == kind)
+    if target:
+        q = q.where(Outbox.target == target)
+    if ticket_id is not None:
+        q = q.where(Outbox.ticket_id == ticket_id)
+    if before_id is not None:
+        q = q.where(Outbox.id < before_id)
+    rows = list(session.scalars(q.order_by(Outbox.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, rows[-1].id if more and rows else None)
+
+
+def counts(session: Session) -> dict[str, dict[str, int]]:
+    """{state: {kind: n}} for the admin page and the metrics gauge."""
+    out: dict[str, dict[str, int]] = {s: {} for s in STATES}
+    for state, kind, n in session.execute(select(Outbox.state, Outbox.kind, func.count())
+                                          .group_by(Outbox.state, Outbox.kind)):
+        out.setdefault(state, {})[kind] = n
+    for state in ("pending", "dead"):
+        metrics.OUTBOX_PENDING.labels(state=state).set(sum(out.get(state, {}).values()))
+    return out
+
+
+def row_dict(row: Outbox) -> dict[str, Any]:
+    """An outbox row for the admin API. The payload is shown as is: it holds ticket codes and
+    reply texts, never secrets (those are resolved from the environment at send time)."""
+    iso = lambda d: d.isoformat() if d else None  # noqa: E731
+    return {"id": row.id, "message_id": row.message_id, "kind": row.kind, "target": row.target,
+            "ticket_id": row.ticket_id, "state": row.state, "attempts": row.attempts,
+            "next_attempt_at": iso(row.next_attempt_at), "lease_owner": row.lease_owner,
+            "lease_until": iso(row.lease_until), "last_error": row.last_error,
+            "created_at": iso(row.created_at), "done_at": iso(row.done_at), "payload": row.payload}

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_tls: str = "none"  # none | starttls | tls
     smtp_from: str = "simpul@trenggalekkab.go.id"
+    smtp_ca_file: Path | None = None  # extra CA for the SMTP server's certificate (a self-signed one)
+    escalation_interval_s: float = 60.0  # how often the SLA escalation job looks for overdue tickets
     rate_limit_per_sender: int = Field(default=20, description="messages per sender per 10 minutes")
 
 

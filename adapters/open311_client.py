@@ -1,0 +1,98 @@
+"""GeoReport v2 (Open311) client: POST a service request to an OPD system that speaks it.
+
+Knows the GeoReport v2 wire format only (form-encoded POST to requests.json, JSON answer).
+Never imports hub; never logs the API key.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+from adapters.base import PermanentError, RetryableError, SendResult
+from adapters.opd_webhook import classify
+
+
+@dataclass(frozen=True)
+class Open311Target:
+    endpoint: str  # base URL, e.g. https://simtaru.example.go.id/open311/v2
+    api_key: str
+    service_code: str
+    jurisdiction_id: str | None = None
+    timeout_s: float = 15.0
+
+
+@dataclass(frozen=True)
+class ServiceRequest:
+    description: str
+    lat: float | None = None
+    long: float | None = None
+    address_string: str | None = None
+    media_url: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    attributes: tuple[tuple[str, str], ...] = ()
+
+
+def form(target: Open311Target, req: ServiceRequest) -> dict[str, str]:
+    """The form fields of a GeoReport v2 POST. A location is required: lat/long or address."""
+    if req.lat is None and not req.address_string:
+        raise PermanentError("GeoReport v2 needs a location: lat/long or address_string")
+    data: dict[str, str] = {"api_key": target.api_key, "service_code": target.service_code,
+                            "description": req.description[:4000]}
+    if target.jurisdiction_id:
+        data["jurisdiction_id"] = target.jurisdiction_id
+    if req.lat is not None and req.long is not None:
+        data["lat"], data["long"] = repr(float(req.lat)), repr(float(req.long))
+    for name in ("address_string", "media_url", "first_name", "last_name", "phone", "email"):
+        value = getattr(req, name)
+        if value:
+            data[name] = str(value)
+    for key, value in req.attributes:
+        data[f"attribute[{key}]"] = value
+    return data
+
+
+def _errors_text(resp: httpx.Response) -> str:
+    try:
+        body = resp.json()
+    except ValueError:
+        return resp.text
+    if isinstance(body, list):
+        return "; ".join(f"{e.get('code')}: {e.get('description')}" for e in body if isinstance(e, dict))
+    return resp.text
+
+
+async def post_request(target: Open311Target, req: ServiceRequest,
+                       client: httpx.AsyncClient | None = None) -> SendResult:
+    """Create the request at the OPD system; the result carries its service_request_id (or token)."""
+    url = target.endpoint.rstrip("/") + "/requests.json"
+    own = client is None
+    client = client or httpx.AsyncClient()
+    try:
+        resp = await client.post(url, data=form(target, req), timeout=target.timeout_s,
+                                 headers={"accept": "application/json"})
+    except httpx.TimeoutException:
+        raise RetryableError(f"timeout after {target.timeout_s}s") from None
+    except httpx.TransportError as exc:
+        raise RetryableError(f"connection failed: {type(exc).__name__}: {exc}"[:300]) from None
+    except httpx.InvalidURL as exc:
+        raise PermanentError(f"invalid Open311 endpoint: {exc}") from None
+    finally:
+        if own:
+            await client.aclose()
+    if not 200 <= resp.status_code < 300:
+        classify(resp.status_code, resp.headers.get("retry-after"), _errors_text(resp))
+    try:
+        body = resp.json()
+    except ValueError:
+        raise PermanentError(f"Open311 answer is not JSON: {resp.text[:200]}") from None
+    first = body[0] if isinstance(body, list) and body else body if isinstance(body, dict) else {}
+    rid = first.get("service_request_id") or first.get("token")
+    if not rid:
+        raise PermanentError(f"Open311 answer has neither service_request_id nor token: {str(body)[:200]}")
+    return SendResult(provider_id=str(rid), detail={"service_request_id": first.get("service_request_id"),
+                                                    "token": first.get("token"),
+                                                    "service_notice": first.get("service_notice")})
