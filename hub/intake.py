@@ -56,8 +56,11 @@ def _insert(engine: Engine):
 
 
 def accept_many(messages: Sequence[InboundMessage], engine: Engine | None = None,
-                dedup_window_s: int = 600) -> list[Accepted]:
-    """Store many messages in one transaction; duplicates return the code they already have."""
+                dedup_window_s: int = 600, state: str = "pending") -> list[Accepted]:
+    """Store many messages in one transaction; duplicates return the code they already have.
+
+    `state="held"` stores without processing (a rate-limited sender, hub/lines/ratelimit.py):
+    the message is kept, and becomes a ticket only when released back to "pending"."""
     engine = engine or get_engine()
     now = datetime.now(timezone.utc)
     keys = [m.idempotency_key(dedup_window_s) for m in messages]
@@ -72,7 +75,7 @@ def accept_many(messages: Sequence[InboundMessage], engine: Engine | None = None
                 "idempotency_key": keys[i], "ticket_code": codes[i], "channel": m.channel,
                 "provider_id": m.provider_id, "sender": m.sender, "text": m.text,
                 "message": message_to_json(m), "received_at": m.received_at or now,
-                "stored_at": now, "state": "pending",
+                "stored_at": now, "state": state,
             })
         with writer(engine).begin() as conn:
             conn.execute(_insert(engine)(RAW).values(rows).on_conflict_do_nothing())
@@ -105,8 +108,9 @@ def accept_many(messages: Sequence[InboundMessage], engine: Engine | None = None
     return [r for r in results if r is not None]
 
 
-def accept(msg: InboundMessage, engine: Engine | None = None, dedup_window_s: int = 600) -> Accepted:
-    return accept_many([msg], engine, dedup_window_s)[0]
+def accept(msg: InboundMessage, engine: Engine | None = None, dedup_window_s: int = 600,
+           state: str = "pending") -> Accepted:
+    return accept_many([msg], engine, dedup_window_s, state)[0]
 
 
 class IntakeWriter:

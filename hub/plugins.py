@@ -8,6 +8,8 @@ from hub.logging import get_logger
 
 log = get_logger(__name__)
 MODULES: list[str] = [
+    # SMS (Gammu SMSD, Twilio) and WhatsApp lines (docs/sms.md)
+    "hub.lines.gammu", "hub.lines.twilio",
     # delivery to OPDs, the OPD API, Open311, outbox admin, SLA escalation (docs/delivery.md)
     "hub.delivery", "hub.escalation", "hub.api.opd", "hub.api.open311", "hub.api.admin_outbox",
     "hub.lines.lapor",  # SP4N-LAPOR! pull, status sync and push (docs/lapor.md)

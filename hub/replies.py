@@ -64,6 +64,8 @@ def queue_receipt(session: Session, ticket: Ticket, cfg: RegencyConfig) -> Outbo
     route = _ticket_route(ticket, cfg)
     if route is None or route[0] == "lapor":
         return None
+    if (ticket.fields or {}).get("receipt_sent"):  # the line already answered with the code (TwiML)
+        return None
     from hub.tickets import opd_name
 
     name = "receipt_telegram" if route[0] == "telegram" else "receipt"

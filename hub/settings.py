@@ -7,7 +7,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config import DEFAULT_CONFIG_DIR
@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     lapor_timeout_s: float = 15.0
     gammu_database_url: str | None = None
     gammu_poll_interval_s: float = 2.0
+    gammu_phone_id: str | None = None  # Gammu PhoneID that sends our replies (several modems, one database)
+    sms_provider: str | None = None  # gammu | twilio: who sends SMS replies (default: gammu if its URL is set)
+    trust_proxy: bool = False  # honour X-Forwarded-Proto/Host: only behind our own reverse proxy
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
     smtp_username: str | None = None
@@ -58,6 +61,14 @@ class Settings(BaseSettings):
     smtp_ca_file: Path | None = None  # extra CA for the SMTP server's certificate (a self-signed one)
     escalation_interval_s: float = 60.0  # how often the SLA escalation job looks for overdue tickets
     rate_limit_per_sender: int = Field(default=20, description="messages per sender per 10 minutes")
+
+    @model_validator(mode="after")
+    def _sms_provider(self) -> "Settings":
+        if not self.sms_provider:
+            self.sms_provider = "gammu" if self.gammu_database_url else "twilio"
+        if self.sms_provider not in ("gammu", "twilio"):
+            raise ValueError(f"sms_provider must be gammu or twilio, not {self.sms_provider!r}")
+        return self
 
 
 @lru_cache

@@ -1,0 +1,222 @@
+"""Twilio Programmable Messaging (SMS and WhatsApp senders): webhook form -> InboundMessage,
+X-Twilio-Signature check, TwiML answers, and sending with twilio's Client.
+
+Knows the Twilio protocol only: never imports hub, never logs a phone number, token or body.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Mapping
+
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+from twilio.twiml.messaging_response import MessagingResponse
+
+from adapters import dukcapil
+from adapters.base import (BadSignature, InvalidPayload, OutboundMessage, PermanentError,
+                           RetryableError, SendResult)
+from normalizer.types import Attachment, InboundMessage
+
+TWILIO_API = "https://api.twilio.com"
+WHATSAPP_PREFIX = "whatsapp:"
+MAX_MEDIA = 10  # Twilio sends at most 10 media per message
+
+# Twilio message status -> what it means for our reply (SendResult.detail["status"]).
+STATUS_MAPPING: dict[str, str] = {
+    "accepted": "queued", "scheduled": "queued", "queued": "queued", "sending": "queued",
+    "sent": "sent", "delivered": "delivered", "read": "delivered", "receiving": "received",
+    "received": "received", "undelivered": "failed", "failed": "failed", "canceled": "failed",
+}
+# Twilio error codes that will never succeed as sent (the rest of 4xx also count as permanent).
+PERMANENT_CODES = {21211: "invalid 'To' number", 21408: "region not enabled",
+                   21610: "recipient unsubscribed (STOP)", 21614: "not a mobile number",
+                   63016: "WhatsApp session closed (template needed)", 20003: "authentication failed"}
+
+# twilio-python logs every request at INFO (URLs with the account SID): keep it quiet.
+logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+
+
+class _BaseUrlHttpClient(TwilioHttpClient):
+    """Twilio's documented way to reach another host: a custom HTTP client that rewrites the
+    API URL (https://www.twilio.com/docs/libraries/python/custom-http-clients-python). Used to
+    point the real Client at a local fake Twilio API in tests, or at a proxy."""
+
+    def __init__(self, base_url: str | None, timeout: float):
+        super().__init__(timeout=timeout)
+        self.base_url = base_url.rstrip("/") if base_url else None
+
+    def request(self, method, url, *args, **kwargs):
+        if self.base_url and url.startswith(TWILIO_API):
+            url = self.base_url + url[len(TWILIO_API):]
+        return super().request(method, url, *args, **kwargs)
+
+
+def is_blank(text: str | None) -> bool:
+    """Empty, whitespace-only or binary-looking text (no letter or digit at all)."""
+    return not any(ch.isalnum() for ch in (text or ""))
+
+
+def channel_of(address: str) -> str:
+    return "whatsapp" if address.lower().startswith(WHATSAPP_PREFIX) else "sms"
+
+
+def twiml(text: str | None) -> str:
+    """A TwiML answer: one message back on the same line, or nothing."""
+    resp = MessagingResponse()
+    if text:
+        resp.message(text)
+    return str(resp)
+
+
+@dataclass
+class TwilioAdapter:
+    """One Twilio account. `from_number` sends SMS, `whatsapp_from` ("whatsapp:+1...") WhatsApp."""
+
+    account_sid: str | None = None
+    auth_token: str | None = None
+    from_number: str | None = None
+    whatsapp_from: str | None = None
+    base_url: str | None = None
+    timeout_s: float = 10.0
+    name: str = "sms"
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._client: Client | None = None
+
+    # -- inbound ---------------------------------------------------------------------------
+    def validate(self, url: str, params: Mapping[str, str], signature: str | None) -> None:
+        """Raise BadSignature unless X-Twilio-Signature proves the form came from our account."""
+        if not self.auth_token:
+            raise BadSignature("Twilio auth token is not configured")
+        if not signature:
+            raise BadSignature("missing X-Twilio-Signature")
+        if not RequestValidator(self.auth_token).validate(url, dict(params), signature):
+            raise BadSignature("X-Twilio-Signature does not match")
+
+    def parse(self, form: Mapping[str, str], received_at: datetime | None = None) -> InboundMessage:
+        """A Twilio incoming-message webhook form -> InboundMessage (channel sms or whatsapp).
+
+        Sample (form-encoded): MessageSid=SM...&AccountSid=AC...&From=%2B6281234567890
+        &To=%2B6285100000000&Body=Jalan+rusak&NumMedia=0 ; WhatsApp: From=whatsapp%3A%2B62...
+        &ProfileName=Siti&Latitude=-8.05&Longitude=111.7 (shared location), MediaUrl0=...
+        """
+        sid = (form.get("MessageSid") or form.get("SmsMessageSid") or "").strip()
+        sender = (form.get("From") or "").strip()
+        if not sid:
+            raise InvalidPayload("MessageSid is missing")
+        if not sender:
+            raise InvalidPayload("From is missing")
+        if self.account_sid and form.get("AccountSid") and form.get("AccountSid") != self.account_sid:
+            raise InvalidPayload("AccountSid is not this account's")
+        body = form.get("Body") or ""
+        try:
+            num_media = min(int(form.get("NumMedia") or 0), MAX_MEDIA)
+        except ValueError:
+            raise InvalidPayload("NumMedia is not a number") from None
+        attachments = []
+        for i in range(num_media):
+            url = form.get(f"MediaUrl{i}")
+            if not url:
+                raise InvalidPayload(f"MediaUrl{i} is missing (NumMedia={num_media})")
+            mime = form.get(f"MediaContentType{i}") or None
+            kind = (mime or "").split("/", 1)[0]
+            attachments.append(Attachment(url=url, mime=mime, kind={"image": "photo", "audio": "audio",
+                                                                    "video": "video"}.get(kind, "file")))
+        lat, lon = _coordinate(form.get("Latitude"), -90, 90), _coordinate(form.get("Longitude"), -180, 180)
+        if (lat is None) != (lon is None):
+            raise InvalidPayload("Latitude and Longitude must come together")
+        fields: dict[str, Any] = dict(dukcapil.parse(body) or {})
+        if form.get("Address"):
+            fields["alamat"] = form["Address"]
+        return InboundMessage(
+            channel=channel_of(sender), text=body, sender=sender, provider_id=sid,
+            received_at=received_at, sender_name=(form.get("ProfileName") or None),
+            attachments=tuple(attachments), latitude=lat, longitude=lon, fields=fields,
+            raw={k: v for k, v in form.items()},
+        )
+
+    # -- outbound --------------------------------------------------------------------------
+    def client(self) -> Client:
+        if self._client is None:
+            if not (self.account_sid and self.auth_token):
+                raise PermanentError("Twilio account SID / auth token are not configured")
+            self._client = Client(self.account_sid, self.auth_token,
+                                  http_client=_BaseUrlHttpClient(self.base_url, self.timeout_s))
+        return self._client
+
+    def _from_for(self, message: OutboundMessage) -> tuple[str, str]:
+        to = message.to
+        if message.channel == "whatsapp":
+            if not self.whatsapp_from:
+                raise PermanentError("no Twilio WhatsApp sender configured (twilio_whatsapp_from)")
+            sender = self.whatsapp_from
+            if not sender.startswith(WHATSAPP_PREFIX):
+                sender = WHATSAPP_PREFIX + sender
+            if not to.startswith(WHATSAPP_PREFIX):
+                to = WHATSAPP_PREFIX + to
+            return sender, to
+        if not self.from_number:
+            raise PermanentError("no Twilio SMS sender configured (twilio_from_number)")
+        return self.from_number, to.removeprefix(WHATSAPP_PREFIX)
+
+    def send_sync(self, message: OutboundMessage) -> SendResult:
+        sender, to = self._from_for(message)
+        with self._lock:  # one request at a time per client: last_response is per client
+            client = self.client()
+            try:
+                msg = client.messages.create(to=to, from_=sender, body=message.text)
+            except TwilioRestException as exc:
+                raise _classify(exc, client) from None
+            except Exception as exc:  # requests' timeouts and connection errors
+                if _is_network_error(exc):
+                    raise RetryableError(f"Twilio unreachable: {type(exc).__name__}") from None
+                raise
+        return SendResult(provider_id=msg.sid,
+                          detail={"status": STATUS_MAPPING.get(msg.status or "", msg.status or "unknown"),
+                                  "twilio_status": msg.status})
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        return await asyncio.to_thread(self.send_sync, message)
+
+
+def _coordinate(value: str | None, lo: float, hi: float) -> float | None:
+    if value in (None, ""):
+        return None
+    try:
+        v = float(value)
+    except ValueError:
+        raise InvalidPayload(f"coordinate {value!r} is not a number") from None
+    if not lo <= v <= hi:
+        raise InvalidPayload(f"coordinate {v} out of range")
+    return v
+
+
+def _retry_after(client: Client) -> float | None:
+    resp = getattr(client.http_client, "_test_only_last_response", None)
+    value = (resp.headers or {}).get("Retry-After") if resp is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _classify(exc: TwilioRestException, client: Client) -> Exception:
+    # Twilio's own message may quote the phone number: keep only the code and our reading of it.
+    code = f" (Twilio error {exc.code})" if exc.code else ""
+    reason = PERMANENT_CODES.get(exc.code or 0, "see https://www.twilio.com/docs/errors")
+    if exc.status in (408, 429) or exc.status >= 500:
+        return RetryableError(f"Twilio HTTP {exc.status}{code}: {reason}", retry_after=_retry_after(client))
+    return PermanentError(f"Twilio HTTP {exc.status}{code}: {reason}")
+
+
+def _is_network_error(exc: Exception) -> bool:
+    import requests
+
+    return isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout))

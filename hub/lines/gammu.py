@@ -1,0 +1,126 @@
+"""Gammu SMSD line: a periodic job moves new rows of the modem's `inbox` table into the hub,
+and the SMS reply sender writes replies into Gammu's `outbox`. An inbox row is marked processed
+only after the hub stored it (or answered it); never logs a phone number or a message text.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from functools import lru_cache
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from adapters.base import OutboundMessage, PermanentError, SendResult
+from adapters.gammu import GammuAdapter, GammuSchemaError
+from hub.commands import answer_status_query, parse_status_query
+from hub.config import RegencyConfig, regency
+from hub.db import get_engine, session_scope
+from hub.lines import ratelimit
+from hub.logging import get_logger
+from hub.replies import queue_text, register_reply_sender
+from hub.settings import Settings, get_settings
+from hub.workers import register_periodic
+
+log = get_logger(__name__)
+BATCH = 500
+
+
+@lru_cache(maxsize=4)
+def _adapter(url: str, phone_id: str | None) -> GammuAdapter:
+    return GammuAdapter(url, phone_id=phone_id)
+
+
+def adapter_for(settings: Settings) -> GammuAdapter:
+    if not settings.gammu_database_url:
+        raise PermanentError("gammu_database_url is not configured")
+    return _adapter(settings.gammu_database_url, settings.gammu_phone_id)
+
+
+@dataclass(frozen=True)
+class PollResult:
+    stored: int = 0  # new raw messages (tickets follow from processing)
+    held: int = 0  # stored but rate-limited
+    duplicates: int = 0  # already stored before (a crash between store and mark)
+    status_queries: int = 0  # CEK <code>, answered through the outbox
+    skipped: int = 0  # USSD / network messages: marked processed, not reports
+
+    @property
+    def handled(self) -> int:
+        return self.stored + self.held + self.duplicates + self.status_queries + self.skipped
+
+
+def poll_once(adapter: GammuAdapter, cfg: RegencyConfig, settings: Settings,
+              engine: Engine | None = None, limit: int = BATCH) -> PollResult:
+    """One pass over Gammu's inbox: store reports, answer status queries, then mark the rows."""
+    engine = engine or get_engine()
+    batch = adapter.fetch(limit)
+    if not batch:
+        return PollResult()
+    reports, queries, skipped_ids = [], [], []
+    for sms in batch:
+        if sms.ussd:
+            skipped_ids.extend(sms.ids)
+            continue
+        code = None if sms.binary else parse_status_query(sms.text)
+        (queries if code else reports).append((sms, code))
+    if queries:
+        with session_scope(engine) as s:
+            for sms, code in queries:
+                queue_text(s, None, "sms", sms.sender, answer_status_query(s, cfg, "sms", sms.sender, code))
+    admissions = ratelimit.admit([adapter.to_inbound(sms) for sms, _ in reports],
+                                 settings.rate_limit_per_sender, engine, settings.dedup_window_s)
+    notify = [(sms, a) for (sms, _), a in zip(reports, admissions) if a.notify]
+    if notify:
+        with session_scope(engine) as s:
+            for sms, _a in notify:
+                queue_text(s, None, "sms", sms.sender, cfg.template("rate_limited"))
+    # Only now, with everything stored, may Gammu forget the rows.
+    adapter.mark_processed([i for sms in batch for i in sms.ids])
+    res = PollResult(stored=sum(1 for a in admissions if not a.accepted.duplicate and not a.held),
+                     held=sum(1 for a in admissions if a.held and not a.accepted.duplicate),
+                     duplicates=sum(1 for a in admissions if a.accepted.duplicate),
+                     status_queries=len(queries), skipped=len(skipped_ids))
+    log.info("gammu.polled", stored=res.stored, held=res.held, duplicates=res.duplicates,
+             status_queries=res.status_queries, skipped=res.skipped)
+    return res
+
+
+async def poll_job() -> None:
+    settings = get_settings()
+    if not settings.gammu_database_url:
+        return
+    adapter = adapter_for(settings)
+    cfg = regency(str(settings.config_dir))
+    while (await asyncio.to_thread(poll_once, adapter, cfg, settings)).handled >= BATCH:
+        pass
+
+
+async def send_reply(message: OutboundMessage) -> SendResult:
+    """Outbox reply sender for sms when sms_provider is gammu: a row in Gammu's outbox."""
+    return await adapter_for(get_settings()).send(message)
+
+
+def configure(settings: Settings) -> None:
+    if settings.sms_provider == "gammu":
+        register_reply_sender("sms", send_reply)
+    if settings.gammu_database_url:
+        register_periodic("gammu_poll", settings.gammu_poll_interval_s, poll_job)
+
+
+async def _startup(app: FastAPI, settings: Settings) -> None:
+    configure(settings)
+    if settings.gammu_database_url:
+        try:
+            version = await asyncio.to_thread(adapter_for(settings).schema_version)
+            log.info("gammu.connected", schema_version=version)
+        except GammuSchemaError as exc:
+            log.error("gammu.schema_unsupported", error=str(exc))
+        except Exception as exc:  # the hub runs on; the poll job retries every interval
+            log.error("gammu.unreachable", error=type(exc).__name__)
+
+
+from hub.app import STARTUP_HOOKS  # noqa: E402
+
+STARTUP_HOOKS.append(_startup)
+configure(get_settings())

@@ -1,0 +1,324 @@
+"""Twilio line: webhook fixtures through the shared runner, rate limit, dedup, receipts, and
+replies sent with the real twilio Client to a local fake Twilio API."""
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+from sqlalchemy import select
+from sqlmodel import Session
+from twilio.request_validator import RequestValidator
+
+from adapters.base import OutboundMessage, PermanentError, RetryableError
+from adapters.twilio_sms import TwilioAdapter
+from tests.adapters.runner import Case, load_fixture, run_case
+from tests.fakes.twilio_api import FakeTwilio
+
+FIXTURES = Path(__file__).parent / "fixtures" / "twilio"
+PUBLIC = "https://simpul.trenggalekkab.go.id"
+PATH = "/webhooks/twilio/sms"
+TOKEN = "test-auth-token"
+ACCOUNT = "AC" + "0" * 32
+SMS_FROM = "+6285100000000"
+WA_FROM = "whatsapp:+14155238886"
+
+
+@pytest.fixture
+def fake_twilio():
+    fake = FakeTwilio(account_sid=ACCOUNT, auth_token=TOKEN).start()
+    yield fake
+    fake.stop()
+
+
+def _env(monkeypatch, fake: FakeTwilio | None, **extra) -> None:
+    from hub.settings import reset_settings
+
+    env = {"SIMPUL_PUBLIC_URL": PUBLIC, "SIMPUL_TWILIO_ACCOUNT_SID": ACCOUNT, "SIMPUL_TWILIO_AUTH_TOKEN": TOKEN,
+           "SIMPUL_TWILIO_FROM_NUMBER": SMS_FROM, "SIMPUL_TWILIO_WHATSAPP_FROM": WA_FROM,
+           "SIMPUL_SMS_PROVIDER": "twilio", "SIMPUL_GAMMU_DATABASE_URL": ""}
+    if fake is not None:
+        env["SIMPUL_TWILIO_BASE_URL"] = fake.url
+    env.update(extra)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    reset_settings()
+
+
+@pytest.fixture
+def twilio_client(sqlite_url, monkeypatch, fake_twilio, seeded):
+    from fastapi.testclient import TestClient
+
+    from hub.app import create_app
+
+    _env(monkeypatch, fake_twilio)
+    with TestClient(create_app(workers=False)) as c:
+        yield c
+
+
+def sign(url: str, body, headers: dict[str, str]) -> dict[str, str]:
+    params = dict(body)
+    headers["X-Twilio-Signature"] = RequestValidator(TOKEN).compute_signature(url, params)
+    return headers
+
+
+def post(client, fixture: str, headers: dict[str, str] | None = None, **override):
+    data = load_fixture(FIXTURES, fixture)
+    params = dict(data.items() if isinstance(data, dict) else data)
+    params.update(override)
+    h = sign(PUBLIC + PATH, params, {"Content-Type": "application/x-www-form-urlencoded"})
+    h.update(headers or {})
+    return client.post(PATH, content=urlencode(params).encode(), headers=h)
+
+
+CASES = [
+    Case("sms text", "message__sms_text.json", channel="sms", sender="+6281234567890",
+         text="Jalan di desa Ngadirenggo kecamatan Pogalan rusak parah, banyak lubang",
+         provider_id="SM11111111111111111111111111111101", reply="Laporan Anda diterima dengan kode",
+         fields={"receipt_sent": True}),
+    Case("sms raw form body", "message__sms_form_raw.txt", channel="sms", sender="+6281234567893",
+         text="Sampah menumpuk di pasar Pogalan, bau sekali", provider_id="SM11111111111111111111111111111110",
+         reply="kirim CEK"),
+    Case("sms dukcapil keyword", "message__sms_keyword.json", channel="sms", sender="+6281234567892",
+         provider_id="SM11111111111111111111111111111102", reply="diterima",
+         fields={"keyword": "KTP", "nik": "3503114506900002", "nama": "Siti Aminah",
+                 "keterangan": "sudah 3 bulan belum jadi"}),
+    Case("whatsapp text", "message__whatsapp_text.json", channel="whatsapp", sender="whatsapp:+6281234567891",
+         provider_id="SM11111111111111111111111111111103", reply="<Message>Laporan Anda diterima"),
+    Case("whatsapp photo", "message__whatsapp_photo.json", channel="whatsapp",
+         text="Pohon tumbang menutup jalan", provider_id="MM11111111111111111111111111111104", reply="diterima"),
+    Case("whatsapp location", "message__whatsapp_location.json", channel="whatsapp",
+         provider_id="SM11111111111111111111111111111105", reply="diterima",
+         fields={"alamat": "Jl. Soekarno-Hatta"}),
+    Case("empty sms: polite answer, no ticket", "message__sms_empty.json", stored=False,
+         reply="Pesan Anda kosong atau tidak dapat dibaca"),
+    Case("binary sms: polite answer, no ticket", "message__sms_binary.json", stored=False,
+         reply="tidak dapat dibaca"),
+    Case("status query for an unknown code", "message__sms_status_query.json", stored=False,
+         reply="Kode laporan ABCDEFG tidak ditemukan"),
+    Case("missing MessageSid", "message__missing_sid.json", status=400, stored=False, reply="MessageSid"),
+    Case("NumMedia without MediaUrl", "message__bad_media.json", status=400, stored=False, reply="MediaUrl1"),
+    Case("bad signature", "message__sms_text.json", headers={"X-Twilio-Signature": "bm90IGEgc2lnbmF0dXJl"},
+         status=403, stored=False),
+    Case("missing signature", "message__sms_text.json", headers={"X-Twilio-Signature": ""},
+         status=403, stored=False),
+    Case("signed for another URL", "message__sms_text.json", status=403, stored=False,
+         path_suffix="?utm=1"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.label)
+def test_webhook_fixtures(case, twilio_client):
+    prepare = sign if case.path_suffix == "" else (lambda url, body, h: sign(PUBLIC + PATH, body, h))
+    response, stored = run_case(twilio_client, PATH, FIXTURES, case, encoding="form", prepare=prepare,
+                                base_url=PUBLIC)
+    if case.status == 200:
+        assert response.headers["content-type"].startswith("application/xml")
+        assert response.text.startswith('<?xml version="1.0" encoding="UTF-8"?><Response>')
+    if stored is not None:
+        assert stored.ticket_code in response.text
+    if case.label == "whatsapp photo":
+        att = stored.message["attachments"]
+        assert att[0]["kind"] == "photo" and att[0]["mime"] == "image/jpeg"
+    if case.label == "whatsapp location":
+        assert (stored.message["latitude"], stored.message["longitude"]) == (-8.0503, 111.7081)
+
+
+def test_bad_signature_is_logged_without_the_phone(twilio_client, capfd):
+    from hub.logging import configure_logging
+
+    configure_logging("INFO", json=True)  # bind the log stream to this test's captured stderr
+    r = post(twilio_client, "message__sms_text.json", headers={"X-Twilio-Signature": "AAAA"})
+    assert r.status_code == 403
+    out = capfd.readouterr()
+    logged = out.out + out.err
+    assert "twilio.bad_signature" in logged
+    assert "6281234567890" not in logged and TOKEN not in logged
+
+
+def test_retry_of_the_same_message_sid_gets_the_same_code_and_one_row(twilio_client):
+    from hub.db import get_engine
+    from hub.models import RawMessage
+
+    first = post(twilio_client, "message__sms_text.json")
+    again = post(twilio_client, "message__sms_text.json", Body="teks lain, MessageSid sama")
+    assert first.status_code == again.status_code == 200
+    assert first.text == again.text
+    with Session(get_engine()) as s:
+        assert len(s.scalars(select(RawMessage)).all()) == 1
+
+
+def test_receipt_is_answered_once_then_status_changes_go_out_through_twilio(twilio_client, fake_twilio, cfg):
+    from hub.db import get_engine, session_scope
+    from hub.models import Outbox, Ticket
+    from hub.outbox import run_once
+    from hub.processing import drain
+    from hub.tickets import change_status
+
+    r = post(twilio_client, "message__sms_text.json")
+    wa = post(twilio_client, "message__whatsapp_text.json")
+    assert r.status_code == wa.status_code == 200
+    drain()
+    with Session(get_engine()) as s:
+        tickets = {t.channel: t for t in s.scalars(select(Ticket))}
+        assert set(tickets) == {"sms", "whatsapp"}
+        assert tickets["sms"].reporter_phone == "+6281234567890"
+        assert tickets["whatsapp"].reporter_phone == "+6281234567891"
+        # The TwiML answer was the receipt: no second receipt in the outbox.
+        assert s.scalars(select(Outbox).where(Outbox.kind == "reply")).all() == []
+    with session_scope() as s:
+        for t in s.scalars(select(Ticket)):
+            change_status(s, t, "diproses", "user:test", cfg, note="Petugas sudah ke lokasi")
+    assert asyncio.run(run_once(kinds=["reply"])) == 2
+    sent = {m["To"]: m for m in fake_twilio.sent}
+    sms = sent["+6281234567890"]
+    assert sms["From"] == SMS_FROM
+    assert tickets["sms"].code in sms["Body"] and "sedang diproses" in sms["Body"]
+    assert "Petugas sudah ke lokasi" in sms["Body"]
+    whatsapp = sent["whatsapp:+6281234567891"]
+    assert whatsapp["From"] == WA_FROM and tickets["whatsapp"].code in whatsapp["Body"]
+    with Session(get_engine()) as s:
+        assert {o.state for o in s.scalars(select(Outbox).where(Outbox.kind == "reply"))} == {"done"}
+
+
+def test_cek_answers_the_reporter_only(twilio_client):
+    from hub.processing import drain
+
+    r = post(twilio_client, "message__sms_text.json")
+    drain()
+    code = r.text.split("kode ")[1].split(".")[0]
+    mine = post(twilio_client, "message__sms_status_query.json", Body=f"CEK {code}")
+    assert f"Status laporan {code}: menunggu" in mine.text
+    other = post(twilio_client, "message__sms_status_query.json", Body=f"cek {code}", From="+6281299999999",
+                 MessageSid="SM11111111111111111111111111119999")
+    assert "tidak ditemukan" in other.text and "menunggu" not in other.text
+
+
+def test_flood_from_one_number_is_kept_but_held(sqlite_url, monkeypatch, fake_twilio, seeded):
+    from fastapi.testclient import TestClient
+
+    from hub.app import create_app
+    from hub.db import get_engine
+    from hub.lines.ratelimit import release_held
+    from hub.models import RawMessage, Ticket
+    from hub.processing import drain
+
+    _env(monkeypatch, fake_twilio, SIMPUL_RATE_LIMIT_PER_SENDER="3")
+    texts = ["Jalan rusak di desa Ngadirenggo", "Lampu jalan mati di Pogalan", "Sampah menumpuk di pasar",
+             "Pohon tumbang di Karangan", "Air PDAM tidak mengalir di Durenan"]
+    with TestClient(create_app(workers=False)) as c:
+        answers = [post(c, "message__sms_text.json", Body=t, MessageSid=f"SM{i:032d}").text
+                   for i, t in enumerate(texts)]
+        retry = post(c, "message__sms_text.json", Body=texts[4], MessageSid=f"SM{4:032d}").text
+    assert all("diterima dengan kode" in a for a in answers[:3])
+    assert "terlalu banyak pesan" in answers[3] and "diterima" not in answers[3]
+    assert answers[4].endswith("<Response />")  # told once per window, not once per message
+    assert retry == answers[4]
+    with Session(get_engine()) as s:
+        states = [r.state for r in s.scalars(select(RawMessage).order_by(RawMessage.id))]
+    assert states == ["pending"] * 3 + ["held"] * 2
+    drain()
+    with Session(get_engine()) as s:
+        assert len(s.scalars(select(Ticket)).all()) == 3  # the OPD is not flooded
+    assert release_held(channel="sms", sender="+6281234567890") == 2
+    drain()
+    with Session(get_engine()) as s:
+        assert len(s.scalars(select(Ticket)).all()) == 5  # nothing was lost
+
+
+def test_proxy_headers_only_count_when_trusted(sqlite_url, monkeypatch, fake_twilio, seeded):
+    from fastapi.testclient import TestClient
+
+    from hub.app import create_app
+
+    proxied = "https://pengaduan.trenggalekkab.go.id" + PATH
+    params = dict(load_fixture(FIXTURES, "message__sms_text.json"))
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Forwarded-Proto": "https",
+               "X-Forwarded-Host": "pengaduan.trenggalekkab.go.id",
+               "X-Twilio-Signature": RequestValidator(TOKEN).compute_signature(proxied, params)}
+    for trust, expected in (("false", 403), ("true", 200)):
+        _env(monkeypatch, fake_twilio, SIMPUL_TRUST_PROXY=trust)
+        with TestClient(create_app(workers=False)) as c:
+            assert c.post(PATH, content=urlencode(params).encode(), headers=headers).status_code == expected
+
+
+# -- sending: the real twilio Client against the fake Twilio API -----------------------------------
+def _adapter(fake: FakeTwilio, **kw) -> TwilioAdapter:
+    args = dict(account_sid=ACCOUNT, auth_token=TOKEN, from_number=SMS_FROM, whatsapp_from=WA_FROM,
+                base_url=fake.url)
+    args.update(kw)
+    return TwilioAdapter(**args)
+
+
+def test_send_sms_and_whatsapp(fake_twilio):
+    a = _adapter(fake_twilio)
+    res = asyncio.run(a.send(OutboundMessage("sms", "+6281234567890", "Laporan K7X2M9P selesai.")))
+    assert res.provider_id.startswith("SM") and res.detail["status"] == "queued"
+    asyncio.run(a.send(OutboundMessage("whatsapp", "+6281234567891", "Halo")))
+    req = fake_twilio.requests
+    assert req[0].path == f"/2010-04-01/Accounts/{ACCOUNT}/Messages.json"
+    assert req[0].form == {"To": "+6281234567890", "From": SMS_FROM, "Body": "Laporan K7X2M9P selesai."}
+    assert req[1].form["To"] == "whatsapp:+6281234567891" and req[1].form["From"] == WA_FROM
+
+
+ERRORS = [
+    ("429 with Retry-After", dict(status=429, code=20429, retry_after="30"), RetryableError, 30.0),
+    ("500", dict(status=500, code=20500), RetryableError, None),
+    ("503", dict(status=503, code=20503), RetryableError, None),
+    ("invalid To", dict(status=400, code=21211), PermanentError, None),
+    ("unsubscribed", dict(status=400, code=21610), PermanentError, None),
+    ("WhatsApp window closed", dict(status=400, code=63016), PermanentError, None),
+]
+
+
+@pytest.mark.parametrize("label,failure,error,retry_after", ERRORS, ids=[e[0] for e in ERRORS])
+def test_twilio_errors_are_typed(label, failure, error, retry_after, fake_twilio):
+    fake_twilio.fail_next(message="The 'To' number +6281234567890 is not valid", **failure)
+    with pytest.raises(error) as info:
+        asyncio.run(_adapter(fake_twilio).send(OutboundMessage("sms", "+6281234567890", "x")))
+    assert getattr(info.value, "retry_after", None) == retry_after
+    assert "6281234567890" not in str(info.value)  # error texts end up in logs and the dashboard
+
+
+def test_wrong_credentials_are_permanent(fake_twilio):
+    with pytest.raises(PermanentError, match="20003"):
+        asyncio.run(_adapter(fake_twilio, auth_token="wrong").send(OutboundMessage("sms", "+6281234567890", "x")))
+
+
+def test_timeout_and_unreachable_are_retryable(fake_twilio):
+    fake_twilio.delay_s = 1.0
+    with pytest.raises(RetryableError, match="unreachable"):
+        asyncio.run(_adapter(fake_twilio, timeout_s=0.2).send(OutboundMessage("sms", "+6281234567890", "x")))
+    url = fake_twilio.url
+    fake_twilio.stop()
+    with pytest.raises(RetryableError):
+        asyncio.run(_adapter(fake_twilio, base_url=url).send(OutboundMessage("sms", "+6281234567890", "x")))
+    fake_twilio.start()  # so the fixture can stop it
+
+
+def test_missing_whatsapp_sender_is_permanent(fake_twilio):
+    with pytest.raises(PermanentError, match="WhatsApp"):
+        asyncio.run(_adapter(fake_twilio, whatsapp_from=None).send(OutboundMessage("whatsapp", "+62812", "x")))
+
+
+def test_outbox_honours_retry_after(twilio_client, fake_twilio, cfg):
+    from datetime import datetime, timedelta, timezone
+
+    from hub.db import get_engine, session_scope
+    from hub.models import Outbox
+    from hub.outbox import run_once
+    from hub.replies import queue_text
+
+    with session_scope() as s:
+        queue_text(s, None, "sms", "+6281234567890", "Laporan K7X2M9P sedang diproses.")
+    fake_twilio.fail_next(429, 20429, "Too Many Requests", retry_after="120")
+    before = datetime.now(timezone.utc)
+    assert asyncio.run(run_once(kinds=["reply"])) == 1
+    with Session(get_engine()) as s:
+        row = s.scalars(select(Outbox)).one()
+    assert row.state == "pending" and row.attempts == 1 and "429" in row.last_error
+    due = row.next_attempt_at if row.next_attempt_at.tzinfo else row.next_attempt_at.replace(tzinfo=timezone.utc)
+    assert due >= before + timedelta(seconds=119)
+    assert json.dumps(fake_twilio.sent)  # the request reached the fake
