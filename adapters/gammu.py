@@ -128,7 +128,7 @@ class GammuSms:
         """The first inbox ID, with its receiving time so a re-created Gammu database (IDs from
         1 again) can never look like a message we already have."""
         stamp = self.received.strftime("%Y%m%dT%H%M%S") if self.received else "0"
-        return f"{self.ids[0]}@{stamp}"
+        return f"{min(self.ids)}@{stamp}"
 
 
 def join_parts(rows: list[dict[str, Any]]) -> tuple[str, bool]:
@@ -213,6 +213,16 @@ def split_sms(text: str) -> tuple[str, list[str]]:
     return "Unicode_No_Compression", parts
 
 
+def _as_datetime(value: Any) -> datetime | None:
+    """ReceivingDateTime: a datetime (PostgreSQL, MySQL) or text (SQLite), modem-local time."""
+    if isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
+
+
 def _engine_url(url: str) -> str:
     u = make_url(url)
     if u.drivername == "postgresql":
@@ -288,7 +298,7 @@ class GammuAdapter:
             head = parts[0]
             out.append(GammuSms(
                 ids=tuple(p["ID"] for p in parts), sender=(head.get("SenderNumber") or "").strip(),
-                text=text, received=head.get("ReceivingDateTime") if isinstance(head.get("ReceivingDateTime"), datetime) else None,
+                text=text, received=_as_datetime(head.get("ReceivingDateTime")),
                 binary=binary, ussd=head.get("Class") == USSD_CLASS, parts=total, missing=missing,
                 raw={"inbox_ids": [p["ID"] for p in parts], "coding": head.get("Coding"),
                      "udh": [p.get("UDH") or "" for p in parts], "class": head.get("Class"),

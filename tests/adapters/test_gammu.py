@@ -1,0 +1,399 @@
+"""Gammu SMSD line: UDH/multipart joining and schema versions 15-18 on Gammu's own SQL schema,
+and the end-to-end round trip with the real gammu-smsd daemon (dummy modem, PostgreSQL):
+SMS in -> ticket with code -> receipt in Gammu's outbox -> sent by the daemon (sentitems)."""
+from __future__ import annotations
+
+import asyncio
+import gzip
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
+from sqlmodel import Session
+
+from adapters.base import OutboundMessage, PermanentError
+from adapters.gammu import GammuAdapter, GammuSchemaError, gsm7_length, parse_udh, split_sms
+
+IN_CI = os.environ.get("CI") == "true"
+PG_URL = os.environ.get("SIMPUL_TEST_POSTGRES_URL")
+EXAMPLES = Path("/usr/share/doc/gammu-smsd/examples")
+NIK = "3503114506900002"
+
+
+def need_gammu(*binaries: str) -> None:
+    missing = [b for b in binaries if shutil.which(b) is None]
+    if not (EXAMPLES / "pgsql.sql").exists() and not (EXAMPLES / "pgsql.sql.gz").exists():
+        missing.append("gammu-smsd SQL examples")
+    if missing:
+        reason = f"needs Debian packages gammu-smsd and gammu (missing: {', '.join(missing)})"
+        if IN_CI:
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+def schema_sql(name: str) -> str:
+    plain, gz = EXAMPLES / name, EXAMPLES / f"{name}.gz"
+    return plain.read_text() if plain.exists() else gzip.decompress(gz.read_bytes()).decode()
+
+
+def ucs2(s: str) -> str:
+    return s.encode("utf-16-be").hex().upper()
+
+
+# -- pure helpers ------------------------------------------------------------------------------
+UDH = [
+    ("8-bit reference", "050003A70302", (0xA7, 3, 2)),
+    ("16-bit reference", "06080412340201", (0x1234, 2, 1)),
+    ("port IE before concat IE", "0B0504158A0000" + "0003070201", (7, 2, 1)),
+    ("no UDH", "", None),
+    ("garbage", "zz", None),
+    ("truncated", "0500", None),
+]
+
+
+@pytest.mark.parametrize("label,udh,expected", UDH, ids=[u[0] for u in UDH])
+def test_parse_udh(label, udh, expected):
+    got = parse_udh(udh)
+    assert (None if got is None else (got.ref, got.total, got.seq)) == expected
+
+
+SPLITS = [
+    ("short gsm", "Laporan K7X2M9P diterima.", "Default_No_Compression", 1),
+    ("160 gsm", "a" * 160, "Default_No_Compression", 1),
+    ("161 gsm", "a" * 161, "Default_No_Compression", 2),
+    ("extension chars count double", "{" * 80, "Default_No_Compression", 1),
+    ("extension chars split", "{" * 81, "Default_No_Compression", 2),
+    ("unicode", "Laporan “selesai”", "Unicode_No_Compression", 1),
+    ("long unicode", "“" + "b" * 100, "Unicode_No_Compression", 2),
+]
+
+
+@pytest.mark.parametrize("label,text_,coding,parts", SPLITS, ids=[s[0] for s in SPLITS])
+def test_split_sms(label, text_, coding, parts):
+    got_coding, got_parts = split_sms(text_)
+    assert (got_coding, len(got_parts)) == (coding, parts)
+    assert "".join(got_parts) == text_
+    for p in got_parts:
+        if coding == "Default_No_Compression":
+            assert gsm7_length(p) <= (160 if parts == 1 else 153)
+        else:
+            assert len(p.encode("utf-16-be")) <= (140 if parts == 1 else 134)
+
+
+# -- schema versions 15-18 on Gammu's own SQLite schema -----------------------------------------
+def gammu_sqlite(tmp_path: Path, version: int) -> str:
+    need_gammu()
+    path = tmp_path / f"smsd-{version}.db"
+    con = sqlite3.connect(path)
+    con.executescript(schema_sql("sqlite.sql"))
+    con.execute("UPDATE gammu SET Version = ?", (version,))
+    if version >= 18:
+        con.execute("ALTER TABLE inbox ADD COLUMN MessageID INTEGER NOT NULL DEFAULT 0")
+        con.execute("ALTER TABLE inbox ADD COLUMN SequencePosition INTEGER NOT NULL DEFAULT 1")
+    con.commit()
+    con.close()
+    return f"sqlite:///{path}"
+
+
+def insert_inbox(url: str, rows: list[dict]) -> None:
+    eng = create_engine(url)
+    with eng.begin() as c:
+        for r in rows:
+            row = {"Text": ucs2(r.get("text", "")), "TextDecoded": r.get("decoded", r.get("text", "")),
+                   "SenderNumber": r.get("sender", "+6281234567890"), "Coding": r.get("coding", "Default_No_Compression"),
+                   "UDH": r.get("udh", ""), "RecipientID": "modem1", "Class": r.get("cls", -1),
+                   "ReceivingDateTime": r.get("at", "2026-11-28 10:00:00")}
+            if "mid" in r:
+                row["MessageID"], row["SequencePosition"] = r["mid"], r["seq"]
+            cols = ", ".join(row)
+            c.execute(text(f"INSERT INTO inbox ({cols}) VALUES ({', '.join(':' + k for k in row)})"), row)
+    eng.dispose()
+
+
+PART1 = "Jalan di desa Ngadirenggo kecamatan Pogalan rusak parah sejak banjir bulan lalu, " \
+        "banyak lubang besar dan sudah ada pengendara motor yang jatuh. Mohon segera "
+PART2 = "diperbaiki sebelum musim hujan. Terima kasih."
+VERSION_CASES = [
+    ("v15 udh", 15, [dict(text=PART1, udh="050003110201"), dict(text=PART2, udh="050003110202")], PART1 + PART2),
+    ("v16 udh parts out of order", 16, [dict(text=PART2, udh="050003120202"), dict(text=PART1, udh="050003120201")],
+     PART1 + PART2),
+    ("v17 daemon-joined text in part 1", 17,
+     [dict(text=PART1, decoded=PART1 + PART2, udh="0608040A0B0201"), dict(text=PART2, decoded="", udh="0608040A0B0202")],
+     PART1 + PART2),
+    ("v18 MessageID/SequencePosition", 18,
+     [dict(text=PART2, mid=77, seq=2, udh="050003130202"), dict(text=PART1, mid=77, seq=1, udh="050003130201")],
+     PART1 + PART2),
+    ("v17 single", 17, [dict(text="Lampu jalan mati di Sumbergedong")], "Lampu jalan mati di Sumbergedong"),
+    ("v17 unicode", 17, [dict(text="Jembatan “Bendungan” retak", coding="Unicode_No_Compression")],
+     "Jembatan “Bendungan” retak"),
+]
+
+
+@pytest.mark.parametrize("label,version,rows,expected", VERSION_CASES, ids=[v[0] for v in VERSION_CASES])
+def test_schema_versions_join_multipart(label, version, rows, expected, tmp_path):
+    url = gammu_sqlite(tmp_path, version)
+    insert_inbox(url, rows)
+    adapter = GammuAdapter(url)
+    assert adapter.schema_version() == version
+    [sms] = adapter.fetch()
+    assert sms.text == expected and sms.sender == "+6281234567890" and not sms.missing
+    msg = adapter.to_inbound(sms)
+    assert msg.channel == "sms" and msg.provider_id == f"{min(sms.ids)}@20261128T100000"
+    assert adapter.mark_processed(sms.ids) == len(rows)
+    assert adapter.fetch() == []
+    adapter.dispose()
+
+
+def test_unsupported_schema_version_is_refused(tmp_path):
+    adapter = GammuAdapter(gammu_sqlite(tmp_path, 14))
+    with pytest.raises(GammuSchemaError, match="14"):
+        adapter.schema_version()
+
+
+def test_incomplete_multipart_waits_then_comes_as_is(tmp_path):
+    url = gammu_sqlite(tmp_path, 17)
+    insert_inbox(url, [dict(text=PART1, udh="050003210301"), dict(text=PART2, udh="050003210303"),
+                       dict(text="Pesan lain", sender="+6281234567899")])
+    adapter = GammuAdapter(url, multipart_wait_s=60)
+    first = adapter.fetch(now=1000.0)
+    assert [m.text for m in first] == ["Pesan lain"]  # the split message waits for part 2
+    adapter.mark_processed(first[0].ids)
+    assert adapter.fetch(now=1030.0) == []
+    [late] = adapter.fetch(now=1061.0)
+    assert late.text == PART1 + PART2 and late.missing == (2,)
+    assert adapter.to_inbound(late).fields["sms_parts_missing"] == [2]
+
+
+def test_binary_and_ussd_rows(tmp_path):
+    url = gammu_sqlite(tmp_path, 17)
+    insert_inbox(url, [dict(text="", coding="8bit", decoded=""), dict(text="Sisa pulsa Anda", cls=127)])
+    rows = GammuAdapter(url).fetch()
+    assert rows[0].binary and rows[0].text == "" and GammuAdapter(url).to_inbound(rows[0]).fields == {"binary": True}
+    assert rows[1].ussd
+
+
+def test_keyword_sms_gets_fields(tmp_path):
+    url = gammu_sqlite(tmp_path, 17)
+    insert_inbox(url, [dict(text=f"KTP#{NIK}#Siti Aminah#belum jadi")])
+    adapter = GammuAdapter(url)
+    msg = adapter.to_inbound(adapter.fetch()[0])
+    assert msg.fields["keyword"] == "KTP" and msg.fields["nik"] == NIK and msg.fields["nama"] == "Siti Aminah"
+
+
+def test_send_is_idempotent_and_splits_long_text(tmp_path):
+    url = gammu_sqlite(tmp_path, 17)
+    adapter = GammuAdapter(url, phone_id="modem1")
+    long = "Laporan K7X2M9P telah selesai ditangani. " * 6
+    msg = OutboundMessage("sms", "+6281234567890", long, extra={"message_id": "msg_1"})
+    first = adapter.send_sync(msg)
+    again = adapter.send_sync(msg)  # the hub's outbox lost our answer and retries
+    assert first.provider_id == again.provider_id and again.detail.get("repeat")
+    eng = create_engine(url)
+    with eng.connect() as c:
+        out = c.execute(text("SELECT ID, MultiPart, UDH, TextDecoded, CreatorID, SenderID FROM outbox")).all()
+        parts = c.execute(text("SELECT SequencePosition, UDH, TextDecoded FROM outbox_multipart ORDER BY 1")).all()
+    assert len(out) == 1 and out[0].MultiPart == "true" and out[0].CreatorID == "simpul:msg_1"
+    assert out[0].SenderID == "modem1" and out[0].UDH.startswith("050003")
+    assert out[0].TextDecoded + "".join(p.TextDecoded for p in parts) == long
+    assert [p.SequencePosition for p in parts] == [2]
+    with pytest.raises(PermanentError):
+        adapter.send_sync(OutboundMessage("sms", "telegram-chat-12", "x"))
+    eng.dispose()
+
+
+def test_poll_stores_then_marks_and_survives_a_crash_before_marking(tmp_path, sqlite_url, seeded, cfg):
+    from hub.db import get_engine
+    from hub.lines.gammu import poll_once
+    from hub.models import Outbox, RawMessage
+    from hub.settings import get_settings
+
+    url = gammu_sqlite(tmp_path, 17)
+    insert_inbox(url, [dict(text="Jalan rusak di Ngadirenggo"), dict(text="CEK ABCDEFG", sender="+6281234567891"),
+                       dict(text="", coding="8bit", decoded="", sender="+6281234567892")])
+    adapter = GammuAdapter(url)
+
+    class CrashBeforeMark(GammuAdapter):
+        def mark_processed(self, ids):
+            raise RuntimeError("power cut")
+
+    with pytest.raises(RuntimeError):
+        poll_once(CrashBeforeMark(url), cfg, get_settings())
+    res = poll_once(adapter, cfg, get_settings())  # the rows come again: nothing doubles
+    assert (res.stored, res.duplicates, res.status_queries) == (0, 2, 1)
+    with Session(get_engine()) as s:
+        raws = s.scalars(select(RawMessage).order_by(RawMessage.id)).all()
+        replies = s.scalars(select(Outbox).where(Outbox.kind == "reply")).all()
+    assert [(r.channel, r.sender, r.text) for r in raws] == [("sms", "+6281234567890", "Jalan rusak di Ngadirenggo"),
+                                                              ("sms", "+6281234567892", "")]
+    assert raws[1].message["fields"] == {"binary": True}
+    assert all("tidak ditemukan" in r.payload["text"] for r in replies)  # CEK answered (twice: see docs)
+    assert adapter.fetch() == []
+
+
+# -- end to end with the real daemon -----------------------------------------------------------
+@pytest.fixture
+def gammu_pg(tmp_path):
+    """A throwaway PostgreSQL database with Gammu's schema, dropped afterwards."""
+    need_gammu("gammu-smsd", "gammu")
+    if not PG_URL:
+        if IN_CI:
+            pytest.fail("CI=true but SIMPUL_TEST_POSTGRES_URL is not set")
+        pytest.skip("the gammu-smsd round trip needs SIMPUL_TEST_POSTGRES_URL")
+    base = make_url(PG_URL)
+    name = f"gammu_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(base.set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    url = base.set(database=name)
+    eng = create_engine(url.set(drivername="postgresql+psycopg"))
+    sql = "\n".join(line for line in schema_sql("pgsql.sql").splitlines() if "CREATE LANGUAGE" not in line)
+    with eng.begin() as c:
+        c.exec_driver_sql(sql)
+    eng.dispose()
+    try:
+        yield url
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def save_incoming(device: Path, sender: str, body: str) -> None:
+    """`gammu savesms` into the dummy modem's inbox folder, turned into a received (Deliver) SMS."""
+    rc = device.parent / "gammurc"
+    rc.write_text(f"[gammu]\nmodel = dummy\nconnection = none\ndevice = {device}\n")
+    before = set((device / "sms" / "1").iterdir())
+    subprocess.run(["gammu", "-c", str(rc), "savesms", "TEXT", "-folder", "1", "-sender", sender,
+                    "-len", str(len(body)), "-text", body], check=True, capture_output=True, timeout=20)
+    for f in set((device / "sms" / "1").iterdir()) - before:
+        f.write_text(f.read_text().replace("PDU = Submit", "PDU = Deliver").replace("State = Sent", "State = UnRead"))
+
+
+def wait_for(fn, timeout: float = 30.0, what: str = "condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        got = fn()
+        if got:
+            return got
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def test_round_trip_with_gammu_smsd(gammu_pg, tmp_path, sqlite_url, seeded, cfg, monkeypatch):
+    from hub.db import get_engine, session_scope
+    from hub.lines import gammu as line
+    from hub.models import Ticket
+    from hub.outbox import run_once
+    from hub.processing import drain
+    from hub.settings import get_settings, reset_settings
+    from hub.tickets import change_status
+
+    gammu_url = gammu_pg.render_as_string(hide_password=False)
+    monkeypatch.setenv("SIMPUL_GAMMU_DATABASE_URL", gammu_url)
+    monkeypatch.setenv("SIMPUL_SMS_PROVIDER", "gammu")
+    reset_settings()
+    settings = get_settings()
+    line.configure(settings)
+    device = tmp_path / "dummy"
+    for folder in range(1, 6):
+        (device / "sms" / str(folder)).mkdir(parents=True)
+    long_report = ("Jalan di desa Ngadirenggo kecamatan Pogalan rusak parah sejak banjir bulan lalu. "
+                   "Banyak lubang besar, dua pengendara motor sudah jatuh minggu ini. Mohon segera diperbaiki.")
+    save_incoming(device, "+6281234567890", "Lampu penerangan jalan mati di desa Sumbergedong kecamatan Trenggalek")
+    save_incoming(device, "+6281234567891", long_report)  # two parts
+    save_incoming(device, "+6281234567892", f"KTP#{NIK}#Siti Aminah#sudah 3 bulan belum jadi")
+    u = gammu_pg
+    (tmp_path / "smsdrc").write_text(f"""[gammu]
+model = dummy
+connection = none
+device = {device}
+
+[smsd]
+service = sql
+driver = native_pgsql
+host = {u.host or '127.0.0.1'}{f':{u.port}' if u.port else ''}
+user = {u.username or 'postgres'}
+password = {u.password or ''}
+database = {u.database}
+logfile = {tmp_path / 'smsd.log'}
+debuglevel = 1
+ReceiveFrequency = 1
+StatusFrequency = 0
+CommTimeout = 1
+LoopSleep = 1
+MultipartTimeout = 2
+CheckSecurity = 0
+CheckBattery = 0
+CheckSignal = 0
+CheckNetwork = 0
+""")
+    gammu_db = create_engine(gammu_pg.set(drivername="postgresql+psycopg"))
+
+    def q(sql: str):
+        with gammu_db.connect() as c:
+            return c.execute(text(sql)).all()
+
+    daemon = subprocess.Popen(["gammu-smsd", "-c", str(tmp_path / "smsdrc")], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        # SMS in: the daemon moves the modem's messages into Gammu's inbox table.
+        wait_for(lambda: len(q('SELECT 1 FROM inbox')) >= 4, what="gammu-smsd to fill inbox")
+        adapter = line.adapter_for(settings)
+        res = line.poll_once(adapter, cfg, settings)
+        assert res.stored == 3
+        assert q("SELECT count(*) FROM inbox WHERE \"Processed\" = 'false'")[0][0] == 0
+        drain()
+        with Session(get_engine()) as s:
+            tickets = {t.reporter_phone: t for t in s.scalars(select(Ticket))}
+        assert set(tickets) == {"+6281234567890", "+6281234567891", "+6281234567892"}
+        assert tickets["+6281234567891"].text_original == long_report  # multipart joined
+        ktp = tickets["+6281234567892"]
+        assert ktp.opd_code == "DUKCAPIL" and ktp.fields["keyword"] == "KTP"
+        assert NIK not in str(ktp.fields)  # masked outside the raw store
+        # Receipt: hub outbox -> Gammu outbox -> sent by the daemon.
+        assert asyncio.run(run_once(kinds=["reply"])) == 3
+
+        def sent_to(number: str, needle: str):
+            return [r for r in q(f"SELECT \"ID\", \"SequencePosition\", \"TextDecoded\", \"Status\" FROM sentitems "
+                                 f"WHERE \"DestinationNumber\" = '{number}' ORDER BY 1, 2")
+                    if needle in r.TextDecoded]
+
+        for phone, t in tickets.items():
+            [row] = wait_for(lambda: sent_to(phone, t.code), what=f"receipt to {phone[:5]}... in sentitems")
+            assert "diterima dengan kode" in row.TextDecoded and row.Status.startswith("SendingOK")
+        # A status change goes back the same way; a long note is sent as a multipart SMS.
+        note = "Tim PUPR sudah memeriksa lokasi dan penambalan dijadwalkan minggu depan. " * 2
+        with session_scope() as s:
+            change_status(s, s.get(Ticket, tickets["+6281234567891"].id), "diproses", "user:pupr", cfg, note=note)
+        assert asyncio.run(run_once(kinds=["reply"])) == 1
+        code = tickets["+6281234567891"].code
+        wait_for(lambda: sent_to("+6281234567891", "sedang diproses"), what="status SMS in sentitems")
+        parts = q("SELECT \"SequencePosition\" FROM sentitems WHERE \"DestinationNumber\" = '+6281234567891' "
+                  "AND \"CreatorID\" LIKE 'simpul:%' ORDER BY \"ID\" DESC, \"SequencePosition\"")
+        assert [p[0] for p in parts[:2]] == [1, 2]
+        # CEK <code> from the reporter's phone: answered by SMS, no new ticket.
+        save_incoming(device, "+6281234567891", f"CEK {code}")
+        wait_for(lambda: q("SELECT 1 FROM inbox WHERE \"Processed\" = 'false'"), what="CEK in inbox")
+        assert line.poll_once(adapter, cfg, settings).status_queries == 1
+        assert asyncio.run(run_once(kinds=["reply"])) == 1
+        wait_for(lambda: sent_to("+6281234567891", f"Status laporan {code}: sedang diproses"),
+                 what="status answer in sentitems")
+        assert not q('SELECT 1 FROM outbox')  # the daemon sent everything we queued
+    finally:
+        os.killpg(daemon.pid, signal.SIGTERM)
+        try:
+            daemon.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(daemon.pid, signal.SIGKILL)
+            daemon.wait(timeout=5)
+        gammu_db.dispose()
+        line.adapter_for(settings).dispose()
+        line._adapter.cache_clear()
