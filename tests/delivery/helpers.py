@@ -17,6 +17,8 @@ from typing import Callable
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+import hub.delivery  # noqa: F401  (registers the deliver/notify outbox senders)
+
 SECRET = "whsec_" + base64.b64encode(b"simpul-test-secret-0123456789ab").decode()
 SECRET_ENV = "SIMPUL_TEST_WEBHOOK_SECRET"
 
@@ -31,12 +33,12 @@ class Act:
     drop: bool = False  # close the connection without an answer
 
 
-Plan = Callable[[str, int], Act]  # (webhook-id, attempt number from 1) -> action
+Plan = Callable[[str, int, dict], Act]  # (webhook-id, attempt number from 1, JSON body) -> action
 
 
 class Receiver:
     def __init__(self, plan: Plan | None = None, secret: str = SECRET):
-        self.plan: Plan = plan or (lambda _id, _n: Act())
+        self.plan: Plan = plan or (lambda _id, _n, _doc: Act())
         self.verifier = Webhook(secret)
         self.lock = threading.Lock()
         self.attempts: Counter[str] = Counter()
@@ -67,7 +69,7 @@ class Receiver:
                     recv.attempts[mid] += 1
                     n = recv.attempts[mid]
                     recv.times[mid].append(time.monotonic())
-                act = recv.plan(mid, n)
+                act = recv.plan(mid, n, json.loads(body))
                 if act.drop:
                     with recv.lock:
                         recv.log.append((mid, n, 0))
