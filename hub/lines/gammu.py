@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from fastapi import FastAPI
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from adapters.base import OutboundMessage, PermanentError, SendResult
 from adapters.gammu import GammuAdapter, GammuSchemaError
@@ -18,6 +18,8 @@ from hub.config import RegencyConfig, regency
 from hub.db import get_engine, session_scope
 from hub.lines import ratelimit
 from hub.logging import get_logger
+from hub.models import Outbox
+from hub.outbox import enqueue
 from hub.replies import queue_text, register_reply_sender
 from hub.settings import Settings, get_settings
 from hub.workers import register_periodic
@@ -67,7 +69,12 @@ def poll_once(adapter: GammuAdapter, cfg: RegencyConfig, settings: Settings,
     if queries:
         with session_scope(engine) as s:
             for sms, code in queries:
-                queue_text(s, None, "sms", sms.sender, answer_status_query(s, cfg, "sms", sms.sender, code))
+                # Keyed on the inbox row: a crash before marking must not answer twice.
+                mid = f"sms-cek-{sms.provider_id}"[:64]
+                if s.scalars(select(Outbox.id).where(Outbox.message_id == mid)).first() is None:
+                    enqueue(s, "reply", "sms", {"channel": "sms", "to": sms.sender, "ticket_code": None,
+                                                "text": answer_status_query(s, cfg, "sms", sms.sender, code)},
+                            message_id=mid)
     admissions = ratelimit.admit([adapter.to_inbound(sms) for sms, _ in reports],
                                  settings.rate_limit_per_sender, engine, settings.dedup_window_s)
     notify = [(sms, a) for (sms, _), a in zip(reports, admissions) if a.notify]

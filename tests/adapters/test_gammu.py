@@ -234,8 +234,18 @@ def test_poll_stores_then_marks_and_survives_a_crash_before_marking(tmp_path, sq
     assert [(r.channel, r.sender, r.text) for r in raws] == [("sms", "+6281234567890", "Jalan rusak di Ngadirenggo"),
                                                               ("sms", "+6281234567892", "")]
     assert raws[1].message["fields"] == {"binary": True}
-    assert all("tidak ditemukan" in r.payload["text"] for r in replies)  # CEK answered (twice: see docs)
+    [answer] = replies  # the CEK is answered once, though its row was read twice
+    assert answer.payload["to"] == "+6281234567891" and "ABCDEFG tidak ditemukan" in answer.payload["text"]
     assert adapter.fetch() == []
+    from hub.models import Ticket
+    from hub.processing import drain
+
+    drain()  # the binary SMS gets the polite template, not a ticket
+    with Session(get_engine()) as s:
+        assert [t.reporter_phone for t in s.scalars(select(Ticket))] == ["+6281234567890"]
+        polite = s.scalars(select(Outbox).where(Outbox.kind == "reply")).all()
+    assert any(r.payload["to"] == "+6281234567892" and "kosong atau tidak dapat dibaca" in r.payload["text"]
+               for r in polite)
 
 
 # -- end to end with the real daemon -----------------------------------------------------------
@@ -397,3 +407,21 @@ CheckNetwork = 0
         gammu_db.dispose()
         line.adapter_for(settings).dispose()
         line._adapter.cache_clear()
+
+
+def test_flood_from_one_number_is_held_and_told_once(tmp_path, sqlite_url, seeded, cfg, monkeypatch):
+    from hub.db import get_engine
+    from hub.lines.gammu import poll_once
+    from hub.models import Outbox, RawMessage
+    from hub.settings import get_settings, reset_settings
+
+    monkeypatch.setenv("SIMPUL_RATE_LIMIT_PER_SENDER", "2")
+    reset_settings()
+    url = gammu_sqlite(tmp_path, 17)
+    insert_inbox(url, [dict(text=f"Laporan nomor {i} jalan rusak") for i in range(5)])
+    res = poll_once(GammuAdapter(url), cfg, get_settings())
+    assert (res.stored, res.held) == (2, 3)
+    with Session(get_engine()) as s:
+        assert [r.state for r in s.scalars(select(RawMessage).order_by(RawMessage.id))] == ["pending"] * 2 + ["held"] * 3
+        [told] = s.scalars(select(Outbox).where(Outbox.kind == "reply")).all()
+    assert "terlalu banyak pesan" in told.payload["text"]
