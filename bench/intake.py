@@ -38,7 +38,7 @@ EMPTY_APP = textwrap.dedent("""
 """)
 WRK_LUA = textwrap.dedent("""
     local counter = 0
-    local tid = 0
+    tid = 0
     setup = function(thread) tid = tid + 1; thread:set("tid", tid) end
     request = function()
       counter = counter + 1
@@ -101,9 +101,9 @@ def stop(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
-def bench_db(label: str, url: str, seconds: int, connections: int, workdir: Path) -> dict:
+def bench_db(label: str, url: str, seconds: int, connections: int, workdir: Path, workers: bool = True) -> dict:
     env = {**os.environ, "SIMPUL_DATABASE_URL": url, "SIMPUL_LOG_LEVEL": "WARNING",
-           "SIMPUL_MAX_BODY_BYTES": "65536"}
+           "SIMPUL_MAX_BODY_BYTES": "65536", "SIMPUL_WORKERS": "true" if workers else "false"}
     subprocess.run([PY, "-m", "hub", "db", "upgrade"], env=env, check=True, cwd=ROOT, capture_output=True)
     key = subprocess.run([PY, "-m", "hub", "opd", "key", "create", "bench", "--role", "intake"], env=env,
                          check=True, cwd=ROOT, capture_output=True, text=True).stdout.strip().splitlines()[-1]
@@ -116,7 +116,7 @@ def bench_db(label: str, url: str, seconds: int, connections: int, workdir: Path
                                else url)
         t0 = time.time()
         tickets = raw = 0
-        while time.time() - t0 < 300:
+        while workers and time.time() - t0 < 300:
             with engine.connect() as c:
                 raw = c.execute(text("SELECT count(*) FROM raw_messages")).scalar_one()
                 tickets = c.execute(text("SELECT count(*) FROM tickets")).scalar_one()
@@ -147,6 +147,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--no-workers", action="store_true", help="intake only (diagnosis): no processing")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("bench/intake.py needs wrk (apt-get install wrk)")
@@ -165,7 +166,8 @@ def main() -> None:
         admin = None
     try:
         empty = bench_empty(args.seconds, args.connections, work)
-        results = [bench_db(label, url, args.seconds, args.connections, work) for label, url in targets]
+        results = [bench_db(label, url, args.seconds, args.connections, work,
+                            not args.no_workers) for label, url in targets]
     finally:
         if admin is not None:
             with admin.connect() as c:

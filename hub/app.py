@@ -9,7 +9,6 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.middleware.base import BaseHTTPMiddleware
 
 from hub import __version__, metrics
 from hub.config import regency
@@ -22,29 +21,72 @@ from hub.settings import Settings, get_settings
 log = get_logger(__name__)
 
 
-class RequestContext(BaseHTTPMiddleware):
-    """Request id on every log line, latency metric, and a body size limit."""
+class RequestContext:
+    """Request id on every log line, latency metric, and a body size limit (pure ASGI: this
+    runs on every intake request, so no BaseHTTPMiddleware overhead)."""
 
     def __init__(self, app, max_body: int):
-        super().__init__(app)
+        self.app = app
         self.max_body = max_body
 
-    async def dispatch(self, request: Request, call_next):
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or ())
+        rid = (headers.get(b"x-request-id") or b"").decode("latin-1")[:64] or uuid.uuid4().hex[:16]
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=rid)
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > self.max_body:
-            return JSONResponse({"detail": f"body too large: {length} bytes, limit {self.max_body}"},
+        length = headers.get(b"content-length", b"")
+        max_body = body_limit(scope.get("path", ""), self.max_body)
+        if length.isdigit() and int(length) > max_body:
+            resp = JSONResponse({"detail": f"body too large: {int(length)} bytes, limit {max_body}"},
                                 status_code=413, headers={"x-request-id": rid})
+            return await resp(scope, receive, send)
         start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        metrics.REQUEST_LATENCY.labels(request.method, path, str(response.status_code)).observe(
-            time.perf_counter() - start)
-        response.headers["x-request-id"] = rid
-        return response
+        status = {"code": 500}
+        seen = {"bytes": 0}
+
+        async def limited_receive():
+            message = await receive()
+            if message["type"] == "http.request":
+                seen["bytes"] += len(message.get("body", b""))
+                if seen["bytes"] > max_body:
+                    raise BodyTooLarge()
+            return message
+
+        async def send_wrapper(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + [(b"x-request-id", rid.encode("latin-1"))]
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_wrapper)
+        except BodyTooLarge:
+            resp = JSONResponse({"detail": f"body too large: limit {max_body} bytes"}, status_code=413,
+                                headers={"x-request-id": rid})
+            await resp(scope, receive, send)
+            status["code"] = 413
+        route = scope.get("route")
+        metrics.REQUEST_LATENCY.labels(scope["method"], getattr(route, "path", "unmatched"),
+                                       str(status["code"])).observe(time.perf_counter() - start)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+# Paths that take larger bodies than settings.max_body_bytes (photo uploads of the web pages):
+# path prefix -> limit in bytes. Modules add entries when imported.
+BODY_LIMITS: dict[str, int] = {}
+
+
+def body_limit(path: str, default: int) -> int:
+    for prefix, limit in BODY_LIMITS.items():
+        if path.startswith(prefix):
+            return limit
+    return default
 
 
 def create_app(settings: Settings | None = None, workers: bool | None = None) -> FastAPI:

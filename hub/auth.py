@@ -91,11 +91,18 @@ KEY_CACHE_S = 10.0
 _key_cache: dict[str, tuple[Principal, float]] = {}
 
 
-def principal_for_key(session: Session, presented: str) -> Principal | None:
-    digest = _key_hash(presented.strip())
-    hit = _key_cache.get(digest)
+def cached_key_principal(presented: str) -> Principal | None:
+    hit = _key_cache.get(_key_hash(presented.strip()))
     if hit is not None and hit[1] > time.monotonic():
         return hit[0]
+    return None
+
+
+def principal_for_key(session: Session, presented: str) -> Principal | None:
+    digest = _key_hash(presented.strip())
+    hit = cached_key_principal(presented)
+    if hit is not None:
+        return hit
     p = _lookup_key(session, presented)
     if p is not None:
         if len(_key_cache) > 10_000:

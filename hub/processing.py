@@ -34,33 +34,63 @@ def fallback_draft(raw: RawMessage, cfg: RegencyConfig, error: str) -> TicketDra
                        incident_key=None)
 
 
+def _normalize_all(session: Session, raws: list[RawMessage], cfg: RegencyConfig,
+                   now: datetime) -> dict[int, TicketDraft]:
+    reg = current_regency(session)
+    drafts = {}
+    for raw in raws:
+        try:
+            drafts[raw.id] = normalize(message_from_json(raw.message), reg, now)
+        except Exception as exc:  # never lose a message to a normalizer bug
+            log.exception("processing.normalize_failed", raw_id=raw.id, channel=raw.channel)
+            drafts[raw.id] = fallback_draft(raw, cfg, repr(exc))
+    return drafts
+
+
+def _write_all(session: Session, raws: list[RawMessage], drafts: dict[int, TicketDraft],
+               cfg: RegencyConfig, now: datetime) -> None:
+    for raw in raws:
+        try:
+            with session.begin_nested():
+                create_from_draft(session, raw, drafts[raw.id], cfg, now)
+        except Exception as exc:  # parked for an admin, visible on the dashboard
+            log.exception("processing.create_failed", raw_id=raw.id, channel=raw.channel)
+            raw.state, raw.error = "failed", repr(exc)[:2000]
+        session.add(raw)
+
+
 def process_pending(engine: Engine | None = None, limit: int = 500, cfg: RegencyConfig | None = None) -> int:
-    """Process up to `limit` pending raw messages. Returns how many were handled."""
+    """Process up to `limit` pending raw messages. Returns how many were handled.
+
+    PostgreSQL: rows are claimed with FOR UPDATE SKIP LOCKED, so several hub processes share
+    the work. SQLite: messages are normalized before the write lock is taken, and the short
+    BEGIN IMMEDIATE transaction re-checks that each is still pending, so intake never waits
+    behind the normalizer.
+    """
     engine = engine or get_engine()
     cfg = cfg or regency(str(get_settings().config_dir))
-    with Session(writer(engine), expire_on_commit=False) as session:
-        q = select(RawMessage).where(RawMessage.state == "pending").order_by(RawMessage.id).limit(limit)
-        if engine.dialect.name == "postgresql":
-            q = q.with_for_update(skip_locked=True)
+    q = select(RawMessage).where(RawMessage.state == "pending").order_by(RawMessage.id).limit(limit)
+    now = datetime.now(timezone.utc)
+    if engine.dialect.name == "postgresql":
+        with Session(engine, expire_on_commit=False) as session:
+            raws = list(session.scalars(q.with_for_update(skip_locked=True)))
+            if not raws:
+                session.rollback()
+                return 0
+            drafts = _normalize_all(session, raws, cfg, now)
+            _write_all(session, raws, drafts, cfg, now)
+            session.commit()
+        return len(raws)
+    with Session(engine, expire_on_commit=False) as session:
         raws = list(session.scalars(q))
         if not raws:
-            session.rollback()
             return 0
-        reg = current_regency(session)
-        now = datetime.now(timezone.utc)
-        for raw in raws:
-            try:
-                draft = normalize(message_from_json(raw.message), reg, now)
-            except Exception as exc:  # never lose a message to a normalizer bug
-                log.exception("processing.normalize_failed", raw_id=raw.id, channel=raw.channel)
-                draft = fallback_draft(raw, cfg, repr(exc))
-            try:
-                with session.begin_nested():
-                    create_from_draft(session, raw, draft, cfg, now)
-            except Exception as exc:  # parked for an admin, visible on the dashboard
-                log.exception("processing.create_failed", raw_id=raw.id, channel=raw.channel)
-                raw.state, raw.error = "failed", repr(exc)[:2000]
-            session.add(raw)
+        drafts = _normalize_all(session, raws, cfg, now)
+        session.rollback()
+    with Session(writer(engine), expire_on_commit=False) as session:
+        fresh = list(session.scalars(select(RawMessage).where(
+            RawMessage.id.in_(list(drafts)), RawMessage.state == "pending").order_by(RawMessage.id)))
+        _write_all(session, fresh, drafts, cfg, now)
         session.commit()
     return len(raws)
 

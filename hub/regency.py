@@ -83,7 +83,19 @@ def newest_model(session) -> RouterModel | None:
 def current_regency(session) -> Regency:
     """The Regency live routing uses: config rules plus the newest learned model, if any."""
     config_dir = get_settings().config_dir
-    row = newest_model(session)
+    try:  # look at the newest model's id first: its (large) JSON is only read when it changed
+        head = session.execute(select(RouterModel.id, RouterModel.examples)
+                               .order_by(RouterModel.id.desc()).limit(1)).first()
+    except SQLAlchemyError:
+        head = None
+    if head is None:
+        return load_normalizer_regency(config_dir)
+    key = ("router_model", head[0], head[1])
+    with _lock:
+        hit = _cache.get((str(Path(config_dir).resolve()), key))
+    if hit is not None:
+        return hit
+    row = session.get(RouterModel, head[0])
     if row is None or not row.model:
         return load_normalizer_regency(config_dir)
-    return load_normalizer_regency(config_dir, learned=row.model, cache_key=("router_model", row.id, row.examples))
+    return load_normalizer_regency(config_dir, learned=row.model, cache_key=key)
