@@ -40,6 +40,8 @@ def reply_route(channel: str, cfg: RegencyConfig, phone: str | None, chat_id: st
 
 
 def _ticket_route(ticket: Ticket, cfg: RegencyConfig) -> tuple[str, str] | None:
+    if (ticket.fields or {}).get("imported"):  # old hotline logs: never text a caller about a 2021 call
+        return None
     return reply_route(ticket.channel, cfg, ticket.reporter_phone, ticket.reporter_chat_id,
                        ticket.reporter_lapor_id)
 

@@ -153,6 +153,9 @@ def create_from_draft(session: Session, raw: RawMessage, draft: TicketDraft, cfg
         due_at=compute_due(cfg.sla, draft.urgency.value, draft.category, created),
         created_at=created, updated_at=created,
     )
+    historic = bool((draft.fields or {}).get("imported"))  # an old hotline log row (hub/importer.py)
+    if historic:  # handled back then: closed on arrival, never sent to the OPD or texted to the caller
+        ticket.status, ticket.closed_at, ticket.due_at = Status.SELESAI.value, created, None
     session.add(ticket)
     session.flush()
     add_event(session, ticket, f"channel:{draft.channel}", "received", to_status=Status.MENUNGGU.value,
@@ -161,8 +164,13 @@ def create_from_draft(session: Session, raw: RawMessage, draft: TicketDraft, cfg
               data={"confidence": routing.confidence, "needs_triage": ticket.needs_triage,
                     "candidates": [list(c) for c in routing.candidates]})
     raw.state = "done"
-    queue_delivery(session, ticket, "ticket.created")
-    replies.queue_receipt(session, ticket, cfg)
+    if historic:
+        add_event(session, ticket, "system", "status", note="Riwayat panggilan diimpor dari log lama",
+                  from_status=Status.MENUNGGU.value, to_status=Status.SELESAI.value)
+        _maybe_close_incident(session, ticket)
+    else:
+        queue_delivery(session, ticket, "ticket.created")
+        replies.queue_receipt(session, ticket, cfg)
     metrics.TICKETS_CREATED.labels(channel=ticket.channel, opd=ticket.opd_code).inc()
     return ticket
 

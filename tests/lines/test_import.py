@@ -1,0 +1,210 @@
+"""`simpul import psc119|bpbd`: CSV and XLSX logs (written here with openpyxl), Indonesian column
+names under a title block, bad rows named by row number, re-import adds nothing, mapping file,
+historic calls closed with their own time and never texted or delivered."""
+from __future__ import annotations
+
+import csv
+from datetime import datetime, time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+WIB = ZoneInfo("Asia/Jakarta")
+HEADER = ["No", "Tanggal", "Jam", "Pelapor", "No. Telp", "Kecamatan", "Desa", "Lokasi", "Kejadian",
+          "Keterangan", "Tindakan", "Korban", "Triase"]
+ROWS = [  # spreadsheet rows 4.. (after a two-row title block and the header)
+    ["1", "20 Agustus 2021", "07.15", "Slamet", "081234567890", "Pogalan", "Ngulankulon", "depan pasar",
+     "Laka lantas", "Motor vs truk", "Dibawa ke RSUD", "2 orang", "merah"],
+    ["2", "20/08/2021", "08.30", "Bu Sri", "085733221100", "Kec. Dongko", "Ds. Dongko", "", "Ibu melahirkan",
+     "Ketuban pecah", "Rujuk puskesmas", "1", "kuning"],
+    ["3", "31/02/2021", "09.00", "Tono", "", "Pogalan", "", "", "Stroke", "", "", "", ""],  # no 31 February
+    ["4", "21/08/2021", "10.00", "Yanti", "", "Tulungagung", "", "", "Stroke", "", "", "", ""],  # not ours
+    ["", "", "", "", "", "", "", "", "", "", "", "", ""],  # an empty row is skipped, not an error
+    ["5", "22/08/2021", "11.00", "Joko", "", "Karangan", "", "", "Stroke", "", "", "", "ungu"],  # bad colour
+    ["6", "23/08/2021", "12.00", "Dewi", "", "Karangan", "", "", "", "", "", "", ""],  # nothing happened?
+    ["7", "Jumat, 24 Agustus 2021 pukul 21.40 WIB", "", "Pak RT", "0813 1111 2222", "Trenggalek", "Sumbergedong",
+     "", "kejang-kejang", "Anak demam tinggi lalu kejang", "Ambulans", "1", "merah"],
+]
+BAD = {6: "day is out of range", 7: "unknown kecamatan 'Tulungagung'", 9: "triage_colour 'ungu'",
+       10: "nothing to import"}
+
+
+def write_csv(path: Path, rows=ROWS, header=HEADER, delimiter=";") -> Path:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, delimiter=delimiter)
+        w.writerow(["REKAP PANGGILAN PSC 119 TRENGGALEK"] + [""] * (len(header) - 1))
+        w.writerow([""] * len(header))
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def write_xlsx(path: Path, sheet: str = "Agustus 2021") -> Path:
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = sheet
+    ws.append(["Rekap Pusdalops BPBD Kab. Trenggalek"])
+    ws.append(["Waktu", "Pelapor", "No HP", "Kecamatan", "Desa", "Jenis Kejadian", "Keterangan", "Tindakan",
+               "Jumlah Korban", "Tim"])
+    ws.append([datetime(2021, 11, 3, 2, 10), "Kades Prigi", 81234000111, "Watulimo", "Prigi", "Banjir",
+               "Air masuk rumah 50 cm", "Evakuasi warga", "12 KK", "TRC"])
+    ws.append([44504.75, "Warga", None, "Pule", "", "Tanah longsor", "Tebing longsor menutup jalan",
+               "Kerja bakti", "nihil", "TRC + relawan"])  # an Excel serial date: 4 Nov 2021 18:00
+    ws.append(["kemarin", "Warga", None, "Pule", "", "Pohon tumbang", "", "", "", ""])  # bad date
+    ws.append([datetime(2021, 11, 5, 6, 0), "Warga", None, "Bendungan", "", "Sesuatu yang aneh",
+               "Suara gemuruh dari bukit", "", "", ""])  # unknown kejadian: imported, classified from text
+    wb.save(path)
+    return path
+
+
+def count(engine, model, *where) -> int:
+    with Session(engine) as s:
+        return s.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def run_import(path, line="psc119", **kw):
+    from hub.importer import import_file
+
+    bad: list[tuple[int, str]] = []
+    rep = import_file(path, line, on_bad_row=lambda n, r: bad.append((n, r)), **kw)
+    assert bad == rep.bad
+    return rep
+
+
+def test_csv_import_bad_rows_and_reimport(tmp_path, engine, seeded):
+    from hub.models import Outbox, RawMessage, Ticket, TicketEvent
+
+    path = write_csv(tmp_path / "psc119_agustus_2021.csv")
+    rep = run_import(path)
+    assert (rep.rows, rep.imported, rep.already, rep.empty) == (7, 3, 0, 1)
+    assert [n for n, _ in rep.bad] == sorted(BAD)
+    for n, reason in rep.bad:
+        assert BAD[n] in reason
+    assert rep.columns["date"] == "Tanggal" and rep.columns["caller_phone"] == "No. Telp"
+    assert rep.ignored_columns == ["No"]
+    with Session(engine) as s:
+        tickets = {t.reporter_name: t for t in s.scalars(select(Ticket))}
+    assert set(tickets) == {"Slamet", "Bu Sri", "Pak RT"}
+    t = tickets["Slamet"]
+    created = t.created_at if t.created_at.tzinfo else t.created_at.replace(tzinfo=ZoneInfo("UTC"))
+    assert created == datetime(2021, 8, 20, 7, 15, tzinfo=WIB)  # the call's own time
+    assert t.status == "selesai" and t.due_at is None and t.fields["imported"] is True
+    assert t.fields["hotline_type"] == "kecelakaan" and t.fields["incident_text"] == "Laka lantas"
+    assert t.urgency == "darurat" and t.kecamatan_code == "35.03.12" and "depan pasar" in (t.address or "")
+    assert t.fields["people_affected"] == 2 and t.reporter_phone == "+6281234567890"
+    assert tickets["Pak RT"].fields["hotline_type"] == "tidak sadarkan diri"
+    assert tickets["Bu Sri"].desa_code == "35.03.04.2007" and tickets["Bu Sri"].fields["kecamatan"] == "Dongko"
+    # historic calls: nobody is texted about a 2021 call, nothing is delivered to an OPD
+    assert count(engine, Outbox) == 0
+    before = [count(engine, m) for m in (RawMessage, Ticket, TicketEvent)]
+    again = run_import(path)
+    assert (again.imported, again.already, len(again.bad)) == (0, 3, 4)
+    assert [count(engine, m) for m in (RawMessage, Ticket, TicketEvent)] == before
+    # fixing the bad rows and importing again adds exactly those
+    fixed = [list(r) for r in ROWS]
+    fixed[2][1], fixed[3][5] = "28/02/2021", "Gandusari"
+    rep3 = run_import(write_csv(tmp_path / "fixed.csv", fixed))
+    assert (rep3.imported, rep3.already, len(rep3.bad)) == (2, 3, 2)
+
+
+def test_reopening_an_imported_ticket_texts_nobody(tmp_path, engine, seeded, cfg):
+    from hub.db import session_scope
+    from hub.models import Outbox, Ticket
+    from hub.tickets import change_status
+
+    run_import(write_csv(tmp_path / "log.csv", ROWS[:1]))
+    with session_scope(engine) as s:
+        t = s.scalars(select(Ticket)).one()
+        change_status(s, t, "menunggu", "user:admin", cfg, note="dibuka lagi")
+    assert count(engine, Outbox) == 0
+
+
+def test_xlsx_import_excel_dates_and_sheet(tmp_path, engine, seeded):
+    from hub.importer import ImportError_
+    from hub.models import Ticket
+
+    path = write_xlsx(tmp_path / "bpbd.xlsx")
+    rep = run_import(path, "bpbd", sheet="Agustus 2021")
+    assert (rep.rows, rep.imported) == (4, 3) and [n for n, _ in rep.bad] == [5]
+    assert "not a date" in rep.bad[0][1]
+    with Session(engine) as s:
+        got = {t.fields.get("hotline_type") or t.fields.get("incident_text"): t for t in s.scalars(select(Ticket))}
+    flood = got["banjir"]
+    assert flood.opd_code == "BPBD" and flood.reporter_phone == "+6281234000111"  # leading 0 lost in a number cell
+    assert flood.fields["people_affected"] == 12 and flood.status == "selesai"
+    slide = got["tanah longsor"]
+    c = slide.created_at if slide.created_at.tzinfo else slide.created_at.replace(tzinfo=ZoneInfo("UTC"))
+    assert c == datetime(2021, 11, 4, 18, 0, tzinfo=WIB) and slide.fields["people_affected"] == 0
+    assert "Sesuatu yang aneh" in got["Sesuatu yang aneh"].text_original
+    with pytest.raises(ImportError_, match="no sheet 'Mei'"):
+        run_import(path, "bpbd", sheet="Mei")
+
+
+def test_mapping_file_for_other_column_names(tmp_path, engine, seeded):
+    from hub.importer import ImportError_, load_mapping
+    from hub.models import Ticket
+
+    header = ["Tgl Lapor", "Penelpon", "Kontak Person", "Kec.", "Jenis Kasus", "Uraian Singkat", "No Register"]
+    rows = [["2021-08-20 07:15", "Slamet", "081234567890", "Pogalan", "Stroke", "Jatuh di kamar mandi", "R-0001"],
+            ["2021-08-20 09:00", "Sri", "085733221100", "Durenan", "Sesak napas", "Riwayat asma", "R-0002"]]
+    path = write_csv(tmp_path / "other.csv", rows, header, delimiter=",")
+    with pytest.raises(ImportError_, match="no date column"):
+        run_import(path)
+    mfile = tmp_path / "map.yaml"
+    mfile.write_text("columns:\n  waktu: Tgl Lapor\n  pelapor: Penelpon\n  caller_phone: Kontak Person\n"
+                     "  kejadian: Jenis Kasus\n  description: Uraian Singkat\n")
+    mapping = load_mapping(mfile)
+    rep = run_import(path, mapping=mapping, id_column="No Register")
+    assert rep.imported == 2 and rep.columns["time"] == "Tgl Lapor" and rep.columns["kecamatan"] == "Kec."
+    with Session(engine) as s:
+        ids = sorted(t.channel_message_id for t in s.scalars(select(Ticket)))
+    assert ids == ["imp-no-R-0001", "imp-no-R-0002"]
+    # the office corrects a typo in row R-0001: the sheet's own number keeps it the same call
+    rows[0][5] = "Jatuh di kamar mandi, tidak bisa bicara"
+    rep = run_import(write_csv(tmp_path / "other2.csv", rows, header, delimiter=","), mapping=mapping,
+                     id_column="No Register")
+    assert (rep.imported, rep.already) == (0, 2)
+    mfile.write_text("columns:\n  waktu: Tanggal Laporan\n")
+    with pytest.raises(ImportError_, match="'Tanggal Laporan'.*not in the sheet"):
+        run_import(path, mapping=load_mapping(mfile))
+
+
+@pytest.mark.parametrize("text,problem", [("columns:\n  umur: Umur\n", "unknown column 'umur'"),
+                                          ("- a\n- b\n", "expected a mapping")])
+def test_bad_mapping_file(tmp_path, text, problem):
+    from hub.config import ConfigError
+    from hub.importer import load_mapping
+
+    (tmp_path / "m.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=problem):
+        load_mapping(tmp_path / "m.yaml")
+
+
+def test_cli(tmp_path, sqlite_url):
+    from typer.testing import CliRunner
+
+    from hub.cli import app
+
+    runner = CliRunner()
+    path = write_csv(tmp_path / "log.csv")
+    res = runner.invoke(app, ["import", "psc119", str(path), "--no-progress"])
+    assert res.exit_code == 1, res.output
+    err = res.stderr
+    for n in BAD:
+        assert f"row {n}:" in err
+    assert "3 imported" in " ".join(err.split()) and "4 bad" in err
+    res = runner.invoke(app, ["import", "psc119", str(path), "--no-progress"])
+    assert "0 imported, 3 already there" in " ".join(res.stderr.split())
+    ok = write_csv(tmp_path / "ok.csv", ROWS[:2])
+    res = runner.invoke(app, ["import", "psc119", str(ok)])  # with the progress bar
+    assert res.exit_code == 0, res.stderr
+    res = runner.invoke(app, ["import", "bpbd", str(tmp_path / "missing.xlsx")])
+    assert res.exit_code == 2 and "file not found" in res.stderr
+    (tmp_path / "log.xls").write_bytes(b"\xd0\xcf\x11\xe0")
+    res = runner.invoke(app, ["import", "bpbd", str(tmp_path / "log.xls")])
+    assert res.exit_code == 2 and ".xlsx" in res.stderr
