@@ -19,7 +19,7 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(VENV)/bin/simpul db upgrade
-	$(VENV)/bin/simpul demo --config-only
+	$(VENV)/bin/simpul demo
 	$(VENV)/bin/simpul serve --host 127.0.0.1 --port 8000
 
 test: $(STAMP)

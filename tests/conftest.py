@@ -117,6 +117,13 @@ def engine(db_url):
 
 
 @pytest.fixture
+def sqlite_engine(sqlite_url):
+    from hub.db import get_engine
+
+    return get_engine()
+
+
+@pytest.fixture
 def cfg():
     from hub.config import regency
     from hub.settings import get_settings
