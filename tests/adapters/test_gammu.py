@@ -425,3 +425,21 @@ def test_flood_from_one_number_is_held_and_told_once(tmp_path, sqlite_url, seede
         assert [r.state for r in s.scalars(select(RawMessage).order_by(RawMessage.id))] == ["pending"] * 2 + ["held"] * 3
         [told] = s.scalars(select(Outbox).where(Outbox.kind == "reply")).all()
     assert "terlalu banyak pesan" in told.payload["text"]
+
+
+def test_poll_job_reads_the_configured_database(tmp_path, sqlite_url, seeded, monkeypatch):
+    from hub.db import get_engine
+    from hub.lines import gammu as line
+    from hub.models import RawMessage
+    from hub.settings import reset_settings
+
+    url = gammu_sqlite(tmp_path, 16)
+    insert_inbox(url, [dict(text="Banjir di desa Karangan")])
+    monkeypatch.setenv("SIMPUL_GAMMU_DATABASE_URL", url)
+    reset_settings()
+    try:
+        asyncio.run(line.poll_job())
+    finally:
+        line._adapter.cache_clear()
+    with Session(get_engine()) as s:
+        assert [r.text for r in s.scalars(select(RawMessage))] == ["Banjir di desa Karangan"]

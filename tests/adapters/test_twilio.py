@@ -48,7 +48,7 @@ def _env(monkeypatch, fake: FakeTwilio | None, **extra) -> None:
 
 
 @pytest.fixture
-def twilio_client(sqlite_url, monkeypatch, fake_twilio, seeded):
+def twilio_client(db_url, monkeypatch, fake_twilio, seeded):
     from fastapi.testclient import TestClient
 
     from hub.app import create_app
@@ -196,7 +196,7 @@ def test_cek_answers_the_reporter_only(twilio_client):
     assert "tidak ditemukan" in other.text and "menunggu" not in other.text
 
 
-def test_flood_from_one_number_is_kept_but_held(sqlite_url, monkeypatch, fake_twilio, seeded):
+def test_flood_from_one_number_is_kept_but_held(db_url, monkeypatch, fake_twilio, seeded):
     from fastapi.testclient import TestClient
 
     from hub.app import create_app
