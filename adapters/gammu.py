@@ -239,8 +239,6 @@ class GammuAdapter:
 
     def __init__(self, database_url: str | None = None, phone_id: str | None = None,
                  creator: str = "simpul", multipart_wait_s: float = 120.0, engine: Engine | None = None):
-        if engine is None and not database_url:
-            raise PermanentError("gammu_database_url is not configured")
         self.database_url = database_url
         self.phone_id = phone_id
         self.creator = creator
@@ -253,6 +251,8 @@ class GammuAdapter:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
+            if not self.database_url:
+                raise PermanentError("gammu_database_url is not configured")
             self._engine = create_engine(_engine_url(self.database_url), pool_pre_ping=True)
         return self._engine
 

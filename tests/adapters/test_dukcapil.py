@@ -54,3 +54,15 @@ def test_free_text_is_not_a_keyword(label, text):
 
 def test_separator_is_reported():
     assert parse(f"KTP*{NIK}*Budi")["separator"] == "*"
+
+
+@pytest.mark.parametrize("entry_point", ["twilio", "gammu"])
+def test_sms_adapters_are_registered_by_name(entry_point):
+    import asyncio
+
+    from adapters.base import Adapter, OutboundMessage, PermanentError, load_adapter
+
+    adapter = load_adapter(entry_point)()
+    assert isinstance(adapter, Adapter) and adapter.name == "sms"
+    with pytest.raises(PermanentError, match="configured"):  # unconfigured: a dead letter, not a crash
+        asyncio.run(adapter.send(OutboundMessage("sms", "+6281234567890", "x")))
