@@ -12,6 +12,7 @@ MODULES: list[str] = [
     "hub.lines.gammu", "hub.lines.twilio",
     # delivery to OPDs, the OPD API, Open311, outbox admin, SLA escalation (docs/delivery.md)
     "hub.delivery", "hub.escalation", "hub.api.opd", "hub.api.open311", "hub.api.admin_outbox",
+    "hub.lines.telegram",  # Telegram bot: webhook, polling, guided conversation (docs/telegram.md)
     "hub.lines.lapor",  # SP4N-LAPOR! pull, status sync and push (docs/lapor.md)
     "hub.api.hotline",  # PSC 119 / BPBD hotline console API (docs/hotline.md)
 ]

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     telegram_webhook_secret: str | None = None
     telegram_base_url: str | None = None
     telegram_mode: str = "webhook"  # webhook | polling | off
+    telegram_set_webhook: bool = True  # webhook mode: setWebhook at start-up when public_url is https
+    telegram_poll_timeout_s: int = 25  # polling mode: getUpdates long-poll seconds
+    telegram_ask_timeout_s: int = 900  # a report still waiting for its place is submitted without it
     lapor_base_url: str | None = None
     lapor_token: str | None = None
     lapor_pull_interval_s: int = 300

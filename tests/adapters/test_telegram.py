@@ -1,0 +1,548 @@
+"""Telegram line: webhook rows over fixture Updates (shared runner), the guided conversation,
+dedup, edits, replies through the outbox, error mapping, polling and setWebhook.
+
+Everything runs the real python-telegram-bot `Bot` against tests/fakes/telegram_api.py.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from tests.adapters.runner import Case, load_fixture, run_case
+from tests.fakes.telegram_api import BOT_ID, TOKEN, FakeTelegramAPI
+
+FIXTURES = Path(__file__).parent / "fixtures" / "telegram"
+SECRET = "s3cret-Telegram-webhook_0123456789"
+CHAT = 555001
+PATH = "/webhooks/telegram"
+
+
+# --- set-up -------------------------------------------------------------------------------
+
+@pytest.fixture
+def tg():
+    with FakeTelegramAPI(max_poll_s=0.5) as fake:
+        yield fake
+
+
+def _configure(monkeypatch, tg, **extra: str) -> None:
+    from hub.settings import reset_settings
+
+    env = {"SIMPUL_TELEGRAM_BOT_TOKEN": TOKEN, "SIMPUL_TELEGRAM_WEBHOOK_SECRET": SECRET,
+           "SIMPUL_TELEGRAM_BASE_URL": tg.base_url, "SIMPUL_TELEGRAM_MODE": "webhook",
+           "SIMPUL_PUBLIC_URL": "http://127.0.0.1:8000", **extra}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    reset_settings()
+
+
+def _app_client(monkeypatch, tg, **extra: str):
+    from fastapi.testclient import TestClient
+
+    from hub.app import create_app
+
+    _configure(monkeypatch, tg, **extra)
+    return TestClient(create_app(workers=False))
+
+
+@pytest.fixture
+def tclient(sqlite_url, seeded, tg, monkeypatch):
+    with _app_client(monkeypatch, tg) as c:
+        yield c
+
+
+@pytest.fixture
+def dbclient(db_url, seeded, tg, monkeypatch):
+    """The same, on SQLite and on PostgreSQL (the conversation lock differs)."""
+    with _app_client(monkeypatch, tg) as c:
+        yield c
+
+
+def sign(url, body, headers):
+    return {**headers, "X-Telegram-Bot-Api-Secret-Token": SECRET}
+
+
+def deliver() -> int:
+    """Process stored messages into tickets, then let the outbox send to the fake Bot API."""
+    from hub.lines.telegram import close_adapters
+    from hub.outbox import run_once
+    from hub.processing import drain
+
+    drain()
+
+    async def go() -> int:
+        try:
+            return await run_once(limit=200, max_attempts=3)
+        finally:
+            await close_adapters()
+
+    return asyncio.run(go())
+
+
+def replies_to(tg, chat=CHAT):
+    def read(_response) -> str:
+        deliver()
+        return "\n".join(tg.texts_to(chat))
+    return read
+
+
+def post(client, update: dict, secret: str | None = SECRET):
+    headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret is not None else {}
+    return client.post(PATH, json=update, headers=headers)
+
+
+def fixture(name: str, **changes) -> dict:
+    """A fixture update, optionally with another update_id / message fields."""
+    data = load_fixture(FIXTURES, name)
+    if "update_id" in changes:
+        data["update_id"] = changes.pop("update_id")
+    key = "message" if "message" in data else "edited_message"
+    data[key].update(changes)
+    return data
+
+
+def raws(engine=None):
+    from hub.db import get_engine
+    from hub.models import RawMessage
+
+    with Session(engine or get_engine()) as s:
+        return list(s.scalars(select(RawMessage).order_by(RawMessage.id)))
+
+
+def tickets():
+    from hub.db import get_engine
+    from hub.models import Ticket
+
+    with Session(get_engine()) as s:
+        return list(s.scalars(select(Ticket).order_by(Ticket.id)))
+
+
+# --- one update at a time: the shared table runner ----------------------------------------
+
+PID = f"{BOT_ID}:"
+CASES = [
+    Case("text naming a place is submitted", "message__text_with_place.json", channel="telegram",
+         text="Jalan berlubang besar di depan SDN 2 Ngantru, Kecamatan Trenggalek, mohon diperbaiki",
+         sender=str(CHAT), provider_id=PID + "10001", fields={"telegram_message_ids": [11]},
+         reply="tercatat dengan kode"),
+    Case("text without a place asks for it", "message__text_without_place.json", stored=False,
+         reply="Di mana lokasi kejadiannya?"),
+    Case("an emergency is never held back", "message__text_emergency.json", channel="telegram",
+         provider_id=PID + "10003", reply="tercatat dengan kode"),
+    Case("/start welcomes", "command__start.json", stored=False, reply="Selamat datang"),
+    Case("/status of an unknown code", "command__status.json", stored=False, reply="K7X2M9P tidak ditemukan"),
+    Case("/status without a code explains", "command__status_without_code.json", stored=False,
+         reply="/status diikuti kode"),
+    Case("a location alone asks what happened", "message__location.json", stored=False,
+         reply="ceritakan apa yang terjadi"),
+    Case("a venue alone asks what happened", "message__venue.json", stored=False,
+         reply="ceritakan apa yang terjadi"),
+    Case("a photo alone asks what happened", "message__photo.json", stored=False,
+         reply="ceritakan apa yang terjadi"),
+    Case("photo with a caption naming a place", "message__photo_caption.json", channel="telegram",
+         text="Tumpukan sampah di pinggir jalan Desa Ngantru kecamatan Trenggalek", provider_id=PID + "10010",
+         reply="tercatat dengan kode"),
+    Case("an edit of nothing known is ignored", "edited_message__text.json", stored=False, reply=""),
+    Case("group chatter is ignored", "message__group.json", stored=False, reply=""),
+    Case("sticker gets a polite answer", "message__sticker.json", stored=False, reply="belum dapat kami proses"),
+    Case("other update types are ignored", "callback_query.json", stored=False),
+    Case("not an Update", "malformed__not_an_update.json", status=400, stored=False),
+    Case("message without chat", "malformed__message_without_chat.json", status=400, stored=False),
+    Case("text that is not a string", "malformed__text_not_string.json", status=400, stored=False),
+    Case("wrong secret", "message__text_with_place.json", status=403, stored=False,
+         headers={"X-Telegram-Bot-Api-Secret-Token": "guess"}),
+    Case("missing secret", "message__text_with_place.json", status=403, stored=False,
+         headers={"X-Telegram-Bot-Api-Secret-Token": ""}),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.label)
+def test_webhook(case, tclient, tg):
+    run_case(tclient, PATH, FIXTURES, case, prepare=sign, reply_of=replies_to(tg))
+
+
+def test_group_command_gets_a_polite_pointer_to_the_private_chat(tclient, tg):
+    assert post(tclient, fixture("message__group_command.json")).status_code == 200
+    deliver()
+    assert tg.texts_to(-1001234567890) == ["Mohon kirim laporan lewat chat pribadi dengan bot ini, bukan di grup."]
+    assert raws() == []
+
+
+@pytest.mark.parametrize("body", [b'{"update_id": 1, "message": ', b"\xff\xfe", b"", b"[1, 2]", b'"text"'],
+                         ids=["truncated", "not utf-8", "empty", "a list", "a string"])
+def test_malformed_body_is_400_with_a_reason(tclient, body):
+    r = tclient.post(PATH, content=body, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET,
+                                                  "Content-Type": "application/json"})
+    assert r.status_code == 400
+    assert r.json()["detail"]
+    assert raws() == []
+
+
+def test_bad_secret_is_logged_without_the_secret(tclient, capsys):
+    from hub.logging import configure_logging
+
+    configure_logging("INFO", json=True)  # log to this test's captured stderr
+    r = post(tclient, fixture("message__text_with_place.json"), secret=SECRET[:-1] + "X")
+    assert r.status_code == 403
+    err = capsys.readouterr().err
+    assert "telegram.webhook_forbidden" in err and "mismatch" in err
+    assert SECRET not in err and SECRET[:-1] not in err
+
+
+@pytest.mark.parametrize("mode,token", [("off", TOKEN), ("polling", TOKEN), ("webhook", "")])
+def test_webhook_is_404_unless_enabled(sqlite_url, seeded, tg, monkeypatch, mode, token):
+    with _app_client(monkeypatch, tg, SIMPUL_TELEGRAM_MODE=mode, SIMPUL_TELEGRAM_BOT_TOKEN=token,
+                     SIMPUL_TELEGRAM_POLL_TIMEOUT_S="1") as c:
+        assert post(c, fixture("message__text_with_place.json")).status_code == 404
+
+
+def test_no_secret_configured_refuses_everything(sqlite_url, seeded, tg, monkeypatch):
+    with _app_client(monkeypatch, tg, SIMPUL_TELEGRAM_WEBHOOK_SECRET="") as c:
+        assert post(c, fixture("message__text_with_place.json"), secret="").status_code == 403
+
+
+# --- the conversation ---------------------------------------------------------------------
+
+def test_report_then_shared_location_makes_one_ticket_with_coordinates(dbclient, tg):
+    r = post(dbclient, fixture("message__text_without_place.json"))
+    assert r.json()["action"] == "awaiting_location"
+    assert raws() == []
+    r = post(dbclient, fixture("message__location.json", update_id=10020, message_id=30))
+    assert r.json()["action"] == "submitted_with_location"
+    [raw] = raws()
+    assert raw.provider_id == f"{BOT_ID}:10002"  # the report's first update
+    assert raw.text == "Lampu penerangan jalan mati sudah seminggu"
+    assert raw.message["latitude"] == -8.0512 and raw.message["longitude"] == 111.7128
+    assert raw.message["fields"]["telegram_message_ids"] == [12, 30]
+    deliver()
+    [t] = tickets()
+    assert (t.latitude, t.longitude, t.reporter_chat_id, t.reporter_name) == (-8.0512, 111.7128, str(CHAT), "Sri Wahyuni")
+    assert tg.texts_to(CHAT) == [
+        "Di mana lokasi kejadiannya? Sebutkan desa dan kecamatan, atau kirim lokasi (Share Location).",
+        f"Terima kasih, laporan Anda tercatat dengan kode {t.code} dan diteruskan ke "
+        f"{tg_opd_name(t.opd_code)}. Ketik /status {t.code} untuk melihat perkembangannya."]
+
+
+def tg_opd_name(code: str) -> str:
+    from hub.db import get_engine
+    from hub.tickets import opd_name
+
+    with Session(get_engine()) as s:
+        return opd_name(s, code)
+
+
+def test_place_answered_in_words_lands_in_text_address_and_gazetteer(dbclient, tg):
+    post(dbclient, fixture("message__text_without_place.json"))
+    r = post(dbclient, fixture("message__text_with_place.json", update_id=10021, message_id=31,
+                               text="Desa Sumbergedong, Kecamatan Trenggalek"))
+    assert r.json()["action"] == "submitted_with_location"
+    deliver()
+    [t] = tickets()
+    assert t.text_original == "Lampu penerangan jalan mati sudah seminggu\nLokasi: Desa Sumbergedong, Kecamatan Trenggalek"
+    assert (t.kecamatan_code, t.desa_code) == ("35.03.11", "35.03.11.1007")
+    assert t.address == "Desa Sumbergedong, Kecamatan Trenggalek"
+
+
+def test_photo_first_then_text_attaches_the_photo_by_file_id(dbclient, tg):
+    tg.add_file("AgACAgUAAxkBAAIBsmaLarge", b"\xff\xd8jpeg", "photos/file_7.jpg")
+    assert post(dbclient, fixture("message__photo.json")).json()["action"] == "awaiting_text"
+    r = post(dbclient, fixture("message__text_with_place.json", update_id=10022, message_id=32))
+    assert r.json()["action"] == "submitted"
+    deliver()
+    [t] = tickets()
+    assert t.attachments == [{"url": "telegram-file:AgACAgUAAxkBAAIBsmaLarge", "kind": "photo",
+                              "mime": "image/jpeg", "name": "photos/file_7.jpg"}]
+    assert [c.params["file_id"] for c in tg.calls("getFile")] == ["AgACAgUAAxkBAAIBsmaLarge"]
+    assert t.kecamatan_code == "35.03.11"
+
+
+def test_photo_while_waiting_for_the_place_is_kept_and_getfile_failure_loses_nothing(dbclient, tg):
+    tg.fail("getFile", 500)
+    post(dbclient, fixture("message__text_without_place.json"))
+    r = post(dbclient, fixture("message__photo.json", update_id=10023, message_id=33))
+    assert r.json()["action"] == "awaiting_location"
+    post(dbclient, fixture("message__venue.json", update_id=10024, message_id=34))
+    deliver()
+    [t] = tickets()
+    assert t.attachments[0]["url"] == "telegram-file:AgACAgUAAxkBAAIBsmaLarge"
+    assert t.attachments[0]["name"] is None  # getFile failed: the file_id is still enough
+    assert t.text_original.endswith("Lokasi: Alun-alun Trenggalek, Jl. Panglima Sudirman, Kelurahan Sutojayan, Trenggalek")
+    assert (t.latitude, t.longitude) == (-8.0498, 111.7101)
+    assert "Foto diterima dan dilampirkan pada laporan Anda." in tg.texts_to(CHAT)
+
+
+def test_a_retried_update_is_handled_once(dbclient, tg):
+    first = post(dbclient, fixture("message__text_without_place.json"))
+    again = post(dbclient, fixture("message__text_without_place.json"))  # Telegram retries
+    assert (first.json()["action"], again.json()["action"]) == ("awaiting_location", "duplicate")
+    post(dbclient, fixture("message__text_with_place.json"))
+    post(dbclient, fixture("message__text_with_place.json"))
+    assert len(raws()) == 1  # the retry was not taken as the answer, nor stored twice
+    deliver()
+    assert tg.texts_to(CHAT).count(
+        "Di mana lokasi kejadiannya? Sebutkan desa dan kecamatan, atau kirim lokasi (Share Location).") == 1
+
+
+def test_updates_arriving_out_of_order_are_not_dropped(tclient):
+    a = post(tclient, fixture("command__start.json", update_id=20002))
+    b = post(tclient, fixture("message__text_with_place.json", update_id=20001))
+    assert (a.json()["action"], b.json()["action"]) == ("welcome", "submitted")
+    assert len(raws()) == 1
+
+
+def test_edit_of_a_pending_report_replaces_its_text(tclient):
+    post(tclient, fixture("message__text_without_place.json"))
+    r = post(tclient, fixture("edited_message__text.json"))
+    assert r.json()["action"] == "edit_applied"
+    post(tclient, fixture("message__location.json", update_id=10030, message_id=40))
+    assert raws()[0].text == "Lampu penerangan jalan mati sudah dua minggu"
+
+
+def test_edit_after_submission_is_a_note_not_a_second_ticket(dbclient):
+    post(dbclient, fixture("message__text_with_place.json"))
+    deliver()
+    r = post(dbclient, {"update_id": 10040, "edited_message": {
+        **fixture("message__text_with_place.json")["message"], "edit_date": 1764320100,
+        "text": "Jalan berlubang besar di depan SDN 2 Ngantru, sudah ada korban jatuh, NIK saya 3503111503900001"}})
+    assert r.json()["action"] == "edit_noted"
+    from hub.db import get_engine
+    from hub.models import TicketEvent
+
+    [t] = tickets()
+    with Session(get_engine()) as s:
+        notes = list(s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == t.id, TicketEvent.kind == "note")))
+    assert len(tickets()) == 1 and len(raws()) == 1
+    assert len(notes) == 1 and "sudah ada korban jatuh" in notes[0].note
+    assert "3503111503900001" not in notes[0].note  # never a full NIK outside the raw store
+
+
+def test_photo_right_after_a_submitted_report_is_added_to_its_ticket(tclient, tg):
+    post(tclient, fixture("message__text_with_place.json"))
+    deliver()
+    r = post(tclient, fixture("message__photo.json", update_id=10050, message_id=50))
+    assert r.json()["action"] == "attached_to_last_report"
+    [t] = tickets()
+    assert [a["url"] for a in t.attachments] == ["telegram-file:AgACAgUAAxkBAAIBsmaLarge"]
+    deliver()
+    assert "Foto diterima dan ditambahkan pada laporan Anda sebelumnya." in tg.texts_to(CHAT)
+
+
+def test_cancel_drops_the_pending_report(tclient, tg):
+    post(tclient, fixture("message__text_without_place.json"))
+    r = post(tclient, fixture("command__start.json", update_id=10060, text="/batal",
+                              entities=[{"offset": 0, "length": 6, "type": "bot_command"}]))
+    assert r.json()["action"] == "cancelled"
+    post(tclient, fixture("message__location.json", update_id=10061))
+    assert raws() == []  # the location now starts a new report instead of completing the old one
+
+
+def test_report_nobody_completes_is_submitted_without_a_place(dbclient):
+    from hub.lines.telegram import submit_stale
+    from hub.settings import get_settings
+
+    post(dbclient, fixture("message__text_without_place.json"))
+    assert submit_stale() == 0  # not yet
+    later = datetime.now(timezone.utc) + timedelta(seconds=get_settings().telegram_ask_timeout_s + 1)
+    assert submit_stale(now=later) == 1
+    [raw] = raws()
+    assert raw.text == "Lampu penerangan jalan mati sudah seminggu" and raw.provider_id == f"{BOT_ID}:10002"
+    assert submit_stale(now=later) == 0
+    # the citizen answers late: a new report starts, nothing is attached to the old one twice
+    post(dbclient, fixture("message__location.json", update_id=10070, message_id=70))
+    assert len(raws()) == 1
+
+
+def test_status_is_told_only_to_the_chat_that_reported(dbclient, tg):
+    post(dbclient, fixture("message__text_with_place.json"))
+    deliver()
+    [t] = tickets()
+    post(dbclient, fixture("command__status.json", text=f"/status {t.code.lower()}"))
+    other = {"id": 777002, "type": "private", "first_name": "Budi"}
+    post(dbclient, fixture("command__status.json", update_id=10080, chat=other, text=f"/status {t.code}"))
+    deliver()
+    assert tg.texts_to(CHAT)[-1].startswith(f"Status laporan {t.code}: menunggu")
+    assert tg.texts_to(777002) == [f"Kode laporan {t.code} tidak ditemukan. Periksa kembali kode Anda."]
+
+
+def test_status_change_reaches_the_reporter_on_telegram(dbclient, tg, cfg):
+    from hub.db import session_scope
+    from hub.models import Ticket
+    from hub.tickets import change_status
+
+    post(dbclient, fixture("message__text_with_place.json"))
+    deliver()
+    with session_scope() as s:
+        t = s.scalars(select(Ticket)).one()
+        change_status(s, t, "selesai", "user:pupr", cfg, note="Lubang sudah ditambal")
+        code = t.code
+    deliver()
+    assert tg.texts_to(CHAT)[-1].startswith(f"Laporan {code} telah selesai ditangani")
+    assert "Keterangan: Lubang sudah ditambal" in tg.texts_to(CHAT)[-1]
+
+
+def test_flood_from_one_chat_is_muted_but_nothing_is_lost(tclient, tg, monkeypatch):
+    limit = 20
+    for i in range(limit + 3):
+        post(tclient, fixture("command__start.json", update_id=30000 + i, message_id=300 + i))
+    for i in range(2):
+        post(tclient, fixture("message__text_with_place.json", update_id=30100 + i, message_id=400 + i,
+                              text=f"Jalan rusak nomor {i} di Desa Ngantru kecamatan Trenggalek"))
+    assert len(raws()) == 2  # reports are stored even while the bot is muted
+    deliver()
+    sent = tg.texts_to(CHAT)
+    assert sum(s.startswith("Selamat datang") for s in sent) == limit
+    assert sum(s.startswith("Anda mengirim terlalu banyak pesan") for s in sent) == 1
+
+
+# --- replies through the outbox when Telegram misbehaves ----------------------------------
+
+@pytest.mark.parametrize("status,kw,state,retry_at_least", [
+    (429, {"retry_after": 120}, "pending", 119),
+    (500, {}, "pending", 0),
+    (502, {}, "pending", 0),
+    (403, {}, "dead", None),
+    (400, {}, "dead", None),
+], ids=["429 flood control", "500", "502", "403 blocked", "400 chat not found"])
+def test_reply_failures_retry_or_park(tclient, tg, status, kw, state, retry_at_least):
+    from hub.db import get_engine
+    from hub.models import Outbox
+
+    tg.fail("sendMessage", status, **kw)
+    post(tclient, fixture("command__start.json"))
+    before = datetime.now(timezone.utc)
+    deliver()
+    with Session(get_engine()) as s:
+        [row] = list(s.scalars(select(Outbox).where(Outbox.kind == "reply")))
+    assert row.state == state and row.attempts == 1
+    assert tg.texts_to(CHAT) == []
+    if retry_at_least is not None:
+        wait = row.next_attempt_at.replace(tzinfo=timezone.utc) - before
+        assert wait >= timedelta(seconds=retry_at_least)
+    assert TOKEN not in (row.last_error or "")
+
+
+def test_a_reply_queued_while_telegram_is_down_is_sent_later(tclient, tg):
+    from hub.db import get_engine
+    from hub.models import Outbox
+    from sqlalchemy import update
+
+    tg.fail("sendMessage", 500, times=1)
+    post(tclient, fixture("command__start.json"))
+    deliver()
+    assert tg.texts_to(CHAT) == []
+    with Session(get_engine()) as s:  # the backoff has passed
+        s.execute(update(Outbox).values(next_attempt_at=datetime.now(timezone.utc) - timedelta(seconds=1)))
+        s.commit()
+    deliver()
+    assert tg.texts_to(CHAT) == [load_template("welcome")]
+
+
+def load_template(name: str) -> str:
+    from hub.config import regency
+    from hub.settings import get_settings
+
+    return regency(str(get_settings().config_dir)).templates[name]
+
+
+def test_adapter_maps_timeouts_and_redacts_the_token(tg):
+    from adapters.base import OutboundMessage, PermanentError, RetryableError
+    from adapters.telegram import TelegramAdapter
+
+    async def go():
+        a = TelegramAdapter(TOKEN, tg.base_url, read_timeout=0.3)
+        try:
+            tg.fail("sendMessage", 200, delay_s=1.0)
+            with pytest.raises(RetryableError, match="TimedOut"):
+                await a.send(OutboundMessage("telegram", str(CHAT), "halo"))
+            with pytest.raises(PermanentError, match="not a chat id"):
+                await a.send(OutboundMessage("telegram", "+6281234567890", "halo"))
+            tg.add_file("F9", b"photo-bytes", "photos/file_9.jpg")
+            assert await a.file_path("F9") == "photos/file_9.jpg"
+            assert await a.download("F9") == b"photo-bytes"
+            assert (await a.get_me())["username"] == "simpul_test_bot"
+        finally:
+            await a.close()
+        bad = TelegramAdapter("42:" + "x" * 35, tg.base_url)
+        try:
+            with pytest.raises(RetryableError) as exc:
+                await bad.get_me()
+            assert "x" * 35 not in str(exc.value)
+        finally:
+            await bad.close()
+
+    asyncio.run(go())
+    long = tg.calls("sendMessage")
+    assert long and long[0].params["chat_id"] == CHAT
+
+
+def test_long_texts_are_cut_to_telegrams_limit(tg):
+    from adapters.base import OutboundMessage
+    from adapters.telegram import MAX_TEXT, TelegramAdapter
+
+    async def go():
+        a = TelegramAdapter(TOKEN, tg.base_url)
+        try:
+            await a.send(OutboundMessage("telegram", str(CHAT), "a" * 5000))
+        finally:
+            await a.close()
+
+    asyncio.run(go())
+    assert len(tg.texts_to(CHAT)[0]) == MAX_TEXT
+
+
+# --- polling and start-up -----------------------------------------------------------------
+
+def _wait(cond, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_polling_mode_turns_updates_into_tickets(sqlite_url, seeded, tg, monkeypatch):
+    from hub.db import get_engine
+    from hub.models import ChannelState
+
+    tg.push_update(fixture("message__text_with_place.json"),
+                   fixture("message__text_without_place.json"),
+                   fixture("message__location.json", update_id=10020, message_id=30))
+    tg.fail("getUpdates", 502, times=1)  # a hiccup first: the loop backs off and carries on
+    with _app_client(monkeypatch, tg, SIMPUL_TELEGRAM_MODE="polling", SIMPUL_TELEGRAM_POLL_TIMEOUT_S="1"):
+        assert _wait(lambda: len(raws()) == 2), tg.calls()
+        assert _wait(lambda: any(c.params.get("offset") == 10021 for c in tg.calls("getUpdates")))
+    assert tg.calls("deleteWebhook")
+    deliver()
+    assert len(tickets()) == 2
+    assert {t.latitude for t in tickets()} == {None, -8.0512}
+    with Session(get_engine()) as s:
+        state = s.get(ChannelState, "telegram")
+    assert state.cursor["offset"] == 10021 and state.last_ok_at is not None
+    assert len(tg.texts_to(CHAT)) == 3  # ask_location + two receipts
+
+
+def test_webhook_is_registered_at_start_up_with_the_secret(sqlite_url, seeded, tg, monkeypatch):
+    with _app_client(monkeypatch, tg, SIMPUL_PUBLIC_URL="https://simpul.trenggalekkab.go.id"):
+        assert _wait(lambda: tg.webhook is not None)
+    assert tg.webhook["url"] == "https://simpul.trenggalekkab.go.id/webhooks/telegram"
+    assert tg.webhook["secret_token"] == SECRET
+    assert tg.webhook["allowed_updates"] == ["message", "edited_message"]
+
+
+def test_unknown_mode_stops_start_up(sqlite_url, seeded, tg, monkeypatch):
+    with pytest.raises(ValueError, match="SIMPUL_TELEGRAM_MODE"):
+        with _app_client(monkeypatch, tg, SIMPUL_TELEGRAM_MODE="longpoll"):
+            pass
+
+
+def test_fixture_files_are_valid_json_objects():
+    for path in FIXTURES.glob("*.json"):
+        assert isinstance(json.loads(path.read_text(encoding="utf-8")), dict), path.name
