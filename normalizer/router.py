@@ -42,9 +42,11 @@ def routing_words(folded: str, place_keys: frozenset[str] = frozenset(),
 def model_features(tokens: list[str]) -> list[str]:
     """Features for the learned model: content unigrams, adjacent bigrams, 5-letter prefixes."""
     content = [t for t in tokens if t not in STOPWORDS and not t.isdigit() and len(t) > 1]
-    feats = set(content)
-    feats.update(f"{a}_{b}" for a, b in zip(content, content[1:]))
-    feats.update("~" + t[:5] for t in content if len(t) >= 7)
+    # ordered (first occurrence), never a set: the order breaks ties in the explanation, and a
+    # set's order changes with the process's hash seed
+    feats = dict.fromkeys(content)
+    feats.update(dict.fromkeys(f"{a}_{b}" for a, b in zip(content, content[1:])))
+    feats.update(dict.fromkeys("~" + t[:5] for t in content if len(t) >= 7))
     return list(feats)
 
 
