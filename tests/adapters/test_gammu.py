@@ -249,30 +249,50 @@ def test_poll_stores_then_marks_and_survives_a_crash_before_marking(tmp_path, sq
 
 
 # -- end to end with the real daemon -----------------------------------------------------------
-@pytest.fixture
-def gammu_pg(tmp_path):
-    """A throwaway PostgreSQL database with Gammu's schema, dropped afterwards."""
+MYSQL_URL = os.environ.get("SIMPUL_TEST_MYSQL_URL")  # e.g. mysql://root@127.0.0.1:3306/test
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a Gammu schema script into statements (no procedures in the shipped scripts)."""
+    body = "\n".join(line for line in sql.splitlines()
+                     if not line.strip().startswith("--") and "CREATE LANGUAGE" not in line)
+    if "$update_timestamp$" in body:  # PostgreSQL: one function body with ';' inside
+        return [body]
+    return [st.strip() for st in body.split(";") if st.strip()]
+
+
+@pytest.fixture(params=["native_pgsql", "native_mysql"])
+def gammu_db(request, tmp_path):
+    """(driver, URL) of a throwaway PostgreSQL or MariaDB database with Gammu's schema."""
     need_gammu("gammu-smsd", "gammu")
-    if not PG_URL:
-        if IN_CI:
-            pytest.fail("CI=true but SIMPUL_TEST_POSTGRES_URL is not set")
-        pytest.skip("the gammu-smsd round trip needs SIMPUL_TEST_POSTGRES_URL")
-    base = make_url(PG_URL)
+    driver = request.param
+    if driver == "native_pgsql":
+        if not PG_URL:
+            if IN_CI:
+                pytest.fail("CI=true but SIMPUL_TEST_POSTGRES_URL is not set")
+            pytest.skip("the gammu-smsd round trip needs SIMPUL_TEST_POSTGRES_URL")
+        base, sa_driver, script = make_url(PG_URL), "postgresql+psycopg", "pgsql.sql"
+    else:
+        if not MYSQL_URL:
+            pytest.skip("the MariaDB variant of the gammu-smsd round trip needs SIMPUL_TEST_MYSQL_URL")
+        base, sa_driver, script = make_url(MYSQL_URL), "mysql+pymysql", "mysql.sql"
     name = f"gammu_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(base.set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+    q = '"' if driver == "native_pgsql" else "`"
+    admin = create_engine(base.set(drivername=sa_driver), isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
+        c.execute(text(f"CREATE DATABASE {q}{name}{q}"))
     url = base.set(database=name)
-    eng = create_engine(url.set(drivername="postgresql+psycopg"))
-    sql = "\n".join(line for line in schema_sql("pgsql.sql").splitlines() if "CREATE LANGUAGE" not in line)
+    eng = create_engine(url.set(drivername=sa_driver))
     with eng.begin() as c:
-        c.exec_driver_sql(sql)
+        for st in _statements(schema_sql(script)):
+            c.exec_driver_sql(st)
     eng.dispose()
     try:
-        yield url
+        yield driver, url
     finally:
         with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            force = " WITH (FORCE)" if driver == "native_pgsql" else ""
+            c.execute(text(f"DROP DATABASE IF EXISTS {q}{name}{q}{force}"))
         admin.dispose()
 
 
@@ -297,7 +317,7 @@ def wait_for(fn, timeout: float = 30.0, what: str = "condition"):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def test_round_trip_with_gammu_smsd(gammu_pg, tmp_path, sqlite_url, seeded, cfg, monkeypatch):
+def test_round_trip_with_gammu_smsd(gammu_db, tmp_path, sqlite_url, seeded, cfg, monkeypatch):
     from hub.db import get_engine, session_scope
     from hub.lines import gammu as line
     from hub.models import Ticket
@@ -306,7 +326,8 @@ def test_round_trip_with_gammu_smsd(gammu_pg, tmp_path, sqlite_url, seeded, cfg,
     from hub.settings import get_settings, reset_settings
     from hub.tickets import change_status
 
-    gammu_url = gammu_pg.render_as_string(hide_password=False)
+    driver, gammu_url_obj = gammu_db
+    gammu_url = gammu_url_obj.render_as_string(hide_password=False)
     monkeypatch.setenv("SIMPUL_GAMMU_DATABASE_URL", gammu_url)
     monkeypatch.setenv("SIMPUL_SMS_PROVIDER", "gammu")
     reset_settings()
@@ -320,7 +341,7 @@ def test_round_trip_with_gammu_smsd(gammu_pg, tmp_path, sqlite_url, seeded, cfg,
     save_incoming(device, "+6281234567890", "Lampu penerangan jalan mati di desa Sumbergedong kecamatan Trenggalek")
     save_incoming(device, "+6281234567891", long_report)  # two parts
     save_incoming(device, "+6281234567892", f"KTP#{NIK}#Siti Aminah#sudah 3 bulan belum jadi")
-    u = gammu_pg
+    u = gammu_url_obj
     (tmp_path / "smsdrc").write_text(f"""[gammu]
 model = dummy
 connection = none
@@ -328,7 +349,7 @@ device = {device}
 
 [smsd]
 service = sql
-driver = native_pgsql
+driver = {driver}
 host = {u.host or '127.0.0.1'}{f':{u.port}' if u.port else ''}
 user = {u.username or 'postgres'}
 password = {u.password or ''}
@@ -345,11 +366,12 @@ CheckBattery = 0
 CheckSignal = 0
 CheckNetwork = 0
 """)
-    gammu_db = create_engine(gammu_pg.set(drivername="postgresql+psycopg"))
+    pg = driver == "native_pgsql"
+    gammu_eng = create_engine(u.set(drivername="postgresql+psycopg" if pg else "mysql+pymysql"))
 
     def q(sql: str):
-        with gammu_db.connect() as c:
-            return c.execute(text(sql)).all()
+        with gammu_eng.connect() as c:
+            return c.execute(text(sql if pg else sql.replace('"', "`"))).all()
 
     daemon = subprocess.Popen(["gammu-smsd", "-c", str(tmp_path / "smsdrc")], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
@@ -385,10 +407,17 @@ CheckNetwork = 0
             change_status(s, s.get(Ticket, tickets["+6281234567891"].id), "diproses", "user:pupr", cfg, note=note)
         assert asyncio.run(run_once(kinds=["reply"])) == 1
         code = tickets["+6281234567891"].code
-        wait_for(lambda: sent_to("+6281234567891", "sedang diproses"), what="status SMS in sentitems")
-        parts = q("SELECT \"SequencePosition\" FROM sentitems WHERE \"DestinationNumber\" = '+6281234567891' "
-                  "AND \"CreatorID\" LIKE 'simpul:%' ORDER BY \"ID\" DESC, \"SequencePosition\"")
-        assert [p[0] for p in parts[:2]] == [1, 2]
+        [first] = wait_for(lambda: sent_to("+6281234567891", "sedang diproses"), what="status SMS in sentitems")
+
+        def parts_of_status_sms():
+            return [r for r in q(f"SELECT \"SequencePosition\", \"TextDecoded\", \"UDH\" FROM sentitems "
+                                 f"WHERE \"ID\" = {first.ID} ORDER BY 1")]
+
+        parts = wait_for(lambda: len(parts_of_status_sms()) >= 2 and parts_of_status_sms(),
+                         what="both parts of the status SMS in sentitems")
+        assert [p[0] for p in parts] == [1, 2]
+        assert parts[0][2][:6] == parts[1][2][:6] == "050003"  # concatenated SMS
+        assert note.strip() in "".join(p[1] for p in parts)
         # CEK <code> from the reporter's phone: answered by SMS, no new ticket.
         save_incoming(device, "+6281234567891", f"CEK {code}")
         wait_for(lambda: q("SELECT 1 FROM inbox WHERE \"Processed\" = 'false'"), what="CEK in inbox")
@@ -404,7 +433,7 @@ CheckNetwork = 0
         except subprocess.TimeoutExpired:
             os.killpg(daemon.pid, signal.SIGKILL)
             daemon.wait(timeout=5)
-        gammu_db.dispose()
+        gammu_eng.dispose()
         line.adapter_for(settings).dispose()
         line._adapter.cache_clear()
 
