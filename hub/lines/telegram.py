@@ -20,6 +20,7 @@ import copy
 import hmac
 import json
 import logging
+import re
 import weakref
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -53,6 +54,7 @@ IDLE, AWAITING_LOCATION, AWAITING_TEXT = "idle", "awaiting_location", "awaiting_
 SUBMITTING = "submitting"  # idle, but an intake message or a ticket addition is not written yet
 MODES = ("webhook", "polling", "off")
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+SECRET_FORMAT = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 ATTACH_WINDOW = timedelta(minutes=10)  # a lone photo this soon after a report belongs to it
 LATE_TTL = timedelta(hours=24)  # give up adding to a ticket that never appeared
 RATE_WINDOW_S = 600
@@ -632,6 +634,9 @@ async def _register_webhook(settings: Settings) -> None:
 async def on_startup(app: FastAPI, settings: Settings) -> None:
     if settings.telegram_mode not in MODES:
         raise ValueError(f"SIMPUL_TELEGRAM_MODE must be one of {', '.join(MODES)}, not {settings.telegram_mode!r}")
+    secret = settings.telegram_webhook_secret
+    if secret and not SECRET_FORMAT.match(secret):
+        raise ValueError("SIMPUL_TELEGRAM_WEBHOOK_SECRET may only hold 1-256 of A-Z a-z 0-9 _ - (Telegram's rule)")
     app.state.telegram_tasks = []
     if settings.telegram_mode == "off" or not settings.telegram_bot_token:
         return

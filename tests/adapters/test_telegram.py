@@ -537,12 +537,35 @@ def test_webhook_is_registered_at_start_up_with_the_secret(sqlite_url, seeded, t
     assert tg.webhook["allowed_updates"] == ["message", "edited_message"]
 
 
-def test_unknown_mode_stops_start_up(sqlite_url, seeded, tg, monkeypatch):
-    with pytest.raises(ValueError, match="SIMPUL_TELEGRAM_MODE"):
-        with _app_client(monkeypatch, tg, SIMPUL_TELEGRAM_MODE="longpoll"):
+@pytest.mark.parametrize("env,problem", [({"SIMPUL_TELEGRAM_MODE": "longpoll"}, "SIMPUL_TELEGRAM_MODE"),
+                                         ({"SIMPUL_TELEGRAM_WEBHOOK_SECRET": "has spaces!"}, "WEBHOOK_SECRET")])
+def test_bad_line_settings_stop_start_up(sqlite_url, seeded, tg, monkeypatch, env, problem):
+    with pytest.raises(ValueError, match=problem):
+        with _app_client(monkeypatch, tg, **env):
             pass
 
 
 def test_fixture_files_are_valid_json_objects():
     for path in FIXTURES.glob("*.json"):
         assert isinstance(json.loads(path.read_text(encoding="utf-8")), dict), path.name
+
+
+def test_concurrent_deliveries_of_one_update_are_handled_once(db_url, seeded, tg, monkeypatch):
+    """Telegram may retry while the first attempt still runs: the chat's lock decides."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from adapters.telegram import parse_update
+    from hub.lines.telegram import handle_update
+    from hub.models import Outbox
+
+    _configure(monkeypatch, tg)
+    update = parse_update(fixture("message__text_without_place.json"))
+    others = [parse_update(fixture("command__start.json", update_id=40000 + i)) for i in range(4)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(lambda u: handle_update(u, str(BOT_ID)).action, [update] * 4 + others))
+    assert sorted(outcomes[:4]) == ["awaiting_location", "duplicate", "duplicate", "duplicate"]
+    assert outcomes[4:] == ["welcome"] * 4
+    from hub.db import get_engine
+
+    with Session(get_engine()) as s:
+        assert s.scalar(select(func.count()).select_from(Outbox)) == 5  # one ask_location, four welcomes
