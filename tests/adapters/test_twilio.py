@@ -322,3 +322,26 @@ def test_outbox_honours_retry_after(twilio_client, fake_twilio, cfg):
     due = row.next_attempt_at if row.next_attempt_at.tzinfo else row.next_attempt_at.replace(tzinfo=timezone.utc)
     assert due >= before + timedelta(seconds=119)
     assert json.dumps(fake_twilio.sent)  # the request reached the fake
+
+
+def test_storage_failure_is_503_and_the_retry_is_stored(sqlite_url, monkeypatch, fake_twilio, seeded):
+    from fastapi.testclient import TestClient
+    from sqlalchemy import text
+
+    from hub.app import create_app
+    from hub.db import get_engine
+    from hub.models import RawMessage
+
+    _env(monkeypatch, fake_twilio)
+    with get_engine().begin() as c:  # the disk refuses writes to the raw store
+        c.execute(text("CREATE TRIGGER refuse BEFORE INSERT ON raw_messages "
+                       "BEGIN SELECT RAISE(ABORT, 'disk full'); END"))
+    with TestClient(create_app(workers=False)) as c:
+        failed = post(c, "message__sms_text.json")
+        assert failed.status_code == 503 and "diterima" not in failed.text  # nothing acknowledged
+        with get_engine().begin() as conn:
+            conn.execute(text("DROP TRIGGER refuse"))
+        retried = post(c, "message__sms_text.json")  # Twilio (or the citizen) tries again
+    assert retried.status_code == 200 and "diterima dengan kode" in retried.text
+    with Session(get_engine()) as s:
+        assert len(s.scalars(select(RawMessage)).all()) == 1
