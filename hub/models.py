@@ -116,6 +116,10 @@ class Ticket(SQLModel, table=True):
         Index("ix_tickets_kec", "kecamatan_code"),
         Index("ix_tickets_channel", "channel"),
         Index("ix_tickets_due", "status", "due_at"),
+        # Dashboard (hub/stats.py): open tickets by dimension, and recently finished tickets.
+        Index("ix_tickets_open_dims", "status", "due_at", "urgency", "opd_code", "channel", "kecamatan_code",
+              "incident_id"),
+        Index("ix_tickets_closed", "closed_at", "status", "opd_code", "created_at"),
     )
     id: Optional[int] = Field(default=None, primary_key=True)
     code: str = Field(max_length=10, unique=True)
@@ -153,6 +157,23 @@ class Ticket(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     closed_at: Optional[datetime] = None
+
+
+class TicketCount(SQLModel, table=True):
+    """Dashboard rollup: +1/-1 rows per (status, OPD, channel, kecamatan, urgency).
+
+    Written only by database triggers on `tickets` (migration b7d41c0e2a19) and folded by
+    hub.stats.compact_counts; the sum of n per key is the live count. Never edit by hand.
+    """
+
+    __tablename__ = "ticket_counts"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    status: str = Field(max_length=10)
+    opd_code: str = Field(max_length=32)
+    channel: str = Field(max_length=32)
+    kecamatan_code: str = Field(default="", max_length=16)  # "" when unknown
+    urgency: str = Field(max_length=10)
+    n: int = 0
 
 
 class TicketEvent(SQLModel, table=True):

@@ -14,6 +14,7 @@ MODULES: list[str] = [
     "hub.delivery", "hub.escalation", "hub.api.opd", "hub.api.open311", "hub.api.admin_outbox",
     "hub.lines.telegram",  # Telegram bot: webhook, polling, guided conversation (docs/telegram.md)
     "hub.lines.lapor",  # SP4N-LAPOR! pull, status sync and push (docs/lapor.md)
+    "hub.web",  # dashboard, ticket pages, hotline console, OPD view, admin, /lapor and /cek (docs/dashboard.md)
     "hub.api.hotline",  # PSC 119 / BPBD hotline console API (docs/hotline.md)
 ]
 

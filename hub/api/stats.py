@@ -1,4 +1,7 @@
-"""GET /api/v1/stats/summary: what the regional head's dashboard counts."""
+"""GET /api/v1/stats/summary and /stats/trend: what the regional head's dashboard counts.
+
+Thin: parse, scope OPD callers to their own OPD, call hub.stats. Never counts by itself.
+"""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -8,7 +11,7 @@ from sqlmodel import Session
 
 from hub.api.deps import db_session, principal
 from hub.auth import Principal
-from hub.stats import summary
+from hub.stats import summary, trend
 
 router = APIRouter(prefix="/api/v1", tags=["stats"])
 
@@ -17,7 +20,19 @@ router = APIRouter(prefix="/api/v1", tags=["stats"])
 def stats_summary(since: datetime | None = None, until: datetime | None = None,
                   opd: str | None = None, channel: str | None = None, kecamatan: str | None = None,
                   session: Session = Depends(db_session), who: Principal = Depends(principal)):
+    """Counts by status, OPD (overdue, median hours to finish), channel, kecamatan, urgency;
+    incidents by status. Without since/until: all time, from the rollup table."""
     if who.role == "opd":
         opd = who.opd_code
     return summary(session, since=since, until=until, opd=opd, channel=channel, kecamatan=kecamatan,
                    now=datetime.now(timezone.utc))
+
+
+@router.get("/stats/trend")
+def stats_trend(since: datetime | None = None, until: datetime | None = None,
+                opd: str | None = None, channel: str | None = None, kecamatan: str | None = None,
+                session: Session = Depends(db_session), who: Principal = Depends(principal)):
+    """Tickets received per day (periods up to 62 days) or per week (WIB); default 12 weeks."""
+    if who.role == "opd":
+        opd = who.opd_code
+    return trend(session, since=since, until=until, opd=opd, channel=channel, kecamatan=kecamatan)

@@ -1,0 +1,241 @@
+"""Dashboard speed: seeds 1,000,000 tickets into a fresh SQLite file and a throwaway PostgreSQL
+database, then times GET /api/v1/stats/summary over real HTTP against a uvicorn server.
+
+Prints figures only; never asserts on timing. Target: median < 100 ms on both stores.
+
+    .venv/bin/python bench/dashboard.py [--tickets 1000000] [--calls 30] [--only sqlite|postgres]
+
+PostgreSQL base URL: SIMPUL_BENCH_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test);
+the script creates its own database next to it and drops it at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, insert, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+OPDS = {"PUPR": 18, "DUKCAPIL": 15, "DINSOS": 10, "DINKES": 8, "DLH": 7, "BPBD": 6, "PDAM": 5, "DISHUB": 4,
+        "SATPOLPP": 4, "DINDIK": 4, "PKPP": 3, "RSUD": 3, "DISKOMINFO": 3, "DISPERTA": 2, "DISNAKER": 2,
+        "DISPERINDAG": 2, "BPKPD": 1, "DPMPTSP": 1, "BKPSDM": 0.5, "INSPEKTORAT": 0.5, "SETDA": 0.5, "KECAMATAN": 1}
+CHANNELS = {"lapor": 30, "sms": 20, "whatsapp": 20, "telegram": 15, "psc119": 6, "bpbd": 4, "web": 4, "api": 1}
+URGENCY = {"normal": 80, "tinggi": 15, "darurat": 5}
+TEXTS = ["jalan rusak berlubang mohon diperbaiki", "lampu PJU mati sudah seminggu", "KTP el belum jadi",
+         "sampah menumpuk tidak diangkut", "air PDAM mati sejak pagi", "banjir masuk rumah warga",
+         "bantuan PKH belum cair", "pohon tumbang menutup jalan", "pelayanan puskesmas lambat"]
+
+
+def kecamatan_codes() -> list[str]:
+    import csv
+
+    with open(ROOT / "config/trenggalek/wilayah.csv", encoding="utf-8") as f:
+        return [r["kode"] for r in csv.DictReader(f) if r["level"] == "kecamatan"]
+
+
+def _pick(rng: random.Random, table: dict[str, float], n: int) -> list[str]:
+    return rng.choices(list(table), weights=list(table.values()), k=n)
+
+
+def seed(url: str, n: int, batch: int = 20_000, seed_value: int = 7) -> float:
+    """Bulk insert n tickets (and their incidents) over two years with SQLAlchemy Core."""
+    from hub.db import make_engine
+    from hub.migrate import upgrade
+    from hub.models import Incident, Opd, Ticket
+
+    upgrade(url)
+    engine = make_engine(url)
+    rng = random.Random(seed_value)
+    kec = kecamatan_codes()
+    kec_weights = [3 if i == 0 else 1 for i in range(len(kec))]
+    now = datetime.now(timezone.utc)
+    start = now - timedelta(days=730)
+    n_incidents = int(n * 0.85)
+    t0 = time.perf_counter()
+    with engine.begin() as conn:
+        conn.execute(insert(Opd.__table__), [{"code": c, "name": c, "kind": "dinas", "delivery": {"type": "pull"},
+                                              "active": True} for c in OPDS])
+    inc_rows, rows, inc_id = [], [], 0
+    for i in range(n):
+        # Two years, growing traffic: more recent days get more tickets.
+        created = start + timedelta(seconds=730 * 86400 * (rng.random() ** 0.8))
+        age_d = (now - created).total_seconds() / 86400
+        urgency = _pick(rng, URGENCY, 1)[0]
+        opd = _pick(rng, OPDS, 1)[0]
+        channel = _pick(rng, CHANNELS, 1)[0]
+        k = rng.choices(kec, weights=kec_weights)[0] if rng.random() > 0.05 else None
+        r = rng.random()
+        if age_d > 30:
+            status = ("selesai" if r < 0.85 else "ditolak" if r < 0.93 else "digabung" if r < 0.97
+                      else "menunggu" if r < 0.98 else "diproses")
+        else:
+            status = "selesai" if r < 0.45 else "menunggu" if r < 0.7 else "diproses" if r < 0.95 else "ditolak"
+        due = created + (timedelta(minutes=30) if urgency == "darurat" else
+                         timedelta(days=1 if urgency == "tinggi" else 7))
+        closed = None
+        if status in ("selesai", "ditolak", "digabung"):
+            closed = min(now, created + timedelta(hours=rng.lognormvariate(3.0, 1.2)))
+        if i * n_incidents // n >= inc_id:
+            inc_id += 1
+            inc_rows.append({"id": inc_id, "key": None, "category": None, "kecamatan_code": k, "urgency": urgency,
+                             "is_open": status in ("menunggu", "diproses"), "first_at": created,
+                             "last_at": created, "ticket_count": 1})
+        rows.append({"code": f"B{i:08d}", "channel": channel, "text_original": TEXTS[i % len(TEXTS)],
+                     "text_clean": TEXTS[i % len(TEXTS)], "attachments": [], "fields": {},
+                     "reporter_phone": f"+62812{rng.randrange(10**7):07d}" if channel in ("sms", "psc119", "bpbd") else None,
+                     "anonymous": False, "confidential": False,
+                     "kecamatan_code": k, "urgency": urgency, "opd_code": opd, "routing_confidence": 0.8,
+                     "needs_triage": False, "status": status, "incident_id": inc_id, "due_at": due,
+                     "escalation_level": 0, "created_at": created, "updated_at": closed or created,
+                     "closed_at": closed})
+        if len(rows) >= batch:
+            with engine.begin() as conn:
+                conn.execute(insert(Incident.__table__), inc_rows)
+                conn.execute(insert(Ticket.__table__), rows)
+            rows, inc_rows = [], []
+            print(f"\r  seeded {i + 1:,}/{n:,}", end="", flush=True)
+    if rows:
+        with engine.begin() as conn:
+            if inc_rows:
+                conn.execute(insert(Incident.__table__), inc_rows)
+            conn.execute(insert(Ticket.__table__), rows)
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("ALTER SEQUENCE incidents_id_seq RESTART WITH %d" % (inc_id + 1)))
+            conn.execute(text("VACUUM ANALYZE"))
+    else:
+        with engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
+    elapsed = time.perf_counter() - t0
+    print(f"\r  seeded {n:,} tickets, {inc_id:,} incidents in {elapsed:.0f} s")
+    from hub.stats import compact_counts
+
+    t1 = time.perf_counter()
+    folded = compact_counts(engine)
+    print(f"  compact_counts folded {folded:,} rollup rows in {(time.perf_counter() - t1) * 1000:.0f} ms "
+          f"(the running hub does this every minute)")
+    engine.dispose()
+    return elapsed
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _admin_key(url: str) -> str:
+    from hub.auth import create_api_key
+    from hub.db import make_engine, writer
+    from sqlmodel import Session
+
+    engine = make_engine(url)
+    with Session(writer(engine)) as s:
+        key = create_api_key(s, "bench", "admin")
+        s.commit()
+    engine.dispose()
+    return key
+
+
+def time_http(url: str, calls: int, label: str) -> dict[str, dict[str, float]]:
+    key = _admin_key(url)
+    port = _free_port()
+    env = dict(os.environ, SIMPUL_DATABASE_URL=url, SIMPUL_WORKERS="false", SIMPUL_LOG_LEVEL="WARNING")
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "hub.app:app_factory", "--factory",
+                             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    out = {}
+    try:
+        for _ in range(100):
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        thirty = (datetime.now(timezone.utc) - timedelta(days=30)).isoformat()
+        cases = {
+            "summary (all time)": ("/api/v1/stats/summary", {}),
+            "summary (PUPR, all time)": ("/api/v1/stats/summary", {"opd": "PUPR"}),
+            "summary (last 30 days)": ("/api/v1/stats/summary", {"since": thirty}),
+            "trend (12 weeks)": ("/api/v1/stats/trend", {}),
+        }
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
+            for name, (path, params) in cases.items():
+                for _ in range(3):  # warm-up: connection pool, page cache
+                    r = client.get(path, params=params)
+                    r.raise_for_status()
+                ms = []
+                for _ in range(calls):
+                    t = time.perf_counter()
+                    r = client.get(path, params=params)
+                    ms.append((time.perf_counter() - t) * 1000)
+                    r.raise_for_status()
+                ms.sort()
+                out[name] = {"median": statistics.median(ms), "p95": ms[max(0, int(len(ms) * 0.95) - 1)],
+                             "total": r.json().get("total")}
+                print(f"  {label:10s} {name:26s} median {out[name]['median']:6.1f} ms   "
+                      f"p95 {out[name]['p95']:6.1f} ms   (n={calls}, total={out[name]['total']})")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    return out
+
+
+def run_sqlite(n: int, calls: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="simpul-bench-") as d:
+        url = f"sqlite:///{d}/bench.db"
+        print(f"SQLite {url}")
+        seed(url, n)
+        time_http(url, calls, "sqlite")
+
+
+def run_postgres(n: int, calls: int) -> None:
+    base = make_url(os.environ.get("SIMPUL_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+    name = f"simpul_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base.set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    url = base.set(database=name).render_as_string(hide_password=False)
+    print(f"PostgreSQL database {name}")
+    try:
+        seed(url, n)
+        time_http(url, calls, "postgres")
+    finally:
+        from hub.db import reset_engine
+
+        reset_engine()
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tickets", type=int, default=1_000_000)
+    ap.add_argument("--calls", type=int, default=30)
+    ap.add_argument("--only", choices=["sqlite", "postgres"])
+    args = ap.parse_args()
+    print(f"GET /api/v1/stats/summary over HTTP (uvicorn, 1 process, workers off), {args.tickets:,} tickets")
+    if args.only != "postgres":
+        run_sqlite(args.tickets, args.calls)
+    if args.only != "sqlite":
+        run_postgres(args.tickets, args.calls)
+
+
+if __name__ == "__main__":
+    main()

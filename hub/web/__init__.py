@@ -1,0 +1,53 @@
+"""The web front of Simpul, served by the hub: dashboard, ticket pages, hotline console, OPD
+view, admin, and the citizens' report and follow-up pages. Server-rendered Jinja2 with a little
+plain JavaScript; never third-party front-end code. Pages call hub functions, not HTTP.
+"""
+from __future__ import annotations
+
+from hub.app import ROUTER_HOOKS
+from hub.auth import SESSION_RESOLVERS
+from hub.web.security import api_session_resolver
+
+
+def _install(app) -> None:
+    from fastapi.staticfiles import StaticFiles
+    from starlette.middleware.sessions import SessionMiddleware
+
+    from hub.web import admin, console, public, routes
+    from hub.web.pages import STATIC_DIR, install_error_pages
+    from hub.web.security import SESSION_HOURS
+
+    settings = app.state.settings
+    app.add_middleware(SessionMiddleware, secret_key=settings.secret_key, session_cookie="simpul_sesi",
+                       max_age=SESSION_HOURS * 3600, same_site="lax",
+                       https_only=str(settings.public_url).startswith("https://"))
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    for module in (routes, console, admin, public):
+        app.include_router(module.router)
+    install_error_pages(app)
+
+
+def _register() -> None:
+    from hub.app import BODY_LIMITS
+    from hub.web.uploads import MAX_BYTES
+
+    for prefix in ("/lapor", "/tiket/"):  # forms that carry a photo
+        BODY_LIMITS[prefix] = MAX_BYTES + 256 * 1024
+    if _install not in ROUTER_HOOKS:
+        ROUTER_HOOKS.append(_install)
+    if api_session_resolver not in SESSION_RESOLVERS:
+        SESSION_RESOLVERS.append(api_session_resolver)
+    from hub.workers import register_periodic
+
+    async def compact() -> None:
+        import asyncio
+
+        from hub.db import get_engine
+        from hub.stats import compact_counts
+
+        await asyncio.to_thread(compact_counts, get_engine())
+
+    register_periodic("stats_compact", 60.0, compact)
+
+
+_register()

@@ -1,0 +1,182 @@
+"""Admin pages: people and roles (add, unlock, deactivate), OPD delivery targets (read-only,
+from config), API keys (create, shown once; revoke), dead letters with replay, channel health.
+
+Every change is a CSRF-checked form calling hub.auth / hub.outbox; never shows a secret twice.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from hub import auth, outbox
+from hub.db import get_engine, writer
+from hub.logging import get_logger
+from hub.models import ApiKey, ChannelState, RawMessage, User
+from hub.web import pages
+from hub.web.pages import PageError, check_csrf, render, user
+
+log = get_logger(__name__)
+router = APIRouter(include_in_schema=False)
+
+
+def _redirect(msg: str | None = None, err: str | None = None, anchor: str = "") -> RedirectResponse:
+    from urllib.parse import urlencode
+
+    q = urlencode({k: v for k, v in {"pesan": msg, "galat": err}.items() if v})
+    return RedirectResponse("/admin" + (f"?{q}" if q else "") + anchor, status_code=303)
+
+
+def _delivery_summary(d: dict) -> str:
+    kind = (d or {}).get("type", "pull")
+    if kind == "webhook":
+        return f"webhook → {d.get('url', '?')}"
+    if kind == "email":
+        return f"e-mail → {d.get('to', d.get('address', '?'))}"
+    if kind == "open311":
+        return f"Open311 → {d.get('url', d.get('endpoint', '?'))}"
+    return "tarik lewat API (pull)"
+
+
+def channel_health(s: Session) -> list[dict]:
+    """Last message per line (raw store), and the line's own state row (LAPOR! sync, modem)."""
+    states = {c.channel: c for c in s.scalars(select(ChannelState))}
+    out = []
+    for code, label in pages.channel_labels().items():
+        last = s.execute(select(func.max(RawMessage.received_at)).where(RawMessage.channel == code)).scalar_one()
+        st = states.pop(code, None)
+        out.append({"code": code, "label": label, "last": last, "state": st})
+    for code, st in states.items():  # lines with state but no channel entry (gammu modem, ...)
+        out.append({"code": code, "label": code, "last": None, "state": st})
+    return out
+
+
+@router.get("/admin")
+def admin_page(request: Request):
+    user(request, "admin")
+    with Session(get_engine()) as s:
+        users = list(s.scalars(select(User).order_by(User.role, User.username)))
+        keys = list(s.scalars(select(ApiKey).order_by(ApiKey.revoked_at.is_not(None), ApiKey.id.desc())))
+        dead = outbox.list_rows(s, state="dead", limit=50).rows
+        counts = outbox.counts(s)
+        health = channel_health(s)
+    new_key = request.session.pop("new_key", None)  # shown once, then gone from the session
+    opds = [{"code": o.code, "name": o.name, "kind": o.kind, "delivery": _delivery_summary(o.delivery)}
+            for o in pages.cfg().opds]
+    return render(request, "admin.html", {"users": users, "keys": keys, "dead": dead, "counts": counts,
+                                          "health": health, "opd_list": opds, "new_key": new_key,
+                                          "now": datetime.now(timezone.utc), "msg": request.query_params.get("pesan"),
+                                          "err": request.query_params.get("galat")})
+
+
+@router.post("/admin/pengguna")
+async def add_user(request: Request):
+    who = user(request, "admin")
+    form = await request.form()
+    check_csrf(request, form)
+    username = str(form.get("username") or "").strip()[:80]
+    role = str(form.get("role") or "")
+    opd = str(form.get("opd") or "").strip() or None
+    if role != "opd":
+        opd = None
+    if opd and opd not in pages.opd_names():
+        return _redirect(err=f"OPD {opd} tidak dikenal.", anchor="#pengguna")
+    if not username or not username.replace("_", "").replace(".", "").replace("-", "").isalnum():
+        return _redirect(err="Nama pengguna hanya huruf, angka, titik, garis bawah atau strip.", anchor="#pengguna")
+    try:
+        with Session(writer(), expire_on_commit=False) as s:
+            auth.create_user(s, username, str(form.get("password") or ""), role, opd,
+                             str(form.get("full_name") or "").strip()[:200] or None)
+            s.commit()
+    except ValueError as exc:
+        return _redirect(err=str(exc), anchor="#pengguna")
+    log.info("web.user_added", user=username, role=role, actor=who.actor)
+    return _redirect(msg=f"Pengguna {username} ditambahkan.", anchor="#pengguna")
+
+
+@router.post("/admin/pengguna/{uid}/{action}")
+async def user_action(request: Request, uid: int, action: str):
+    who = user(request, "admin")
+    form = await request.form()
+    check_csrf(request, form)
+    with Session(writer(), expire_on_commit=False) as s:
+        u = s.get(User, uid)
+        if u is None:
+            raise PageError(404, "Pengguna tidak ditemukan.")
+        if action == "buka":
+            u.locked_until, u.failed_logins = None, 0
+            msg = f"Akun {u.username} dibuka."
+        elif action == "nonaktif":
+            if u.id == who.user_id:
+                return _redirect(err="Anda tidak dapat menonaktifkan akun sendiri.", anchor="#pengguna")
+            u.active = False
+            msg = f"Akun {u.username} dinonaktifkan."
+        elif action == "aktif":
+            u.active = True
+            msg = f"Akun {u.username} diaktifkan."
+        else:
+            raise PageError(404, "Tindakan tidak dikenal.")
+        s.add(u)
+        s.commit()
+    log.info("web.user_action", user=u.username, action=action, actor=who.actor)
+    return _redirect(msg=msg, anchor="#pengguna")
+
+
+@router.post("/admin/kunci")
+async def create_key(request: Request):
+    who = user(request, "admin")
+    form = await request.form()
+    check_csrf(request, form)
+    name = str(form.get("name") or "").strip()[:120]
+    role = str(form.get("role") or "opd")
+    opd = str(form.get("opd") or "").strip() or None
+    if not name:
+        return _redirect(err="Beri nama kunci (siapa pemakainya).", anchor="#kunci")
+    if opd and opd not in pages.opd_names():
+        return _redirect(err=f"OPD {opd} tidak dikenal.", anchor="#kunci")
+    try:
+        with Session(writer(), expire_on_commit=False) as s:
+            secret = auth.create_api_key(s, name, role, opd if role == "opd" else None)
+            s.commit()
+    except ValueError as exc:
+        return _redirect(err=str(exc), anchor="#kunci")
+    request.session["new_key"] = {"name": name, "key": secret}
+    log.info("web.key_created", name=name, role=role, opd=opd, actor=who.actor)
+    return _redirect(msg="Kunci API dibuat. Salin sekarang: kunci hanya ditampilkan sekali.", anchor="#kunci")
+
+
+@router.post("/admin/kunci/{prefix}/cabut")
+async def revoke_key(request: Request, prefix: str):
+    who = user(request, "admin")
+    form = await request.form()
+    check_csrf(request, form)
+    try:
+        with Session(writer(), expire_on_commit=False) as s:
+            auth.revoke_api_key(s, prefix)
+            s.commit()
+    except LookupError:
+        raise PageError(404, "Kunci tidak ditemukan.") from None
+    log.info("web.key_revoked", prefix=prefix, actor=who.actor)
+    return _redirect(msg=f"Kunci {prefix} dicabut.", anchor="#kunci")
+
+
+@router.post("/admin/outbox/{outbox_id}/ulang")
+async def replay(request: Request, outbox_id: int):
+    who = user(request, "admin")
+    form = await request.form()
+    check_csrf(request, form)
+    try:
+        with Session(writer(), expire_on_commit=False) as s:
+            outbox.replay(s, outbox_id)
+            s.commit()
+    except LookupError:
+        raise PageError(404, "Baris outbox tidak ditemukan.") from None
+    except ValueError as exc:
+        return _redirect(err=str(exc), anchor="#gagal")
+    log.info("web.outbox_replay", outbox_id=outbox_id, actor=who.actor)
+    return _redirect(msg=f"Pesan #{outbox_id} dijadwalkan kirim ulang.", anchor="#gagal")
+
+

@@ -1,0 +1,177 @@
+"""Hotline console for PSC 119 and BPBD call takers: one keyboard-first form per line, caller
+history by phone number, kecamatan/desa pickers from the gazetteer, Ctrl+Enter saves.
+
+Stores through the hotline line's own functions (hub.lines.hotline) when that module is present,
+else straight through hub.intake; never builds a ticket itself.
+"""
+from __future__ import annotations
+
+import asyncio
+import secrets
+from datetime import datetime, timezone
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlmodel import Session
+
+from hub.db import get_engine
+from hub.logging import get_logger
+from hub.models import Ticket
+from hub.web import pages
+from hub.web.pages import PageError, check_csrf, render, user
+
+log = get_logger(__name__)
+router = APIRouter(include_in_schema=False)
+LINES = {"psc119": "PSC 119", "bpbd": "BPBD Pusdalops"}
+ROLES = ("operator", "admin")
+FALLBACK_TYPES = {"psc119": ["kecelakaan", "ibu melahirkan", "penyakit jantung", "stroke", "sesak napas",
+                             "keracunan", "pingsan", "sakit", "rujukan"],
+                  "bpbd": ["banjir", "tanah longsor", "angin kencang", "pohon tumbang", "kebakaran",
+                           "gempa bumi", "orang tenggelam", "orang hilang", "kekeringan"]}
+
+
+def _hotline():
+    """The hotline line module (hub.lines.hotline), or None while it is not installed."""
+    try:
+        from hub.lines import hotline
+        return hotline
+    except ImportError:
+        return None
+
+
+def incident_types(line: str) -> tuple[list[dict[str, str]], list[str]]:
+    hl = _hotline()
+    if hl is not None:
+        try:
+            spec = hl.hotline_adapter().line(line)
+            return ([{"key": t.key, "label": t.label} for t in spec.incident_types], list(spec.triage_colours))
+        except Exception:  # a broken hotlines.yaml must not take the console down
+            log.exception("console.incident_types_failed", line=line)
+    colours = ["merah", "kuning", "hijau", "hitam"] if line == "psc119" else []
+    return [{"key": k, "label": k.capitalize()} for k in FALLBACK_TYPES[line]], colours
+
+
+def _line(line: str) -> str:
+    if line not in LINES:
+        raise PageError(404, f"Konsol {line} tidak ada. Pilih PSC 119 atau BPBD.")
+    return line
+
+
+def _desa_json() -> str:
+    import json
+
+    wil = pages.wilayah()
+    data = {name: [n for _, n in wil.desa.get(code, ())] for code, name in wil.kecamatan}
+    return json.dumps(data, ensure_ascii=False).replace("<", "\\u003c")
+
+
+def _page(request: Request, line: str, *, call_id: str, saved=None, error=None, form=None, status: int = 200):
+    types, colours = incident_types(line)
+    return render(request, "console.html", {"line": line, "line_label": LINES[line], "types": types,
+                                            "colours": colours, "call_id": call_id, "saved": saved,
+                                            "error": error, "form": form or {}, "desa_json": _desa_json()},
+                  status=status)
+
+
+@router.get("/konsol")
+def console_index(request: Request):
+    user(request, *ROLES)
+    return render(request, "console_pick.html", {"lines": LINES})
+
+
+@router.get("/konsol/riwayat")
+def caller_history(request: Request, phone: str = ""):
+    """Earlier tickets from the same number (JSON for the console's lookup)."""
+    user(request, *ROLES)
+    from normalizer.reporter import to_e164
+
+    e164 = to_e164(phone[:40]) if phone else None
+    if not e164:
+        return JSONResponse({"phone": None, "tickets": []})
+    with Session(get_engine()) as s:
+        hl = _hotline()
+        if hl is not None and hasattr(hl, "earlier_calls"):
+            items = hl.earlier_calls(s, e164, 10)
+        else:
+            rows = s.scalars(select(Ticket).where(Ticket.reporter_phone == e164).order_by(Ticket.id.desc()).limit(10))
+            items = [{"code": t.code, "status": t.status, "text": t.text_original[:160],
+                      "created_at": t.created_at.isoformat()} for t in rows]
+    out = []
+    for it in items:
+        created = it.get("created_at")
+        when = pages.wib(datetime.fromisoformat(created)) if isinstance(created, str) else ""
+        out.append({"code": it.get("code"), "status": it.get("status"),
+                    "text": (it.get("text") or it.get("description") or "")[:160], "at": when})
+    return JSONResponse({"phone": e164, "tickets": out}, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/konsol/{line}")
+def console_page(request: Request, line: str):
+    user(request, *ROLES)
+    line = _line(line)
+    return _page(request, line, call_id=secrets.token_urlsafe(12))
+
+
+FIELDS = ("caller_phone", "caller_name", "incident_type", "kecamatan", "desa", "landmark", "description",
+          "people_affected", "triage_colour", "action_taken")
+
+
+async def record(request: Request, line: str, form: dict[str, Any], call_id: str) -> dict[str, Any]:
+    """Store one call; returns {code, duplicate, ticket?}. Raises ValueError with the reason."""
+    hl = _hotline()
+    if hl is not None:
+        from adapters.base import InvalidPayload
+
+        body = {k: v for k, v in form.items() if v not in (None, "")}
+        body["id"] = f"konsol-{call_id}"
+        if "people_affected" in body:
+            try:
+                body["people_affected"] = int(body["people_affected"])
+            except ValueError:
+                raise ValueError("Jumlah korban harus angka.") from None
+        try:
+            msg = hl.hotline_adapter().from_console(line, body)
+        except InvalidPayload as exc:
+            raise ValueError(str(exc)) from None
+        accepted = await request.app.state.intake_writer.submit(msg)
+        outcome = await asyncio.to_thread(hl.call_outcome, accepted)
+        return {"code": accepted.ticket_code, "duplicate": accepted.duplicate, **outcome}
+    # Fallback while hub.lines.hotline is missing: plain intake with structured fields.
+    from normalizer.types import InboundMessage
+
+    if not form.get("kecamatan") or not form.get("incident_type"):
+        raise ValueError("Jenis kejadian dan kecamatan wajib diisi.")
+    text = " ".join(str(form.get(k) or "") for k in ("incident_type", "description", "landmark")).strip()
+    fields = {k: form[k] for k in ("incident_type", "kecamatan", "desa", "triage_colour", "people_affected",
+                                   "landmark", "action_taken") if form.get(k)}
+    msg = InboundMessage(channel=line, text=text, sender=form.get("caller_phone") or None,
+                         sender_name=form.get("caller_name") or None, provider_id=f"konsol-{call_id}",
+                         received_at=datetime.now(timezone.utc), fields=fields)
+    accepted = await request.app.state.intake_writer.submit(msg)
+    return {"code": accepted.ticket_code, "duplicate": accepted.duplicate}
+
+
+@router.post("/konsol/{line}")
+async def console_save(request: Request, line: str):
+    who = user(request, *ROLES)
+    line = _line(line)
+    form_data = await request.form()
+    check_csrf(request, form_data)
+    form = {k: str(form_data.get(k) or "").strip()[:4000] for k in FIELDS}
+    call_id = str(form_data.get("call_id") or secrets.token_urlsafe(12))[:40]
+    wants_json = "application/json" in request.headers.get("accept", "")
+    try:
+        result = await record(request, line, form, call_id)
+    except ValueError as exc:
+        if wants_json:
+            return JSONResponse({"error": str(exc)}, status_code=422)
+        return _page(request, line, call_id=call_id, error=str(exc), form=form, status=422)
+    log.info("web.console_call", line=line, code=result["code"], actor=who.actor, duplicate=result["duplicate"])
+    if wants_json:
+        t = result.get("ticket") or {}
+        return JSONResponse({"code": result["code"], "duplicate": result["duplicate"],
+                             "opd": t.get("opd"), "urgency": t.get("urgency"),
+                             "next_call_id": secrets.token_urlsafe(12)})
+    return _page(request, line, call_id=secrets.token_urlsafe(12), saved=result)

@@ -1,0 +1,188 @@
+"""Pages for citizens, without an account: /lapor (report with text, photo, place, optional name
+and number, anonymous allowed) and /cek (follow a ticket by its code). Only the status and a
+public timeline are ever shown here: no names, numbers, notes of staff, or other tickets.
+"""
+from __future__ import annotations
+
+import secrets
+import time
+from collections import deque
+from datetime import datetime, timezone
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, RedirectResponse
+from sqlalchemy import select
+from sqlmodel import Session
+
+from hub import tickets as T
+from hub.db import get_engine
+from hub.logging import get_logger
+from hub.models import RawMessage, TicketEvent
+from hub.web import pages
+from hub.web.pages import PageError, render, user
+from hub.web.security import csrf_ok
+from hub.web.uploads import UploadRejected, mime_of, save_upload, upload_dir
+
+log = get_logger(__name__)
+router = APIRouter(include_in_schema=False)
+PUBLIC_EVENTS = {"received": "Laporan diterima", "routed": "Diteruskan ke", "rerouted": "Dialihkan ke",
+                 "acknowledged": "Diterima oleh OPD", "merged": "Digabung dengan laporan lain"}
+
+
+class RateLimit:
+    """At most `n` hits per `window` seconds per client address (one process; enough to stop a
+    script hammering the form, not a replacement for a limit at the reverse proxy)."""
+
+    def __init__(self, n: int, window: float):
+        self.n, self.window, self.hits = n, window, {}
+
+    def allow(self, key: str, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        q = self.hits.setdefault(key, deque())
+        while q and q[0] <= now - self.window:
+            q.popleft()
+        if len(q) >= self.n:
+            return False
+        q.append(now)
+        if len(self.hits) > 10000:  # forget idle clients
+            for k in [k for k, v in self.hits.items() if not v][:5000]:
+                self.hits.pop(k, None)
+        return True
+
+
+REPORT_LIMIT = RateLimit(5, 600)
+CHECK_LIMIT = RateLimit(60, 600)
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "?"
+
+
+def _blank_report() -> dict:
+    return {"text": "", "kecamatan": "", "desa": "", "alamat": "", "nama": "", "telepon": "", "anonim": False,
+            "lat": "", "lon": ""}
+
+
+@router.get("/lapor")
+def report_page(request: Request):
+    return render(request, "lapor.html", {"form": _blank_report(), "report_id": secrets.token_urlsafe(12),
+                                          "errors": [], "done": None})
+
+
+def _float(v, lo: float, hi: float) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if lo <= f <= hi else None
+
+
+@router.post("/lapor")
+async def report_submit(request: Request):
+    form = await request.form()
+    data = {k: str(form.get(k) or "").strip() for k in ("text", "kecamatan", "desa", "alamat", "nama", "telepon",
+                                                          "lat", "lon")}
+    data["anonim"] = form.get("anonim") in ("1", "on", "ya")
+    report_id = str(form.get("report_id") or secrets.token_urlsafe(12))[:40]
+    errors = []
+    if not csrf_ok(request, form.get("csrf")):
+        errors.append("Formulir kedaluwarsa. Silakan kirim ulang.")
+    if len(data["text"]) < 10:
+        errors.append("Tuliskan laporan Anda (paling sedikit 10 huruf): apa yang terjadi dan di mana.")
+    if len(data["text"]) > 4000:
+        errors.append("Laporan terlalu panjang (maksimal 4000 huruf).")
+    wil = pages.wilayah()
+    if data["kecamatan"] and data["kecamatan"] not in wil.names:
+        errors.append("Kecamatan tidak dikenal.")
+    if data["desa"] and not data["desa"].startswith((data["kecamatan"] or "-") + "."):
+        errors.append("Desa tidak berada di kecamatan yang dipilih.")
+    lat, lon = _float(data["lat"], -90, 90), _float(data["lon"], -180, 180)
+    from normalizer.reporter import to_e164
+
+    phone = None
+    if data["telepon"] and not data["anonim"]:
+        phone = to_e164(data["telepon"][:30])
+        if phone is None:
+            errors.append("Nomor HP tidak dikenali (contoh: 081234567890).")
+    photo = form.get("foto")
+    has_photo = photo is not None and getattr(photo, "filename", None)
+    if not errors and not REPORT_LIMIT.allow(_client(request)):
+        errors.append("Terlalu banyak laporan dari perangkat ini. Coba lagi dalam beberapa menit.")
+    attachments = ()
+    if not errors and has_photo:
+        try:
+            url = await save_upload(photo)
+        except UploadRejected as exc:
+            errors.append(str(exc))
+        else:
+            from normalizer.types import Attachment
+
+            attachments = (Attachment(url=url, kind="photo", mime=mime_of(url), name=None),)
+    if errors:
+        return render(request, "lapor.html", {"form": data, "report_id": report_id, "errors": errors, "done": None},
+                      status=429 if any("Terlalu banyak" in e for e in errors) else 400)
+    from normalizer.types import InboundMessage
+
+    fields = {"kecamatan": wil.name(data["kecamatan"]) if data["kecamatan"] else None,
+              "desa": wil.name(data["desa"]) if data["desa"] else None,
+              "alamat": data["alamat"][:300] or None, "anonymous": data["anonim"],
+              "phone": phone}
+    msg = InboundMessage(channel="web", text=data["text"], sender=phone,
+                         sender_name=None if data["anonim"] else (data["nama"][:100] or None),
+                         provider_id=f"lapor-{report_id}", received_at=datetime.now(timezone.utc),
+                         attachments=attachments, latitude=lat if lon is not None else None,
+                         longitude=lon if lat is not None else None,
+                         fields={k: v for k, v in fields.items() if v not in (None, "")})
+    try:
+        accepted = await request.app.state.intake_writer.submit(msg)
+    except Exception:
+        log.exception("web.report_store_failed")
+        return render(request, "lapor.html", {"form": data, "report_id": report_id, "done": None,
+                                              "errors": ["Laporan belum tersimpan karena gangguan. Silakan kirim ulang."]},
+                      status=503)
+    log.info("web.report", code=accepted.ticket_code, duplicate=accepted.duplicate, photo=bool(attachments))
+    return RedirectResponse(f"/cek?kode={accepted.ticket_code}&baru=1", status_code=303)
+
+
+@router.get("/cek")
+def check_page(request: Request, kode: str = "", baru: str = ""):
+    code = "".join(ch for ch in kode.upper() if ch.isalnum())[:10]
+    if not code:
+        return render(request, "cek.html", {"code": "", "t": None, "pending": False, "steps": [], "new": False})
+    if not CHECK_LIMIT.allow(_client(request)):
+        raise PageError(429, "Terlalu banyak pencarian dari perangkat ini. Coba lagi dalam beberapa menit.")
+    steps, t, pending = [], None, False
+    with Session(get_engine()) as s:
+        t = T.resolve_code(s, code)
+        if t is None:
+            raw = s.scalars(select(RawMessage).where(RawMessage.ticket_code == code)).first()
+            pending = raw is not None and raw.state == "pending"
+        else:
+            names = pages.opd_names()
+            for e in s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == t.id).order_by(TicketEvent.id)):
+                if e.kind == "status":
+                    steps.append({"at": e.at, "label": f"Status: {pages.STATUS_LABELS.get(e.to_status, e.to_status)}"})
+                elif e.kind in PUBLIC_EVENTS:
+                    label = PUBLIC_EVENTS[e.kind]
+                    if e.kind in ("routed", "rerouted") and e.to_opd:
+                        label += " " + names.get(e.to_opd, e.to_opd)
+                    steps.append({"at": e.at, "label": label})
+            t = {"code": t.code, "status": t.status, "opd": names.get(t.opd_code, t.opd_code),
+                 "created_at": t.created_at, "updated_at": t.updated_at, "merged_into": t.merged_into,
+                 "kecamatan": pages.wilayah().name(t.kecamatan_code) if t.kecamatan_code else None}
+    status = 200 if (t is not None or pending) else 404
+    return render(request, "cek.html", {"code": code, "t": t, "pending": pending, "steps": steps,
+                                        "new": baru == "1"}, status=status)
+
+
+@router.get("/lampiran/{name}")
+def attachment(request: Request, name: str):
+    """Photos are for staff: a citizen's picture may show their house or face."""
+    user(request, "admin", "pimpinan", "operator", "opd")
+    if "/" in name or "\\" in name or name.startswith(".") or len(name) > 64:
+        raise PageError(404, "Lampiran tidak ditemukan.")
+    path = upload_dir() / name
+    if not path.is_file():
+        raise PageError(404, "Lampiran tidak ditemukan.")
+    return FileResponse(path, media_type=mime_of(name), headers={"Cache-Control": "private, max-age=86400",
+                                                                  "X-Content-Type-Options": "nosniff"})

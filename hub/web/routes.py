@@ -1,0 +1,414 @@
+"""Pages for staff: login/logout, the overview (dashboard), ticket list, ticket page with its
+actions, and the OPD view. Thin: read through hub.stats / queries, change through hub.tickets.
+An OPD user never sees another OPD's ticket (404, as in the API).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+from sqlalchemy import func, or_, select
+from sqlmodel import Session
+
+from hub import stats
+from hub import tickets as T
+from hub.db import get_engine, writer
+from hub.logging import get_logger
+from hub.models import OPEN_STATUSES, Outbox, Ticket, TicketEvent
+from hub.web import pages
+from hub.web.pages import PageError, check_csrf, period_range, render, user
+from hub.web.security import LoginRefused, login, start_session
+
+log = get_logger(__name__)
+router = APIRouter(include_in_schema=False)
+STAFF = ("admin", "pimpinan", "operator", "opd")
+OVERVIEW = ("admin", "pimpinan", "operator")
+CHANGERS = ("admin", "operator", "opd")
+ROUTERS = ("admin", "operator")
+PAGE_SIZE = 30
+
+
+def _read() -> Session:
+    return Session(get_engine(), expire_on_commit=False)
+
+
+def _write() -> Session:
+    return Session(writer(), expire_on_commit=False)
+
+
+def _home(role: str) -> str:
+    return {"opd": "/opd", "operator": "/"}.get(role, "/")
+
+
+# --- login -----------------------------------------------------------------------------------
+
+@router.get("/masuk")
+def login_page(request: Request, lanjut: str = "/"):
+    return render(request, "login.html", {"lanjut": lanjut, "error": None})
+
+
+@router.post("/masuk")
+async def login_submit(request: Request):
+    form = await request.form()
+    check_csrf(request, form)
+    lanjut = str(form.get("lanjut") or "/")
+    if not lanjut.startswith("/") or lanjut.startswith("//"):
+        lanjut = "/"  # never redirect off-site
+    try:
+        with _write() as s:
+            u = login(s, str(form.get("username", ""))[:80], str(form.get("password", ""))[:200])
+    except LoginRefused as exc:
+        return render(request, "login.html", {"lanjut": lanjut, "error": str(exc),
+                                              "username": str(form.get("username", ""))[:80]}, status=401)
+    start_session(request, u)
+    if lanjut == "/" and u.role == "opd":
+        lanjut = "/opd"
+    return RedirectResponse(lanjut, status_code=303)
+
+
+@router.post("/keluar")
+async def logout(request: Request):
+    form = await request.form()
+    check_csrf(request, form)
+    request.session.clear()
+    return RedirectResponse("/masuk", status_code=303)
+
+
+# --- overview --------------------------------------------------------------------------------
+
+def _filters(request: Request) -> dict[str, Any]:
+    q = request.query_params
+    return {"periode": q.get("periode") if q.get("periode") in pages.PERIODS else "semua",
+            "opd": q.get("opd") or None, "channel": q.get("channel") or None, "kecamatan": q.get("kecamatan") or None}
+
+
+@router.get("/")
+def overview(request: Request):
+    who = user(request, *STAFF)
+    if who.role == "opd":
+        return RedirectResponse("/opd", status_code=303)
+    f = _filters(request)
+    since, _ = period_range(f["periode"])
+    now = datetime.now(timezone.utc)
+    with _read() as s:
+        summ = stats.summary(s, since=since, opd=f["opd"], channel=f["channel"], kecamatan=f["kecamatan"], now=now)
+        tr = stats.trend(s, since=since, opd=f["opd"], channel=f["channel"], kecamatan=f["kecamatan"], now=now)
+        urgent = stats.attention(s, opd=f["opd"], channel=f["channel"], kecamatan=f["kecamatan"], limit=10, now=now)
+        last_id = stats.max_ticket_id(s)
+    wil = pages.wilayah()
+    kec_rows = []
+    for code, name in wil.kecamatan:
+        d = summ["by_kecamatan"].get(code, {})
+        kec_rows.append({"code": code, "name": name, **_counts(d)})
+    kec_rows.sort(key=lambda r: (-r["total"], r["name"]))
+    nowhere = summ["by_kecamatan"].get(stats.NO_PLACE)
+    kec_max = max([r["total"] for r in kec_rows] + [1])
+    opd_rows = sorted(({"code": c, "name": pages.opd_names().get(c, c), **_counts(d),
+                        "median": d.get("median_finish_h")} for c, d in summ["by_opd"].items() if d.get("total")),
+                      key=lambda r: (-r["open"], -r["total"]))
+    chan_rows = sorted(({"code": c, "name": pages.channel_labels().get(c, c), **_counts(d)}
+                        for c, d in summ["by_channel"].items() if d.get("total")), key=lambda r: -r["total"])
+    base = {"periode": f["periode"] if f["periode"] != "semua" else None, "opd": f["opd"],
+            "channel": f["channel"], "kecamatan": f["kecamatan"]}
+    return render(request, "overview.html", {
+        "f": f, "base": base, "s": summ, "trend": tr, "chart": _chart(tr), "urgent": urgent, "now": now,
+        "kec_rows": kec_rows, "kec_max": kec_max, "nowhere": _counts(nowhere or {}), "opd_rows": opd_rows,
+        "chan_rows": chan_rows, "last_id": last_id})
+
+
+def _counts(d: dict[str, int]) -> dict[str, int]:
+    m, p, sel = d.get("menunggu", 0), d.get("diproses", 0), d.get("selesai", 0)
+    return {"total": d.get("total", 0), "menunggu": m, "diproses": p, "selesai": sel, "open": m + p,
+            "other": d.get("ditolak", 0) + d.get("digabung", 0), "overdue": d.get("overdue", 0)}
+
+
+def _chart(tr: dict[str, Any], w: int = 340, h: int = 120) -> dict[str, Any]:
+    """Bars for the inline SVG trend chart (no script, no library)."""
+    pts = tr["points"]
+    top = max([p["n"] for p in pts] + [1])
+    n = max(len(pts), 1)
+    bw = w / n
+    bars = []
+    for i, p in enumerate(pts):
+        bh = round((h - 16) * p["n"] / top, 1)
+        bars.append({"x": round(i * bw + 0.5, 1), "y": round(h - 14 - bh, 1), "w": round(max(bw - 1, 1), 1),
+                     "h": bh, "n": p["n"], "start": p["start"]})
+    first, last = (pts[0]["start"], pts[-1]["start"]) if pts else ("", "")
+    return {"w": w, "h": h, "bars": bars, "top": top, "first": first, "last": last,
+            "total": sum(p["n"] for p in pts)}
+
+
+@router.get("/dasbor/live")
+def live(request: Request, after: int = 0):
+    """Small JSON for the overview's polling: emergencies newer than ticket id `after`."""
+    who = user(request, *STAFF)
+    opd = who.opd_code if who.role == "opd" else (request.query_params.get("opd") or None)
+    with _read() as s:
+        items = stats.latest_darurat(s, after_id=after, opd=opd, limit=10) if after > 0 else []
+        last = stats.max_ticket_id(s)
+        open_darurat = s.execute(select(func.count()).select_from(Ticket).where(
+            Ticket.status.in_(OPEN_STATUSES), Ticket.urgency == "darurat",
+            *([Ticket.opd_code == opd] if opd else []))).scalar_one()
+    wil = pages.wilayah()
+    return JSONResponse({"last_id": last, "darurat_open": open_darurat,
+                         "items": [{"code": t.code, "text": t.text_original[:140], "opd": t.opd_code,
+                                    "kecamatan": wil.name(t.kecamatan_code), "status": t.status,
+                                    "at": pages.wib(t.created_at, "%H:%M")} for t in items]},
+                        headers={"Cache-Control": "no-store"})
+
+
+# --- ticket list -----------------------------------------------------------------------------
+
+def ticket_query(who, params) -> tuple[Any, dict[str, Any]]:
+    q = select(Ticket)
+    f: dict[str, Any] = {}
+    if who.role == "opd":
+        q = q.where(Ticket.opd_code == who.opd_code)
+    status = params.get("status")
+    if status:
+        wanted = [x for x in status.split(",") if x in pages.STATUS_LABELS]
+        if wanted:
+            q = q.where(Ticket.status.in_(wanted))
+            f["status"] = ",".join(wanted)
+    for key, col in (("opd", Ticket.opd_code), ("channel", Ticket.channel), ("urgency", Ticket.urgency)):
+        v = params.get(key)
+        if v:
+            q = q.where(col == v)
+            f[key] = v
+    kec = params.get("kecamatan")
+    if kec:
+        q = q.where(Ticket.kecamatan_code.is_(None) if kec == stats.NO_PLACE else Ticket.kecamatan_code == kec)
+        f["kecamatan"] = kec
+    since, key = period_range(params.get("periode"))
+    if since is not None:
+        q = q.where(Ticket.created_at >= since)
+        f["periode"] = key
+    if params.get("overdue") in ("1", "true"):
+        q = q.where(Ticket.status.in_(OPEN_STATUSES), Ticket.due_at < datetime.now(timezone.utc))
+        f["overdue"] = "1"
+    if params.get("triase") in ("1", "true"):
+        q = q.where(Ticket.needs_triage.is_(True), Ticket.status.in_(OPEN_STATUSES))
+        f["triase"] = "1"
+    text = (params.get("q") or "").strip()[:200]
+    if text:
+        q = q.where(or_(Ticket.code == text.upper(), Ticket.text_original.ilike(f"%{text}%")))
+        f["q"] = text
+    return q, f
+
+
+def _describe(f: dict[str, Any]) -> list[str]:
+    out = []
+    if f.get("status"):
+        out.append(" atau ".join(pages.STATUS_LABELS[s] for s in f["status"].split(",")))
+    if f.get("overdue"):
+        out.append("lewat tenggat")
+    if f.get("urgency"):
+        out.append(pages.URGENCY_LABELS.get(f["urgency"], f["urgency"]))
+    if f.get("opd"):
+        out.append(f["opd"])
+    if f.get("channel"):
+        out.append(pages.channel_labels().get(f["channel"], f["channel"]))
+    if f.get("kecamatan"):
+        out.append("tanpa lokasi" if f["kecamatan"] == stats.NO_PLACE else "Kec. " + pages.wilayah().name(f["kecamatan"]))
+    if f.get("periode"):
+        out.append(pages.PERIODS[f["periode"]][0])
+    if f.get("triase"):
+        out.append("perlu triase")
+    if f.get("q"):
+        out.append(f"“{f['q']}”")
+    return out
+
+
+@router.get("/tiket")
+def ticket_list(request: Request):
+    who = user(request, *STAFF)
+    q, f = ticket_query(who, request.query_params)
+    before = request.query_params.get("sebelum")
+    if before and before.isdigit():
+        q = q.where(Ticket.id < int(before))
+    with _read() as s:
+        count_q = select(func.count()).select_from(q.order_by(None).subquery())
+        total = s.execute(count_q).scalar_one() if not before else None
+        rows = list(s.scalars(q.order_by(Ticket.id.desc()).limit(PAGE_SIZE + 1)))
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    return render(request, "tickets.html", {"rows": rows, "f": f, "total": total, "desc": _describe(f),
+                                            "next": rows[-1].id if more and rows else None,
+                                            "now": datetime.now(timezone.utc), "title": "Daftar tiket"})
+
+
+# --- one ticket ------------------------------------------------------------------------------
+
+def _visible(s: Session, code: str, who) -> Ticket:
+    t = T.resolve_code(s, code)
+    if t is None or (who.role == "opd" and t.opd_code != who.opd_code):
+        raise PageError(404, f"Tiket {code} tidak ditemukan.")
+    return t
+
+
+def timeline(s: Session, t: Ticket) -> list[dict[str, Any]]:
+    """Events of the ticket plus what left the hub for it (deliveries, replies), by time."""
+    items = []
+    for e in s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == t.id).order_by(TicketEvent.id)):
+        items.append({"at": e.at, "kind": e.kind, "actor": e.actor, "note": e.note, "from_status": e.from_status,
+                      "to_status": e.to_status, "from_opd": e.from_opd, "to_opd": e.to_opd, "data": e.data or {}})
+    for o in s.scalars(select(Outbox).where(Outbox.ticket_id == t.id).order_by(Outbox.id)):
+        label = {"deliver": "Pengiriman ke OPD", "reply": "Balasan ke pelapor",
+                 "lapor_push": "Sinkron ke SP4N-LAPOR!", "notify": "Pemberitahuan"}.get(o.kind, o.kind)
+        state = {"done": "terkirim", "pending": "antre", "dead": "gagal"}.get(o.state, o.state)
+        items.append({"at": o.done_at or o.created_at, "kind": "outbox", "label": label, "state": o.state,
+                      "actor": "sistem", "note": f"{state} · {o.target}" + (f" · {o.last_error[:120]}"
+                                                                          if o.state == "dead" and o.last_error else ""),
+                      "data": {}})
+    items.sort(key=lambda x: x["at"])
+    return items
+
+
+@router.get("/tiket/{code}")
+def ticket_page(request: Request, code: str):
+    who = user(request, *STAFF)
+    with _read() as s:
+        t = _visible(s, code, who)
+        if t.code != code.strip().upper():
+            return RedirectResponse(f"/tiket/{t.code}", status_code=303)
+        items = timeline(s, t)
+        others = []
+        if t.incident_id:
+            q = select(Ticket).where(Ticket.incident_id == t.incident_id, Ticket.id != t.id)
+            if who.role == "opd":
+                q = q.where(Ticket.opd_code == who.opd_code)
+            others = list(s.scalars(q.order_by(Ticket.id).limit(50)))
+    hide_reporter = who.role == "opd" or t.anonymous or t.confidential
+    return render(request, "ticket.html", {
+        "t": t, "items": items, "others": others, "hide_reporter": hide_reporter,
+        "overdue": bool(t.due_at and t.status in OPEN_STATUSES and t.due_at < datetime.now(timezone.utc)),
+        "can_change": who.role in CHANGERS, "can_route": who.role in ROUTERS and t.status in OPEN_STATUSES,
+        "can_merge": who.role in ROUTERS and t.status != "digabung",
+        "can_ack": who.role in ("opd", "admin") and t.status == "menunggu",
+        "moves": _moves(t.status), "msg": request.query_params.get("pesan"),
+        "err": request.query_params.get("galat")})
+
+
+def _moves(status: str) -> list[str]:
+    from hub.models import ALLOWED_MOVES, Status
+
+    return [m.value for m in sorted(ALLOWED_MOVES[Status(status)], key=lambda x: list(Status).index(x))
+            if m != Status.DIGABUNG]
+
+
+def _back(code: str, msg: str | None = None, err: str | None = None) -> RedirectResponse:
+    from urllib.parse import urlencode
+
+    q = urlencode({k: v for k, v in {"pesan": msg, "galat": err}.items() if v})
+    return RedirectResponse(f"/tiket/{code}" + (f"?{q}" if q else ""), status_code=303)
+
+
+async def _act(request: Request, code: str, roles: tuple[str, ...], fn) -> RedirectResponse:
+    """Common shape of a ticket action: role, CSRF, one transaction through hub.tickets."""
+    who = user(request, *roles)
+    form = await request.form()
+    check_csrf(request, form)
+    cfg = pages.cfg()
+    with _write() as s:
+        t = _visible(s, code, who)
+        try:
+            msg = await fn(s, t, who, form, cfg)
+            s.commit()
+        except T.TicketError as exc:
+            s.rollback()
+            return _back(t.code, err=str(exc))
+    log.info("web.ticket_action", code=t.code, actor=who.actor, path=request.url.path.rsplit("/", 1)[-1])
+    return _back(t.code, msg=msg)
+
+
+def _note(form) -> str | None:
+    note = str(form.get("note") or "").strip()[:2000]
+    return note or None
+
+
+@router.post("/tiket/{code}/status")
+async def ticket_status(request: Request, code: str):
+    async def do(s, t, who, form, cfg):
+        to = str(form.get("status") or "")
+        data = {}
+        photo = form.get("foto")
+        if photo is not None and getattr(photo, "filename", None):
+            from hub.web.uploads import UploadRejected, save_upload
+
+            try:
+                data["photo"] = await save_upload(photo)
+            except UploadRejected as exc:
+                raise T.TicketError(str(exc)) from None
+        link = str(form.get("foto_url") or "").strip()[:500]
+        if link:
+            if not link.startswith(("https://", "http://")):
+                raise T.TicketError("Tautan foto harus diawali https://")
+            data["photo_link"] = link
+        T.change_status(s, t, to, who.actor, cfg, _note(form), data=data)
+        return f"Status diubah menjadi {pages.STATUS_LABELS.get(to, to)}."
+    return await _act(request, code, CHANGERS, do)
+
+
+@router.post("/tiket/{code}/terima")
+async def ticket_ack(request: Request, code: str):
+    async def do(s, t, who, form, cfg):
+        if t.status != "menunggu":
+            raise T.IllegalMove("Hanya tiket yang menunggu yang bisa ditandai diterima.")
+        T.add_event(s, t, who.actor, "acknowledged", note=_note(form) or "Laporan diterima OPD")
+        t.updated_at = datetime.now(timezone.utc)
+        s.add(t)
+        return "Tiket ditandai sudah diterima."
+    return await _act(request, code, ("opd", "admin"), do)
+
+
+@router.post("/tiket/{code}/rute")
+async def ticket_reroute(request: Request, code: str):
+    async def do(s, t, who, form, cfg):
+        to = str(form.get("opd") or "")
+        T.reroute(s, t, to, who.actor, cfg, _note(form))
+        return f"Tiket dialihkan ke {pages.opd_names().get(to, to)}. Router belajar dari koreksi ini."
+    return await _act(request, code, ROUTERS, do)
+
+
+@router.post("/tiket/{code}/gabung")
+async def ticket_merge(request: Request, code: str):
+    async def do(s, t, who, form, cfg):
+        into_code = str(form.get("into") or "").strip().upper()[:10]
+        into = T.resolve_code(s, into_code) if into_code else None
+        if into is None:
+            raise T.NotFound(f"Tiket {into_code or '(kosong)'} tidak ditemukan.")
+        T.merge(s, t, into, who.actor, cfg, _note(form))
+        return f"Tiket digabung ke {into.code}."
+    return await _act(request, code, ROUTERS, do)
+
+
+# --- OPD view --------------------------------------------------------------------------------
+
+@router.get("/opd")
+def opd_view(request: Request):
+    who = user(request, "opd", "admin")
+    opd = who.opd_code if who.role == "opd" else (request.query_params.get("opd") or None)
+    if opd is None:
+        return render(request, "opd_pick.html", {})
+    if opd not in pages.opd_names():
+        raise PageError(404, f"OPD {opd} tidak dikenal.")
+    tab = request.query_params.get("tab", "terbuka")
+    now = datetime.now(timezone.utc)
+    with _read() as s:
+        base = select(Ticket).where(Ticket.opd_code == opd)
+        counts = dict(s.execute(select(Ticket.status, func.count()).where(Ticket.opd_code == opd)
+                                .group_by(Ticket.status)).all())
+        overdue = s.execute(select(func.count()).select_from(Ticket).where(
+            Ticket.opd_code == opd, Ticket.status.in_(OPEN_STATUSES), Ticket.due_at < now)).scalar_one()
+        if tab == "selesai":
+            q = base.where(Ticket.status.in_(("selesai", "ditolak"))).order_by(Ticket.closed_at.desc())
+        else:
+            tab = "terbuka"
+            # Emergencies and the nearest due time first: the order in which to work them.
+            q = base.where(Ticket.status.in_(OPEN_STATUSES)).order_by(
+                (Ticket.urgency != "darurat"), Ticket.due_at.is_(None), Ticket.due_at, Ticket.id)
+        rows = list(s.scalars(q.limit(100)))
+    return render(request, "opd.html", {"opd": opd, "opd_name": pages.opd_names().get(opd, opd), "rows": rows,
+                                        "counts": counts, "overdue": overdue, "tab": tab, "now": now})
