@@ -128,14 +128,16 @@ def create_from_draft(session: Session, raw: RawMessage, draft: TicketDraft, cfg
         raw.state, raw.error = "rejected", "empty message"
         replies.queue_text(session, None, draft.channel, raw.sender, cfg.template("empty_message"), raw=raw)
         return None
-    repeat = _find_repeat(session, draft, now)
+    historic = bool((draft.fields or {}).get("imported"))  # an old hotline log row (hub/importer.py)
+    repeat = None if historic else _find_repeat(session, draft, now)
     if repeat is not None:
         raw.state, raw.error = "duplicate", repeat.code
         add_event(session, repeat, f"channel:{draft.channel}", "repeat",
                   note="Pesan yang sama dikirim ulang oleh pelapor", data={"raw_id": raw.id})
         return None
     created = min(raw.received_at, now) if raw.received_at else now
-    incident = _link_incident(session, draft, created)
+    # Historic calls are history, not part of a happening the dashboard follows now.
+    incident = None if historic else _link_incident(session, draft, created)
     r, p, routing = draft.reporter, draft.place, draft.routing
     opd = routing.opd if routing.opd in cfg.opd_codes() else cfg.triage_opd
     ticket = Ticket(
@@ -149,11 +151,10 @@ def create_from_draft(session: Session, raw: RawMessage, draft: TicketDraft, cfg
         latitude=p.latitude, longitude=p.longitude, category=draft.category,
         subcategory=draft.subcategory, urgency=draft.urgency.value, opd_code=opd,
         routing_confidence=routing.confidence, routing_rule=routing.rule,
-        needs_triage=routing.needs_triage or opd != routing.opd, incident_id=incident.id,
+        needs_triage=routing.needs_triage or opd != routing.opd, incident_id=incident.id if incident else None,
         due_at=compute_due(cfg.sla, draft.urgency.value, draft.category, created),
         created_at=created, updated_at=created,
     )
-    historic = bool((draft.fields or {}).get("imported"))  # an old hotline log row (hub/importer.py)
     if historic:  # handled back then: closed on arrival, never sent to the OPD or texted to the caller
         ticket.status, ticket.closed_at, ticket.due_at = Status.SELESAI.value, created, None
     session.add(ticket)
@@ -167,7 +168,6 @@ def create_from_draft(session: Session, raw: RawMessage, draft: TicketDraft, cfg
     if historic:
         add_event(session, ticket, "system", "status", note="Riwayat panggilan diimpor dari log lama",
                   from_status=Status.MENUNGGU.value, to_status=Status.SELESAI.value)
-        _maybe_close_incident(session, ticket)
     else:
         queue_delivery(session, ticket, "ticket.created")
         replies.queue_receipt(session, ticket, cfg)
