@@ -91,25 +91,56 @@ def claim(engine: Engine, limit: int, lease_s: int, owner: str = WORKER_ID,
         return list(s.scalars(select(Outbox).where(Outbox.id.in_(ids)).order_by(Outbox.id)))
 
 
+def _finish_in(conn: Connection, row: Outbox, owner: str, on_done: OnDone | None = None,
+               detail: dict[str, Any] | None = None, **values: Any) -> bool:
+    res = conn.execute(update(OUT).where(OUT.c.id == row.id, OUT.c.lease_owner == owner,
+                                         OUT.c.state == "pending")
+                       .values(lease_owner=None, lease_until=None, **values))
+    if res.rowcount != 1:
+        log.warning("outbox.lease_lost", outbox_id=row.id, kind=row.kind, owner=owner)
+        return False
+    if on_done is not None:
+        on_done(conn, row, detail)
+    return True
+
+
 def _finish(engine: Engine, row: Outbox, owner: str, on_done: OnDone | None = None,
             detail: dict[str, Any] | None = None, **values: Any) -> bool:
     """Write the outcome only if we still hold the lease (another worker may have taken over)."""
     with writer(engine).begin() as conn:
-        res = conn.execute(update(OUT).where(OUT.c.id == row.id, OUT.c.lease_owner == owner,
-                                             OUT.c.state == "pending")
-                           .values(lease_owner=None, lease_until=None, **values))
-        if res.rowcount != 1:
-            log.warning("outbox.lease_lost", outbox_id=row.id, kind=row.kind, owner=owner)
-            return False
-        if on_done is not None:
-            on_done(conn, row, detail)
-        return True
+        return _finish_in(conn, row, owner, on_done, detail, **values)
+
+
+def _done_values(row: Outbox) -> dict[str, Any]:
+    return dict(state="done", done_at=datetime.now(timezone.utc), attempts=row.attempts + 1, last_error=None)
+
+
+def _failed_values(row: Outbox, error: Exception, max_attempts: int) -> tuple[str, dict[str, Any]]:
+    """Retry later (backoff with jitter, never before the peer's Retry-After) or park as dead."""
+    attempts = row.attempts + 1
+    reason = f"{type(error).__name__}: {error}"[:2000]
+    if isinstance(error, PermanentError) or attempts >= max_attempts:
+        return "dead", dict(attempts=attempts, last_error=reason, state="dead")
+    delay = backoff_seconds(attempts)
+    if isinstance(error, RetryableError) and error.retry_after is not None:
+        delay = max(delay, float(error.retry_after))
+    return "retry", dict(attempts=attempts, last_error=reason,
+                         next_attempt_at=datetime.now(timezone.utc) + timedelta(seconds=delay))
+
+
+def _log_outcome(row: Outbox, result: str, values: dict[str, Any]) -> None:
+    metrics.OUTBOX_SENT.labels(kind=row.kind, result=result).inc()
+    if result == "dead":
+        log.warning("outbox.dead_letter", outbox_id=row.id, kind=row.kind, target=row.target,
+                    attempts=values["attempts"], error=values["last_error"][:300])
+    elif result == "retry":
+        delay = (values["next_attempt_at"] - datetime.now(timezone.utc)).total_seconds()
+        log.info("outbox.retry", outbox_id=row.id, kind=row.kind, attempts=values["attempts"],
+                 delay_s=round(delay, 2), error=values["last_error"][:300])
 
 
 def mark_done(engine: Engine, row: Outbox, owner: str = WORKER_ID, detail: dict | None = None) -> bool:
-    now = datetime.now(timezone.utc)
-    ok = _finish(engine, row, owner, ON_DONE.get(row.kind), detail, state="done", done_at=now,
-                 attempts=row.attempts + 1, last_error=None)
+    ok = _finish(engine, row, owner, ON_DONE.get(row.kind), detail, **_done_values(row))
     if ok:
         metrics.OUTBOX_SENT.labels(kind=row.kind, result="done").inc()
     return ok
@@ -118,39 +149,47 @@ def mark_done(engine: Engine, row: Outbox, owner: str = WORKER_ID, detail: dict 
 def mark_failed(engine: Engine, row: Outbox, error: Exception, max_attempts: int,
                 owner: str = WORKER_ID) -> str:
     """Retry later (backoff with jitter, never before the peer's Retry-After) or park as dead."""
-    attempts = row.attempts + 1
-    now = datetime.now(timezone.utc)
-    reason = f"{type(error).__name__}: {error}"[:2000]
-    if isinstance(error, PermanentError) or attempts >= max_attempts:
-        if _finish(engine, row, owner, attempts=attempts, last_error=reason, state="dead"):
-            metrics.OUTBOX_SENT.labels(kind=row.kind, result="dead").inc()
-            log.warning("outbox.dead_letter", outbox_id=row.id, kind=row.kind, target=row.target,
-                        attempts=attempts, error=reason[:300])
-        return "dead"
-    delay = backoff_seconds(attempts)
-    if isinstance(error, RetryableError) and error.retry_after is not None:
-        delay = max(delay, float(error.retry_after))
-    if _finish(engine, row, owner, attempts=attempts, last_error=reason,
-               next_attempt_at=now + timedelta(seconds=delay)):
-        metrics.OUTBOX_SENT.labels(kind=row.kind, result="retry").inc()
-        log.info("outbox.retry", outbox_id=row.id, kind=row.kind, attempts=attempts,
-                 delay_s=round(delay, 2), error=reason[:300])
-    return "retry"
+    result, values = _failed_values(row, error, max_attempts)
+    if _finish(engine, row, owner, **values):
+        _log_outcome(row, result, values)
+    return result
 
 
-async def _send_one(engine: Engine, row: Outbox, max_attempts: int, owner: str) -> str:
+Outcome = tuple[Outbox, dict[str, Any] | None, Exception | None]
+
+
+def finish_batch(engine: Engine, outcomes: list[Outcome], max_attempts: int, owner: str = WORKER_ID) -> None:
+    """Record a whole batch's outcomes in one transaction (one commit, not one per row).
+
+    If the process dies before this commits, the rows stay leased to it and are sent again
+    after the lease: at-least-once, with the same message id, which receivers dedup on.
+    """
+    logged: list[tuple[Outbox, str, dict[str, Any]]] = []
+    with writer(engine).begin() as conn:
+        for row, detail, error in outcomes:
+            if error is None:
+                values, result = _done_values(row), "done"
+                ok = _finish_in(conn, row, owner, ON_DONE.get(row.kind), detail, **values)
+            else:
+                result, values = _failed_values(row, error, max_attempts)
+                ok = _finish_in(conn, row, owner, **values)
+            if ok:
+                logged.append((row, result, values))
+    for row, result, values in logged:
+        _log_outcome(row, result, values)
+
+
+async def _send_one(row: Outbox) -> Outcome:
     sender = SENDERS.get(row.kind)
     try:
         if sender is None:
             raise PermanentError(f"no sender registered for outbox kind {row.kind!r}")
-        detail = await sender(row)
+        return row, await sender(row), None
     except (RetryableError, PermanentError) as exc:
-        return await asyncio.to_thread(mark_failed, engine, row, exc, max_attempts, owner)
+        return row, None, exc
     except Exception as exc:  # an unexpected bug in a sender is retried, then dead-lettered
         log.exception("outbox.sender_crashed", outbox_id=row.id, kind=row.kind)
-        return await asyncio.to_thread(mark_failed, engine, row, RetryableError(repr(exc)), max_attempts, owner)
-    await asyncio.to_thread(mark_done, engine, row, owner, detail)
-    return "done"
+        return row, None, RetryableError(repr(exc))
 
 
 async def run_once(engine: Engine | None = None, limit: int = 50, lease_s: int = 60,
@@ -160,6 +199,7 @@ async def run_once(engine: Engine | None = None, limit: int = 50, lease_s: int =
 
     Rows of one ticket are sent one after the other in queue order; different tickets are
     sent concurrently (up to `concurrency` at a time), so one slow OPD does not hold up all.
+    The outcomes are written together when the batch is through.
     """
     engine = engine or get_engine()
     rows = await asyncio.to_thread(claim, engine, limit, lease_s, owner, kinds)
@@ -169,13 +209,15 @@ async def run_once(engine: Engine | None = None, limit: int = 50, lease_s: int =
     for row in rows:
         groups.setdefault(("t", row.ticket_id) if row.ticket_id is not None else ("r", row.id), []).append(row)
     gate = asyncio.Semaphore(max(1, concurrency))
+    outcomes: list[Outcome] = []
 
     async def run_group(group: list[Outbox]) -> None:
         for row in group:
             async with gate:
-                await _send_one(engine, row, max_attempts, owner)
+                outcomes.append(await _send_one(row))
 
     await asyncio.gather(*(run_group(g) for g in groups.values()))
+    await asyncio.to_thread(finish_batch, engine, outcomes, max_attempts, owner)
     return len(rows)
 
 
