@@ -177,3 +177,18 @@ async def test_missing_secret_is_retried_not_sent_unsigned(engine, seeded, monke
         with Session(engine) as s:
             row = s.scalars(select(Outbox).where(Outbox.kind == "deliver")).one()
         assert row.state == "pending" and SECRET_ENV in row.last_error
+
+
+def test_the_verification_snippet_in_the_docs_works():
+    """docs/delivery.md gives OPD developers a stdlib-only verify(); it must accept our webhooks."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "delivery.md").read_text()
+    snippet = next(b for b in re.findall(r"```python\n(.*?)```", doc, re.S) if "def verify" in b)
+    ns: dict = {}
+    exec(snippet, ns)
+    body = json.dumps({"type": "ticket.created", "data": {"code": "K7X2M9P"}}).encode()
+    headers = {k.title(): v for k, v in opd_webhook.headers_for(SECRET, "msg_doc", body).items()}
+    assert ns["verify"](SECRET, headers, body) is True
+    assert ns["verify"](SECRET, headers, body.replace(b"K7X", b"K8X")) is False
