@@ -9,8 +9,8 @@ from typing import Any
 from normalizer.incidents import category_family
 from normalizer.reporter import find_name, find_nik, find_phone, is_valid_nik, mask_nik, mask_niks, to_e164
 from normalizer.regency import URGENCY_CALM, URGENCY_DARURAT, URGENCY_TINGGI, Regency
-from normalizer.router import route, routing_words
-from normalizer.text import clean_text, fold, stem
+from normalizer.router import route, words_from_tokens
+from normalizer.text import clean_text, fold, raw_tokens, stem
 from normalizer.types import InboundMessage, Place, Reporter, Routing, TicketDraft, Urgency
 
 _PHONE_CHANNELS = frozenset({"sms", "whatsapp", "twilio", "gammu"})
@@ -20,6 +20,8 @@ _RANK = {Urgency.NORMAL: 0, Urgency.TINGGI: 1, Urgency.DARURAT: 2}
 
 
 def _f(fields: dict[str, Any], *names: str) -> str | None:
+    if not fields:
+        return None
     for n in names:
         v = fields.get(n)
         if v not in (None, ""):
@@ -57,13 +59,18 @@ def _reporter(msg: InboundMessage, fields: dict[str, Any]) -> Reporter:
     )
 
 
-def _place(msg: InboundMessage, fields: dict[str, Any], regency: Regency) -> Place:
+def _place(msg: InboundMessage, fields: dict[str, Any], regency: Regency,
+           folded_tokens: tuple[str, list[str]] | None = None) -> Place:
+    """`folded_tokens`: fold(msg.text) and its raw tokens when the caller has them already."""
     kec_hint = _f(fields, "kecamatan", "kec")
     desa_hint = _f(fields, "desa", "kelurahan", "desa_kelurahan")
     text = msg.text or ""
     landmark = _f(fields, "landmark", "alamat", "address", "lokasi")
-    scan_text = f"{text} {landmark}" if landmark else text
-    pm = regency.gazetteer.scan(scan_text, kec_hint=kec_hint, desa_hint=desa_hint)
+    if landmark or folded_tokens is None:
+        pm = regency.gazetteer.scan(f"{text} {landmark}" if landmark else text,
+                                    kec_hint=kec_hint, desa_hint=desa_hint)
+    else:
+        pm = regency.gazetteer.scan_tokens(*folded_tokens, kec_hint=kec_hint, desa_hint=desa_hint)
     parts: list[str] = []
     dusun = _f(fields, "dusun")
     if dusun:
@@ -89,8 +96,8 @@ def _place(msg: InboundMessage, fields: dict[str, Any], regency: Regency) -> Pla
     )
 
 
-def _urgency(surface: str, stemmed: str, regency: Regency) -> tuple[Urgency, str | None]:
-    hits = regency.urgency_matcher.find(surface, stemmed)
+def _urgency(words: list[str], stems: list[str], regency: Regency) -> tuple[Urgency, str | None]:
+    hits = regency.urgency_matcher.find_tokens(words, stems)
     if not hits:
         return Urgency.NORMAL, None
     calm_pos = {pos for idx, _w, _p, pos in hits if idx == URGENCY_CALM}
@@ -120,14 +127,16 @@ def normalize(msg: InboundMessage, regency: Regency, now: datetime) -> TicketDra
     is_empty = not any(ch.isalnum() for ch in text) and not msg.attachments and not keyword and not itype
 
     reporter = _reporter(msg, fields)
-    place = _place(msg, fields, regency)
+    folded = fold(text)
+    toks = raw_tokens(folded)  # one tokenisation shared by place recognition and routing
+    place = _place(msg, fields, regency, (folded, toks))
 
-    folded = fold(f"{text} {itype}" if itype else text)
-    words = routing_words(folded, regency.place_keys, regency.marker_place_keys)
+    if itype:
+        toks = raw_tokens(fold(f"{text} {itype}"))
+    words = words_from_tokens(toks, regency.place_keys, regency.marker_place_keys)
     tokens = [stem(w) for w in words]
-    surface, stemmed = " ".join(words), " ".join(tokens)
 
-    urgency, urg_phrase = _urgency(surface, stemmed, regency)
+    urgency, urg_phrase = _urgency(words, tokens, regency)
     colour = str(fields.get("triage_colour") or fields.get("triage_color") or "").strip().lower()
     if colour in regency.triage_colours:
         urgency = _max_urgency(urgency, _URG.get(regency.triage_colours[colour], Urgency.NORMAL)) \
@@ -153,8 +162,8 @@ def normalize(msg: InboundMessage, regency: Regency, now: datetime) -> TicketDra
         if it:
             s, label = prior.get(it["opd"], (0.0, ""))
             prior[it["opd"]] = (s + 3.0, f"field incident_type '{itype}'")
-        hits = regency.matcher.find(surface, stemmed)
-        res = route(tokens, hits, list(regency.rules), list(regency.opd_codes), regency.model, prior,
+        hits = regency.matcher.find_tokens(words, tokens)
+        res = route(tokens, hits, regency.rules, regency.opd_codes, regency.model, prior,
                     regency.triage_opd, regency.min_confidence, regency.rule_weight)
         routing = Routing(res.opd, round(res.confidence, 3), res.rule, res.needs_triage, res.candidates)
         guess = res.candidates[0][0] if res.candidates else res.opd

@@ -33,6 +33,7 @@ LOCATIVE_OK = frozenset({"panggul", "pule", "tugu", "karangan", "bendungan", "su
 
 _SPELLING = [("dj", "j"), ("tj", "c"), ("oe", "u"), ("dh", "d"), ("th", "t"), ("kh", "k"), ("sj", "sy")]
 _RTRW_RE = re.compile(r"\brt\.?\s*0*(\d{1,3})\s*(?:/|rw\.?)\s*(?:rw\.?)?\s*0*(\d{1,3})\b")
+_UNSEEN = object()
 _COORD_RE = re.compile(r"(-?\d{1,2}\.\d{3,})\s*,\s*(-?\d{2,3}\.\d{3,})")
 
 
@@ -76,6 +77,10 @@ class Gazetteer:
     fuzzy_kec: dict[str, set[str]] = field(default_factory=dict)
     fuzzy_desa: dict[str, set[str]] = field(default_factory=dict)
     kabupaten_keys: frozenset[str] = frozenset()
+    # memoised one-edit lookups (key, kecamatan?) -> key | None: pure, bounded by the vocabulary
+    _fuzzy_memo: dict[tuple[str, bool], str | None] = field(default_factory=dict, repr=False, compare=False)
+    _mention_memo: dict[tuple[str, str | None, bool], tuple | None] = field(
+        default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_csv(cls, text: str) -> "Gazetteer":
@@ -115,6 +120,18 @@ class Gazetteer:
             return key
         if len(key) < 5:
             return None
+        if index is self.fuzzy_kec or index is self.fuzzy_desa:
+            memo_key = (key, index is self.fuzzy_kec)
+            if memo_key in self._fuzzy_memo:
+                return self._fuzzy_memo[memo_key]
+            hit = self._fuzzy_uncached(key, index)
+            if len(self._fuzzy_memo) < 200_000:
+                self._fuzzy_memo[memo_key] = hit
+            return hit
+        return self._fuzzy_uncached(key, index)
+
+    @staticmethod
+    def _fuzzy_uncached(key: str, index: dict[str, set[str]]) -> str | None:
         found: set[str] = set()
         for d in _deletes(key) | {key}:
             found |= index.get(d, set())
@@ -153,10 +170,40 @@ class Gazetteer:
                 return hit, 1
         return None, 0
 
+    def _mention(self, t: str, nxt: str | None, loc: bool) -> tuple[str | None, list[str] | None, int] | None:
+        """An unmarked place name at token t (joined with the next token first): (kecamatan code,
+        desa codes, tokens used) or None. Pure given the gazetteer, so scan_tokens memoises it."""
+        joined = t + nxt if nxt is not None else None
+        for cand, used in ((joined, 2), (t, 1)):
+            if not cand:
+                continue
+            key = canon(cand)
+            if key in self.kabupaten_keys or len(key) < 4:
+                continue
+            if key in COMMON_WORDS and not (loc and key in LOCATIVE_OK):
+                continue
+            kec = self.kec_by_key.get(key)
+            desa = self.desa_by_key.get(key)
+            if not kec and not desa and len(key) >= 8 and used == 1:
+                hit_k = self._fuzzy(key, self.fuzzy_kec, self.kec_by_key)
+                hit_d = self._fuzzy(key, self.fuzzy_desa, self.desa_by_key)
+                kec = self.kec_by_key.get(hit_k) if hit_k and hit_k not in COMMON_WORDS else None
+                desa = self.desa_by_key.get(hit_d) if hit_d and hit_d not in COMMON_WORDS else None
+            if kec:
+                return kec, None, used
+            if desa:
+                return None, desa, used
+        return None
+
     def scan(self, text: str, kec_hint: str | None = None, desa_hint: str | None = None) -> PlaceMatch:
         """Find kecamatan / desa in free text; structured hints (hotline fields) win."""
         folded = fold(text)
-        toks = [t for t in raw_tokens(folded.replace("/", " / ")) if t]
+        return self.scan_tokens(folded, raw_tokens(folded), kec_hint, desa_hint)
+
+    def scan_tokens(self, folded: str, toks: list[str], kec_hint: str | None = None,
+                    desa_hint: str | None = None) -> PlaceMatch:
+        """scan() over fold(text) and its raw_tokens, so normalize tokenises a message once."""
+        memo = self._mention_memo
         kec_marked: list[str] = []
         kec_loose: list[str] = []
         desa_marked: list[list[str]] = []
@@ -186,30 +233,20 @@ class Gazetteer:
                     continue
             # unmarked mention: exact (or one-edit for long names), never a common word bare
             loc = i > 0 and toks[i - 1] in LOCATIVES
-            joined = t + toks[i + 1] if i + 1 < n else None
-            for cand, used in ((joined, 2), (t, 1)):
-                if not cand:
-                    continue
-                key = canon(cand)
-                if key in self.kabupaten_keys or len(key) < 4:
-                    continue
-                if key in COMMON_WORDS and not (loc and key in LOCATIVE_OK):
-                    continue
-                kec = self.kec_by_key.get(key)
-                desa = self.desa_by_key.get(key)
-                if not kec and not desa and len(key) >= 8 and used == 1:
-                    hit_k = self._fuzzy(key, self.fuzzy_kec, self.kec_by_key)
-                    hit_d = self._fuzzy(key, self.fuzzy_desa, self.desa_by_key)
-                    kec = self.kec_by_key.get(hit_k) if hit_k and hit_k not in COMMON_WORDS else None
-                    desa = self.desa_by_key.get(hit_d) if hit_d and hit_d not in COMMON_WORDS else None
+            nxt = toks[i + 1] if i + 1 < n else None
+            memo_key = (t, nxt, loc)
+            found = memo.get(memo_key, _UNSEEN)
+            if found is _UNSEEN:
+                found = self._mention(t, nxt, loc)
+                if len(memo) < 200_000:
+                    memo[memo_key] = found
+            if found is not None:
+                kec, desa, used = found
                 if kec:
                     kec_loose.append(kec)  # a name shared by kecamatan and desa reads as kecamatan
-                    i += used - 1
-                    break
-                if desa:
+                else:
                     desa_loose.append(list(desa))
-                    i += used - 1
-                    break
+                i += used - 1
             i += 1
 
         kec_code: str | None = None

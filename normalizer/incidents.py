@@ -7,6 +7,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Sequence
 
 from normalizer.text import content_stems, fold, norm_label
@@ -37,6 +38,7 @@ _FAMILIES = {
 _PUNCT_RE = re.compile(r"[^\w]+", re.UNICODE)
 
 
+@lru_cache(maxsize=4096)
 def category_family(category: str | None) -> str | None:
     """Coarse family of a category ("KESEHATAN" -> "kesehatan"); unknown -> its own slug."""
     if not category:

@@ -3,6 +3,7 @@ ever returned masked), and the reporter's name when they give it. Never returns 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import phonenumbers
 
@@ -27,7 +28,13 @@ def to_e164(raw: str | None) -> str | None:
     """Any Indonesian phone form to "+62...", or None when it is not a valid number."""
     if not raw:
         return None
-    s = str(raw).strip()
+    return _to_e164(str(raw).strip())
+
+
+@lru_cache(maxsize=16384)
+def _to_e164(s: str) -> str | None:
+    """to_e164 on a stripped string; cached because phonenumbers' parse is the slow part and
+    the same senders write again and again."""
     if s.lower().startswith(("whatsapp:", "tel:", "sms:")):
         s = s.split(":", 1)[1]
     digits = re.sub(r"[^\d+]", "", s)

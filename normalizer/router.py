@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import math
 import re
+from operator import itemgetter
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from normalizer.text import STOPWORDS, fold, map_token, raw_tokens, stem
 
@@ -24,9 +25,15 @@ def routing_tokens(folded: str, place_keys: frozenset[str] = frozenset()) -> lis
 def routing_words(folded: str, place_keys: frozenset[str] = frozenset(),
                   marker_place_keys: frozenset[str] = frozenset()) -> list[str]:
     """Like routing_tokens but unstemmed (surface words after mapping)."""
+    return words_from_tokens(raw_tokens(folded), place_keys, marker_place_keys)
+
+
+def words_from_tokens(toks: list[str], place_keys: frozenset[str] = frozenset(),
+                      marker_place_keys: frozenset[str] = frozenset()) -> list[str]:
+    """routing_words over already computed raw_tokens (normalize shares them with the gazetteer)."""
     out: list[str] = []
     after_marker = False
-    for tok in raw_tokens(folded):
+    for tok in toks:
         if after_marker:
             after_marker = False
             if tok in marker_place_keys:  # "ds. jati": a place, not teak wood
@@ -85,6 +92,12 @@ class NBModel:
     loglik: dict[str, list[float]]
     default: list[float]  # log prob of an unseen feature per class (not used in scoring)
     examples: int = 0
+    # derived once, read per message: class -> index, and memoised explanation lifts
+    index: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    _lifts: dict[tuple[str, int], float] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.index = {c: i for i, c in enumerate(self.classes)}
 
     @classmethod
     def from_dict(cls, model: dict, alpha: float = 0.3) -> "NBModel | None":
@@ -110,28 +123,28 @@ class NBModel:
 
     def scores(self, feats: list[str]) -> tuple[list[float], list[str]]:
         """Log-posterior-like scores (tempered) and the features the model knew."""
-        s = list(self.prior)
-        known = []
         ll = self.loglik
-        for f in feats:
-            row = ll.get(f)
-            if row is None:
-                continue
-            known.append(f)
-            for i, v in enumerate(row):
-                s[i] += v
+        known = [f for f in feats if f in ll]
         if not known:
-            return [0.0] * len(s), []
+            return [0.0] * len(self.prior), []
+        # sparse: only the message's features, summed per class in feature order
+        s = list(map(sum, zip(self.prior, *[ll[f] for f in known])))
         # temper: NB double-counts correlated features (bigrams repeat unigrams)
         temp = 1.0 + len(known) / 6.0
         return [x / temp for x in s], known
 
-    def top_features(self, known: list[str], cls_idx: int, k: int = 3) -> list[str]:
-        def lift(f: str) -> float:
+    def lift(self, f: str, cls_idx: int) -> float:
+        """How much more feature f says cls than the other classes on average (memoised)."""
+        v = self._lifts.get((f, cls_idx))
+        if v is None:
             row = self.loglik[f]
-            others = [v for i, v in enumerate(row) if i != cls_idx]
-            return row[cls_idx] - (sum(others) / len(others) if others else 0.0)
-        return sorted(known, key=lift, reverse=True)[:k]
+            others = [x for i, x in enumerate(row) if i != cls_idx]
+            v = row[cls_idx] - (sum(others) / len(others) if others else 0.0)
+            self._lifts[(f, cls_idx)] = v
+        return v
+
+    def top_features(self, known: list[str], cls_idx: int, k: int = 3) -> list[str]:
+        return sorted(known, key=lambda f: self.lift(f, cls_idx), reverse=True)[:k]
 
 
 # ------------------------------------------------------------------------------ rules --
@@ -152,6 +165,17 @@ class PhraseMatcher:
     rooted: re.Pattern | None
     targets: dict[str, list[tuple[int, float, str]]] = field(default_factory=dict)
     root_targets: dict[str, list[tuple[int, float, str]]] = field(default_factory=dict)
+    # first word -> (phrase as words, its key), longest first: the token form of the regexes
+    by_first: dict[str, list[tuple[tuple[str, ...], str]]] = field(default_factory=dict, repr=False)
+    root_by_first: dict[str, list[tuple[tuple[str, ...], str]]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        for table, index in ((self.targets, self.by_first), (self.root_targets, self.root_by_first)):
+            for key in table:
+                ws = tuple(key.split(" "))
+                index.setdefault(ws[0], []).append((ws, key))
+            for lst in index.values():
+                lst.sort(key=lambda x: -len(x[0]))
 
     @staticmethod
     def _compile(keys) -> re.Pattern | None:
@@ -198,6 +222,32 @@ class PhraseMatcher:
         return out
 
 
+    def find_tokens(self, words: list[str], stems: list[str] | None = None) -> list[tuple[int, float, str, int]]:
+        """find() over word lists instead of space-joined text: the same matches in the same
+        order (leftmost, longest, non-overlapping, whole words), without the big regex."""
+        out = []
+        seen: set[tuple[int, int, str]] = set()
+        for toks, index, table in ((words, self.by_first, self.targets),
+                                   (stems, self.root_by_first, self.root_targets)):
+            if toks is None or not index:
+                continue
+            n = len(toks)
+            end = 0  # matches never overlap: the next one starts after the previous one ends
+            for i in [i for i, t in enumerate(toks) if t in index]:
+                if i < end:
+                    continue
+                for ws, key in index[toks[i]]:
+                    k = len(ws)
+                    if i + k <= n and (k == 1 or tuple(toks[i:i + k]) == ws):
+                        for idx, w, phrase in table[key]:
+                            if (idx, i, phrase) not in seen:
+                                seen.add((idx, i, phrase))
+                                out.append((idx, w, phrase, i))
+                        end = i + k
+                        break
+        return out
+
+
 def _phrase_words(phrase: str) -> list[str]:
     out: list[str] = []
     for tok in raw_tokens(fold(phrase)):
@@ -225,8 +275,8 @@ def softmax(xs: list[float]) -> list[float]:
 def route(
     tokens: list[str],
     rule_hits: list[tuple[int, float, str, int]],
-    rules: list[Rule],
-    opd_codes: list[str],
+    rules: Sequence[Rule],
+    opd_codes: Sequence[str],
     model: NBModel | None,
     prior: dict[str, tuple[float, str]],
     triage_opd: str,
@@ -268,13 +318,13 @@ def route(
     nb_scores, known = model.scores(feats) if model else ([], [])
 
     if model and known:
-        idx_of = {c: i for i, c in enumerate(model.classes)}
+        idx_of = model.index
         labels = list(model.classes) + [c for c in score if c not in idx_of]
         unknown = sum(nb_scores) / len(nb_scores)  # the model never saw this OPD: neutral
         logits = [(nb_scores[idx_of[c]] if c in idx_of else unknown) + rule_weight * score.get(c, 0.0)
                   for c in labels]
         probs = softmax(logits)
-        ranked = sorted(zip(labels, probs), key=lambda x: -x[1])
+        ranked = sorted(zip(labels, probs), key=itemgetter(1), reverse=True)  # stable, like key=-p
         best, conf = ranked[0]
         explain = []
         if score.get(best):

@@ -62,3 +62,23 @@ def test_model_features_in_text_order(tokens, feats):
     from normalizer.router import model_features
 
     assert model_features(tokens) == feats
+
+
+@pytest.mark.parametrize("matcher", ["matcher", "urgency_matcher"])
+def test_token_matching_equals_regex_matching(matcher, regency):
+    """find_tokens (what normalize uses) finds exactly what the keyword regex finds, in the same
+    order, on every eval and training text."""
+    from normalizer.router import words_from_tokens
+    from normalizer.text import fold, raw_tokens, stem
+
+    m = getattr(regency, matcher)
+    texts = [r["text"] for r in snap.load_jsonl(snap.EVAL) + snap.load_jsonl(snap.TRAIN)]
+    texts += ["banjir banjir banjir", "", "kebanjiran di jalan raya rusak parah sekali"]
+    matched = 0
+    for text in texts:
+        words = words_from_tokens(raw_tokens(fold(text)), regency.place_keys, regency.marker_place_keys)
+        stems = [stem(w) for w in words]
+        want = m.find(" ".join(words), " ".join(stems))
+        assert m.find_tokens(words, stems) == want, text
+        matched += bool(want)
+    assert matched > 1000  # both matchers really fire on these texts
