@@ -2,7 +2,8 @@
 never lost, but does not flood the OPD.
 
 How: a message beyond `rate_limit_per_sender` stored messages of the same (channel, sender) in
-the last 10 minutes is still stored in raw_messages, with state "held" instead of "pending".
+the last 10 minutes is still stored in raw_messages, with state "held" instead of "pending"
+(unless the normalizer reads it as an emergency: those are never held).
 The processor only takes "pending" rows, so a held message makes no ticket, no OPD delivery and
 no receipt; the sender gets the `rate_limited` template once per window (not once per message,
 which would answer a flood with a flood). An admin reads held rows and releases them with
@@ -11,11 +12,13 @@ Counting is in the database, so several hub processes share one limit. Never dro
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Sequence
 
 from sqlalchemy import Engine, and_, func, select, update
+from sqlmodel import Session
 
 from hub.db import get_engine, writer
 from hub.intake import Accepted, accept_many
@@ -55,14 +58,35 @@ def over_limit(engine: Engine, msg: InboundMessage, limit: int, now: datetime | 
     return total >= limit
 
 
+def _is_emergency(engine: Engine, msg: InboundMessage, now: datetime) -> bool:
+    """An emergency (darurat) is never held back, however many messages came before it. When
+    the normalizer cannot tell, the message is not held either: a flood costs the OPD some
+    tickets; a held cry for help could cost a life."""
+    try:
+        from hub.regency import current_regency
+        from normalizer import normalize
+        from normalizer.types import Urgency
+
+        with Session(engine) as session:
+            return normalize(msg, current_regency(session), now).urgency == Urgency.DARURAT
+    except Exception:
+        log.exception("ratelimit.normalize_failed", channel=msg.channel)
+        return True
+
+
 def _state_of(engine: Engine, raw_id: int) -> str | None:
     with engine.connect() as conn:
         return conn.execute(select(RAW.c.state).where(RAW.c.id == raw_id)).scalar_one_or_none()
 
 
 def admit(messages: Sequence[InboundMessage], limit: int, engine: Engine | None = None,
-          dedup_window_s: int = 600, now: datetime | None = None) -> list[Admission]:
-    """Store messages (in order), holding those beyond each sender's limit. Sync: for pollers."""
+          dedup_window_s: int = 600, now: datetime | None = None,
+          answered: bool = False) -> list[Admission]:
+    """Store messages (in order), holding those beyond each sender's limit. Sync.
+
+    `answered=True`: the line answers the stored (not held) ones with their code itself (TwiML),
+    so they carry fields["receipt_sent"] and the hub sends no second receipt. A held message
+    gets its receipt from the hub when it is released."""
     engine = engine or get_engine()
     now = now or datetime.now(timezone.utc)
     counts: dict[tuple[str, str], list[int]] = {}  # (stored, held) in the window, as we go
@@ -75,11 +99,12 @@ def admit(messages: Sequence[InboundMessage], limit: int, engine: Engine | None 
         if key not in counts:
             counts[key] = list(recent_counts(engine, m.channel, m.sender, now))
         c = counts[key]
-        held = c[0] >= limit
+        held = c[0] >= limit and not _is_emergency(engine, m, now)
         plan.append((held, held and c[1] == 0))  # tell the sender once per window
         c[0] += 1
         c[1] += int(held)
-    normal = [m for m, (h, _) in zip(messages, plan) if not h]
+    normal = [dataclasses.replace(m, fields={**m.fields, "receipt_sent": True}) if answered else m
+              for m, (h, _) in zip(messages, plan) if not h]
     held_msgs = [m for m, (h, _) in zip(messages, plan) if h]
     results = iter(accept_many(normal, engine, dedup_window_s) if normal else [])
     held_results = iter(accept_many(held_msgs, engine, dedup_window_s, state=HELD) if held_msgs else [])

@@ -76,7 +76,8 @@ async def answer(request: Request, msg) -> str | None:
     engine = get_engine()
     limit = settings.rate_limit_per_sender
     if await asyncio.to_thread(ratelimit.over_limit, engine, msg, limit):
-        [adm] = await asyncio.to_thread(ratelimit.admit, [msg], limit, engine, settings.dedup_window_s)
+        [adm] = await asyncio.to_thread(ratelimit.admit, [msg], limit, engine, settings.dedup_window_s,
+                                        None, True)
         if adm.held:
             return cfg.template("rate_limited") if adm.notify else None
         return cfg.template("receipt_immediate", code=adm.accepted.ticket_code)

@@ -425,7 +425,7 @@ CheckNetwork = 0
         assert asyncio.run(run_once(kinds=["reply"])) == 1
         wait_for(lambda: sent_to("+6281234567891", f"Status laporan {code}: sedang diproses"),
                  what="status answer in sentitems")
-        assert not q('SELECT 1 FROM outbox')  # the daemon sent everything we queued
+        wait_for(lambda: not q('SELECT 1 FROM outbox'), what="the daemon to send everything we queued")
     finally:
         os.killpg(daemon.pid, signal.SIGTERM)
         try:

@@ -47,14 +47,26 @@ def _env(monkeypatch, fake: FakeTwilio | None, **extra) -> None:
     reset_settings()
 
 
-@pytest.fixture
-def twilio_client(db_url, monkeypatch, fake_twilio, seeded):
+def _client(monkeypatch, fake_twilio):
     from fastapi.testclient import TestClient
 
     from hub.app import create_app
 
     _env(monkeypatch, fake_twilio)
-    with TestClient(create_app(workers=False)) as c:
+    return TestClient(create_app(workers=False))
+
+
+@pytest.fixture
+def twilio_client(sqlite_url, monkeypatch, fake_twilio, seeded):
+    """Behaviour rows: SQLite is enough."""
+    with _client(monkeypatch, fake_twilio) as c:
+        yield c
+
+
+@pytest.fixture
+def twilio_client_db(db_url, monkeypatch, fake_twilio, seeded):
+    """Storage behaviour (dedup, receipts, outbox): SQLite and PostgreSQL."""
+    with _client(monkeypatch, fake_twilio) as c:
         yield c
 
 
@@ -138,27 +150,27 @@ def test_bad_signature_is_logged_without_the_phone(twilio_client, capfd):
     assert "6281234567890" not in logged and TOKEN not in logged
 
 
-def test_retry_of_the_same_message_sid_gets_the_same_code_and_one_row(twilio_client):
+def test_retry_of_the_same_message_sid_gets_the_same_code_and_one_row(twilio_client_db):
     from hub.db import get_engine
     from hub.models import RawMessage
 
-    first = post(twilio_client, "message__sms_text.json")
-    again = post(twilio_client, "message__sms_text.json", Body="teks lain, MessageSid sama")
+    first = post(twilio_client_db, "message__sms_text.json")
+    again = post(twilio_client_db, "message__sms_text.json", Body="teks lain, MessageSid sama")
     assert first.status_code == again.status_code == 200
     assert first.text == again.text
     with Session(get_engine()) as s:
         assert len(s.scalars(select(RawMessage)).all()) == 1
 
 
-def test_receipt_is_answered_once_then_status_changes_go_out_through_twilio(twilio_client, fake_twilio, cfg):
+def test_receipt_is_answered_once_then_status_changes_go_out_through_twilio(twilio_client_db, fake_twilio, cfg):
     from hub.db import get_engine, session_scope
     from hub.models import Outbox, Ticket
     from hub.outbox import run_once
     from hub.processing import drain
     from hub.tickets import change_status
 
-    r = post(twilio_client, "message__sms_text.json")
-    wa = post(twilio_client, "message__whatsapp_text.json")
+    r = post(twilio_client_db, "message__sms_text.json")
+    wa = post(twilio_client_db, "message__whatsapp_text.json")
     assert r.status_code == wa.status_code == 200
     drain()
     with Session(get_engine()) as s:
@@ -202,7 +214,7 @@ def test_flood_from_one_number_is_kept_but_held(db_url, monkeypatch, fake_twilio
     from hub.app import create_app
     from hub.db import get_engine
     from hub.lines.ratelimit import release_held
-    from hub.models import RawMessage, Ticket
+    from hub.models import Outbox, RawMessage, Ticket
     from hub.processing import drain
 
     _env(monkeypatch, fake_twilio, SIMPUL_RATE_LIMIT_PER_SENDER="3")
@@ -212,20 +224,28 @@ def test_flood_from_one_number_is_kept_but_held(db_url, monkeypatch, fake_twilio
         answers = [post(c, "message__sms_text.json", Body=t, MessageSid=f"SM{i:032d}").text
                    for i, t in enumerate(texts)]
         retry = post(c, "message__sms_text.json", Body=texts[4], MessageSid=f"SM{4:032d}").text
+        emergency = post(c, "message__sms_text.json", MessageSid=f"SM{9:032d}",
+                         Body="Tolong banjir bandang, rumah kami terendam, ada warga hanyut di desa Karangan").text
+    assert "diterima dengan kode" in emergency  # an emergency is never held back
     assert all("diterima dengan kode" in a for a in answers[:3])
     assert "terlalu banyak pesan" in answers[3] and "diterima" not in answers[3]
     assert answers[4].endswith("<Response />")  # told once per window, not once per message
     assert retry == answers[4]
     with Session(get_engine()) as s:
         states = [r.state for r in s.scalars(select(RawMessage).order_by(RawMessage.id))]
-    assert states == ["pending"] * 3 + ["held"] * 2
+    assert states == ["pending"] * 3 + ["held"] * 2 + ["pending"]
     drain()
     with Session(get_engine()) as s:
-        assert len(s.scalars(select(Ticket)).all()) == 3  # the OPD is not flooded
+        tickets = s.scalars(select(Ticket).order_by(Ticket.id)).all()
+        assert len(tickets) == 4  # the OPD is not flooded
+        assert tickets[-1].urgency == "darurat" and tickets[-1].fields.get("receipt_sent")
+        assert s.scalars(select(Outbox).where(Outbox.kind == "reply")).all() == []  # TwiML was the receipt
     assert release_held(channel="sms", sender="+6281234567890") == 2
     drain()
     with Session(get_engine()) as s:
-        assert len(s.scalars(select(Ticket)).all()) == 5  # nothing was lost
+        assert len(s.scalars(select(Ticket)).all()) == 6  # nothing was lost
+        released = s.scalars(select(Outbox).where(Outbox.kind == "reply")).all()
+    assert len(released) == 2 and all("diterima dengan kode" in r.payload["text"] for r in released)
 
 
 def test_proxy_headers_only_count_when_trusted(sqlite_url, monkeypatch, fake_twilio, seeded):
@@ -303,7 +323,7 @@ def test_missing_whatsapp_sender_is_permanent(fake_twilio):
         asyncio.run(_adapter(fake_twilio, whatsapp_from=None).send(OutboundMessage("whatsapp", "+62812", "x")))
 
 
-def test_outbox_honours_retry_after(twilio_client, fake_twilio, cfg):
+def test_outbox_honours_retry_after(twilio_client_db, fake_twilio, cfg):
     from datetime import datetime, timedelta, timezone
 
     from hub.db import get_engine, session_scope
