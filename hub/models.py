@@ -76,7 +76,8 @@ class RawMessage(SQLModel, table=True):
     """Every inbound message as received, stored before the channel gets its 2xx."""
 
     __tablename__ = "raw_messages"
-    __table_args__ = (Index("ix_raw_pending", "state", "id"),)
+    __table_args__ = (Index("ix_raw_pending", "state", "id"),
+                      Index("ix_raw_sender_recent", "channel", "sender", "stored_at"))  # rate limit
     id: Optional[int] = Field(default=None, primary_key=True)
     idempotency_key: str = Field(max_length=200, unique=True)
     ticket_code: str = Field(max_length=10, unique=True)  # reserved at intake, returned at once
