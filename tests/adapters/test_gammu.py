@@ -28,6 +28,18 @@ EXAMPLES = Path("/usr/share/doc/gammu-smsd/examples")
 NIK = "3503114506900002"
 
 
+@pytest.fixture(autouse=True)
+def _restore_line_registrations():
+    """Tests switch the SMS provider; leave the process-wide registries as they were."""
+    from hub import replies, workers
+
+    senders, periodic = dict(replies.REPLY_SENDERS), list(workers.PERIODIC)
+    yield
+    replies.REPLY_SENDERS.clear()
+    replies.REPLY_SENDERS.update(senders)
+    workers.PERIODIC[:] = periodic
+
+
 def need_gammu(*binaries: str) -> None:
     missing = [b for b in binaries if shutil.which(b) is None]
     if not (EXAMPLES / "pgsql.sql").exists() and not (EXAMPLES / "pgsql.sql.gz").exists():

@@ -26,6 +26,18 @@ SMS_FROM = "+6285100000000"
 WA_FROM = "whatsapp:+14155238886"
 
 
+@pytest.fixture(autouse=True)
+def _restore_line_registrations():
+    """Tests switch the SMS provider; leave the process-wide registries as they were."""
+    from hub import replies, workers
+
+    senders, periodic = dict(replies.REPLY_SENDERS), list(workers.PERIODIC)
+    yield
+    replies.REPLY_SENDERS.clear()
+    replies.REPLY_SENDERS.update(senders)
+    workers.PERIODIC[:] = periodic
+
+
 @pytest.fixture
 def fake_twilio():
     fake = FakeTwilio(account_sid=ACCOUNT, auth_token=TOKEN).start()
