@@ -85,12 +85,11 @@ def hotline_adapter(config_dir: str | None = None) -> HotlineAdapter:
 
 def process_one(raw_id: int, engine: Engine | None = None) -> None:
     """Normalize and route one stored message now (the processing job would do it within
-    a fraction of a second; an emergency call should not wait even that, nor behind a backlog)."""
-    from hub.processing import fallback_draft
-    from hub.regency import current_regency
-    from hub.tickets import create_from_draft
-    from normalizer import normalize
+    a fraction of a second; an emergency call should not wait even that, nor behind a backlog).
+    Same steps as hub.processing.process_pending, for one row."""
     from datetime import datetime, timezone
+
+    from hub.processing import _normalize_all, _write_all
 
     engine = engine or get_engine()
     cfg = regency(str(get_settings().config_dir))
@@ -98,23 +97,12 @@ def process_one(raw_id: int, engine: Engine | None = None) -> None:
         q = select(RawMessage).where(RawMessage.id == raw_id, RawMessage.state == "pending")
         if engine.dialect.name == "postgresql":
             q = q.with_for_update(skip_locked=True)
-        raw = s.scalars(q).first()
-        if raw is None:  # done already, or a worker holds it right now
+        raws = list(s.scalars(q))
+        if not raws:  # done already, or a worker holds it right now
             s.rollback()
             return
         now = datetime.now(timezone.utc)
-        try:
-            draft = normalize(message_from_json(raw.message), current_regency(s), now)
-        except Exception as exc:  # never lose a call to a normalizer bug: it goes to triage
-            log.exception("hotline.normalize_failed", raw_id=raw.id)
-            draft = fallback_draft(raw, cfg, repr(exc))
-        try:
-            with s.begin_nested():
-                create_from_draft(s, raw, draft, cfg, now)
-        except Exception as exc:
-            log.exception("hotline.create_failed", raw_id=raw.id)
-            raw.state, raw.error = "failed", repr(exc)[:2000]
-        s.add(raw)
+        _write_all(s, raws, _normalize_all(s, raws, cfg, now), cfg, now)
         s.commit()
 
 
