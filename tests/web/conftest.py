@@ -21,6 +21,8 @@ def make_ticket(s, code: str, opd: str, status: str = "menunggu", channel: str =
     from hub.models import Incident, Ticket, TicketEvent
 
     now = datetime.now(timezone.utc)
+    if status in ("selesai", "ditolak"):
+        age = max(age, timedelta(hours=8))  # finished 5 hours after it came in, in the past
     created = now - age
     if incident_id is None:
         inc = Incident(kecamatan_code=kecamatan, urgency=urgency, first_at=created, last_at=created, ticket_count=1,

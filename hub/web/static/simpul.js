@@ -79,6 +79,7 @@
           d.tickets.forEach(function (t) {
             var li = el("li"), a = el("a", "code", t.code);
             a.href = "/tiket/" + t.code; a.target = "_blank";
+            a.tabIndex = -1;  /* keep Tab moving through the form fields */
             li.appendChild(a);
             li.appendChild(document.createTextNode(" " + t.status + " · " + t.at + " · " + t.text));
             ul.appendChild(li);
