@@ -10,7 +10,6 @@ import argparse
 import csv
 import os
 import random
-import re
 import subprocess
 import sys
 import tempfile

@@ -48,14 +48,14 @@ def _run(line: str, file: Path, mapping: Optional[Path], sheet: Optional[str], i
             task = bar.add_task("import", total=None)
 
             def on_progress(done: int, total: int) -> None:
-                bar.update(task, completed=min(done, total), total=total)
+                bar.update(task, completed=min(done, total) if total else done, total=total or None)
 
             report = import_file(file, line, cols, sheet=sheet, id_column=id_column, chunk=chunk,
                                  on_progress=on_progress, on_bad_row=bad_row)
     except ImportError_ as exc:
         err.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2)
-    err.print(f"columns: " + ", ".join(f"{k} <- {v!r}" for k, v in report.columns.items()), highlight=False)
+    err.print("columns: " + ", ".join(f"{k} <- {v!r}" for k, v in report.columns.items()), highlight=False)
     if report.ignored_columns:
         err.print(f"ignored columns: {', '.join(report.ignored_columns)}", highlight=False)
     rate = report.rows / report.seconds if report.seconds else 0.0

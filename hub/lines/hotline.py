@@ -19,7 +19,7 @@ from sqlmodel import Session
 from adapters.hotline import HotlineAdapter, HotlineLine, HotlineSpec, IncidentType, Places, canon
 from hub.config import ConfigError, _node_lines, load_yaml, regency
 from hub.db import get_engine, writer
-from hub.intake import Accepted, message_from_json
+from hub.intake import Accepted
 from hub.logging import get_logger
 from hub.models import Opd, RawMessage, Ticket
 from hub.settings import get_settings

@@ -4,7 +4,7 @@ historic calls closed with their own time and never texted or delivered."""
 from __future__ import annotations
 
 import csv
-from datetime import datetime, time
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
