@@ -54,6 +54,7 @@ IDLE, AWAITING_LOCATION, AWAITING_TEXT = "idle", "awaiting_location", "awaiting_
 SUBMITTING = "submitting"  # idle, but an intake message or a ticket addition is not written yet
 MODES = ("webhook", "polling", "off")
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+BOT_TOKEN = re.compile(r"(?<!\d)(\d{5,15}:)[A-Za-z0-9_-]{30,}")  # also inside ".../bot<token>/..."
 SECRET_FORMAT = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 ATTACH_WINDOW = timedelta(minutes=10)  # a lone photo this soon after a report belongs to it
 LATE_TTL = timedelta(hours=24)  # give up adding to a ticket that never appeared
@@ -671,12 +672,12 @@ class _RedactTokens(logging.Filter):
     """httpx logs request URLs at INFO, and Bot API URLs carry the token."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = mask_text(record.getMessage())
+        record.msg = mask_text(BOT_TOKEN.sub(r"\1***", record.getMessage()))
         record.args = ()
         return True
 
 
-for _name in ("httpx", "telegram"):
+for _name in ("httpx", "telegram", "telegram.Bot"):  # logger filters are not inherited by children
     logging.getLogger(_name).addFilter(_RedactTokens())
 register_reply_sender(CHANNEL, send_reply)
 register_periodic("telegram_conversations", 60, _stale_job)

@@ -214,6 +214,7 @@ def test_report_then_shared_location_makes_one_ticket_with_coordinates(dbclient,
     r = post(dbclient, fixture("message__text_without_place.json"))
     assert r.json()["action"] == "awaiting_location"
     assert raws() == []
+    deliver()  # the question goes out before the citizen answers it
     r = post(dbclient, fixture("message__location.json", update_id=10020, message_id=30))
     assert r.json()["action"] == "submitted_with_location"
     [raw] = raws()
@@ -482,6 +483,18 @@ def test_adapter_maps_timeouts_and_redacts_the_token(tg):
     assert long and long[0].params["chat_id"] == CHAT
 
 
+def test_library_log_lines_never_carry_the_token(caplog):
+    import logging
+
+    import hub.lines.telegram  # noqa: F401  (installs the filters)
+
+    with caplog.at_level(logging.DEBUG):
+        logging.getLogger("httpx").info('HTTP Request: POST http://127.0.0.1/bot%s/sendMessage "200 OK"', TOKEN)
+        logging.getLogger("telegram.Bot").debug("Set Bot API URL: %s", f"https://api.telegram.org/bot{TOKEN}")
+    assert len(caplog.records) == 2
+    assert all(TOKEN not in r.getMessage() and "123456789:***" in r.getMessage() for r in caplog.records)
+
+
 def test_long_texts_are_cut_to_telegrams_limit(tg):
     from adapters.base import OutboundMessage
     from adapters.telegram import MAX_TEXT, TelegramAdapter
@@ -543,6 +556,17 @@ def test_bad_line_settings_stop_start_up(sqlite_url, seeded, tg, monkeypatch, en
     with pytest.raises(ValueError, match=problem):
         with _app_client(monkeypatch, tg, **env):
             pass
+
+
+def test_adapter_is_registered_by_name(tg):
+    from adapters.base import Adapter, load_adapter
+    from adapters.telegram import TelegramAdapter
+
+    cls = load_adapter("telegram")
+    assert cls is TelegramAdapter and cls.name == "telegram"
+    adapter = cls(TOKEN, tg.base_url)
+    assert isinstance(adapter, Adapter) and adapter.bot_id == str(BOT_ID)
+    asyncio.run(adapter.close())
 
 
 def test_fixture_files_are_valid_json_objects():
