@@ -74,7 +74,7 @@ def _is_emergency(engine: Engine, msg: InboundMessage, now: datetime) -> bool:
         return True
 
 
-def _state_of(engine: Engine, raw_id: int) -> str | None:
+def state_of(engine: Engine, raw_id: int) -> str | None:
     with engine.connect() as conn:
         return conn.execute(select(RAW.c.state).where(RAW.c.id == raw_id)).scalar_one_or_none()
 
@@ -112,7 +112,7 @@ def admit(messages: Sequence[InboundMessage], limit: int, engine: Engine | None 
     for m, (h, notify) in zip(messages, plan):
         acc = next(held_results) if h else next(results)
         if acc.duplicate:  # a provider retry: answer as the stored original was answered
-            out.append(Admission(acc, _state_of(engine, acc.raw_id) == HELD, False))
+            out.append(Admission(acc, state_of(engine, acc.raw_id) == HELD, False))
             continue
         if h:
             log.info("ratelimit.held", channel=m.channel, raw_id=acc.raw_id, code=acc.ticket_code)

@@ -24,6 +24,7 @@ from hub.lines import ratelimit
 from hub.logging import get_logger
 from hub.replies import register_reply_sender
 from hub.settings import Settings, get_settings
+from normalizer.types import InboundMessage
 
 log = get_logger(__name__)
 PATH = "/webhooks/twilio/sms"
@@ -60,10 +61,10 @@ def _status_answer(cfg: RegencyConfig, channel: str, sender: str, code: str) -> 
 
 
 def _stored_state(raw_id: int) -> str | None:
-    return ratelimit._state_of(get_engine(), raw_id)
+    return ratelimit.state_of(get_engine(), raw_id)
 
 
-async def answer(request: Request, msg) -> str | None:
+async def answer(request: Request, msg: InboundMessage) -> str | None:
     """What to store and what to say back for one inbound SMS/WhatsApp message."""
     settings: Settings = request.app.state.settings
     cfg: RegencyConfig = request.app.state.regency
