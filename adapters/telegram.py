@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
 
-import certifi
+import httpx
 from telegram import Bot, LinkPreviewOptions, Message, Update
 from telegram.error import (BadRequest, ChatMigrated, Conflict, EndPointNotFound, Forbidden, InvalidToken,
                             NetworkError, RetryAfter, TelegramError, TimedOut)
@@ -195,7 +195,7 @@ def from_update(update: Update, raw: dict[str, Any] | None = None) -> TelegramUp
 @lru_cache(maxsize=1)
 def _tls_context() -> ssl.SSLContext:
     """One CA bundle load per process, not two per Bot (it takes a few hundred ms)."""
-    return ssl.create_default_context(cafile=certifi.where())
+    return httpx.create_ssl_context()
 
 
 def _seconds(value: int | float | timedelta) -> float:

@@ -21,6 +21,7 @@ import hmac
 import json
 import logging
 import re
+import time
 import weakref
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -555,10 +556,27 @@ async def telegram_webhook(request: Request):
         return JSONResponse({"detail": str(exc)}, status_code=400)
     try:
         outcome = await process_update(update, settings)
-    except Exception:
+    except Exception as exc:
         log.exception("telegram.store_failed", update_id=update.update_id)
+        await _note_health(False, repr(exc))
         return JSONResponse({"detail": "not stored, please retry"}, status_code=503)
+    await _note_health(True)
     return {"ok": True, "action": outcome.action}
+
+
+_last_health = 0.0
+
+
+async def _note_health(ok: bool, error: str | None = None) -> None:
+    """Webhook mode: keep the line's health row fresh, at most every 30 s while all is well."""
+    global _last_health
+    if ok and time.monotonic() - _last_health < 30:
+        return
+    try:
+        await asyncio.to_thread(_health, ok, error, None, ok)
+        _last_health = time.monotonic() if ok else 0.0
+    except Exception:  # health is for the admin page; never fail a webhook over it
+        log.warning("telegram.health_write_failed")
 
 
 def _add_routes(app: FastAPI) -> None:

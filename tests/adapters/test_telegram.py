@@ -279,6 +279,18 @@ def test_photo_while_waiting_for_the_place_is_kept_and_getfile_failure_loses_not
     assert "Foto diterima dan dilampirkan pada laporan Anda." in tg.texts_to(CHAT)
 
 
+def test_webhook_keeps_the_line_health_row(tclient):
+    import hub.lines.telegram as line
+    from hub.db import get_engine
+    from hub.models import ChannelState
+
+    line._last_health = 0.0
+    post(tclient, fixture("command__start.json"))
+    with Session(get_engine()) as s:
+        state = s.get(ChannelState, "telegram")
+    assert state.last_ok_at is not None and state.last_message_at is not None
+
+
 def test_a_retried_update_is_handled_once(dbclient, tg):
     first = post(dbclient, fixture("message__text_without_place.json"))
     again = post(dbclient, fixture("message__text_without_place.json"))  # Telegram retries
