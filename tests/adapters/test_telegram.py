@@ -136,6 +136,8 @@ CASES = [
          reply="Di mana lokasi kejadiannya?"),
     Case("an emergency is never held back", "message__text_emergency.json", channel="telegram",
          provider_id=PID + "10003", reply="tercatat dengan kode"),
+    Case("text with nothing in it gets a polite answer, no ticket", "message__text_empty.json",
+         channel="telegram", text="???", reply="kosong atau tidak dapat dibaca"),
     Case("/start welcomes", "command__start.json", stored=False, reply="Selamat datang"),
     Case("/status of an unknown code", "command__status.json", stored=False, reply="K7X2M9P tidak ditemukan"),
     Case("/status without a code explains", "command__status_without_code.json", stored=False,
