@@ -383,3 +383,24 @@ def test_shipped_lapor_config():
     c = lapor_config(Path(__file__).parents[2] / "config" / "trenggalek")
     assert c["service_levels"] == {"verify_working_days": 3, "follow_up_working_days": 5,
                                    "auto_close_working_days": 10}
+
+
+def test_one_puller_at_a_time(fake, lapor, engine):
+    """Another hub process holding the pull lease: this one skips; an expired lease is taken over."""
+    from hub.lines.lapor import _claim
+
+    seed_reports(fake)
+    now = datetime.now(timezone.utc)
+    assert _claim(engine, now, 300, force=True) is not None  # "the other process"
+    res = lapor()
+    assert res.skipped and not fake.requests
+    assert _claim(engine, now + timedelta(seconds=301), 300, force=True) is not None  # it crashed; lease expired
+    from hub.db import writer
+    from hub.models import ChannelState
+
+    with Session(writer(engine)) as s:  # its lease runs out
+        st = s.get(ChannelState, "lapor")
+        st.cursor = {k: v for k, v in st.cursor.items() if k != "lease_until"}
+        s.add(st)
+        s.commit()
+    assert lapor().new == 3
