@@ -92,12 +92,28 @@ class NBModel:
     loglik: dict[str, list[float]]
     default: list[float]  # log prob of an unseen feature per class (not used in scoring)
     examples: int = 0
-    # derived once, read per message: class -> index, and memoised explanation lifts
+    # derived once, read per message: class -> index, the first words of known bigrams, and
+    # memoised explanation lifts (feature -> lift per class)
     index: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
-    _lifts: dict[tuple[str, int], float] = field(default_factory=dict, repr=False, compare=False)
+    _bigram_left: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+    _lifts: dict[str, list[float]] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.index = {c: i for i, c in enumerate(self.classes)}
+        # unigrams are [a-z0-9] words, so a feature with "_" is a bigram "a_b"
+        self._bigram_left = frozenset(f.split("_", 1)[0] for f in self.loglik if "_" in f)
+
+    def known_features(self, tokens: list[str]) -> list[str]:
+        """[f for f in model_features(tokens) if the model knows f], same order, without building
+        the bigrams that cannot be known."""
+        ll = self.loglik
+        content = [t for t in tokens if t not in STOPWORDS and not t.isdigit() and len(t) > 1]
+        known = [f for f in dict.fromkeys(content) if f in ll]
+        left = self._bigram_left
+        known += [f for f in dict.fromkeys(f"{a}_{b}" for a, b in zip(content, content[1:]) if a in left)
+                  if f in ll]
+        known += [f for f in dict.fromkeys("~" + t[:5] for t in content if len(t) >= 7) if f in ll]
+        return known
 
     @classmethod
     def from_dict(cls, model: dict, alpha: float = 0.3) -> "NBModel | None":
@@ -124,7 +140,11 @@ class NBModel:
     def scores(self, feats: list[str]) -> tuple[list[float], list[str]]:
         """Log-posterior-like scores (tempered) and the features the model knew."""
         ll = self.loglik
-        known = [f for f in feats if f in ll]
+        return self.known_scores([f for f in feats if f in ll])
+
+    def known_scores(self, known: list[str]) -> tuple[list[float], list[str]]:
+        """scores() over features already known to the model."""
+        ll = self.loglik
         if not known:
             return [0.0] * len(self.prior), []
         # sparse: only the message's features, summed per class in feature order
@@ -135,13 +155,15 @@ class NBModel:
 
     def lift(self, f: str, cls_idx: int) -> float:
         """How much more feature f says cls than the other classes on average (memoised)."""
-        v = self._lifts.get((f, cls_idx))
-        if v is None:
+        lifts = self._lifts.get(f)
+        if lifts is None:
             row = self.loglik[f]
-            others = [x for i, x in enumerate(row) if i != cls_idx]
-            v = row[cls_idx] - (sum(others) / len(others) if others else 0.0)
-            self._lifts[(f, cls_idx)] = v
-        return v
+            lifts = []
+            for c in range(len(row)):
+                others = [x for i, x in enumerate(row) if i != c]
+                lifts.append(row[c] - (sum(others) / len(others) if others else 0.0))
+            self._lifts[f] = lifts
+        return lifts[cls_idx]
 
     def top_features(self, known: list[str], cls_idx: int, k: int = 3) -> list[str]:
         return sorted(known, key=lambda f: self.lift(f, cls_idx), reverse=True)[:k]
@@ -165,17 +187,18 @@ class PhraseMatcher:
     rooted: re.Pattern | None
     targets: dict[str, list[tuple[int, float, str]]] = field(default_factory=dict)
     root_targets: dict[str, list[tuple[int, float, str]]] = field(default_factory=dict)
-    # first word -> (phrase as words, its key), longest first: the token form of the regexes
-    by_first: dict[str, list[tuple[tuple[str, ...], str]]] = field(default_factory=dict, repr=False)
-    root_by_first: dict[str, list[tuple[tuple[str, ...], str]]] = field(default_factory=dict, repr=False)
+    # word tries of the same keys (a node maps the next word to a node; "" marks a phrase's
+    # end and holds its key): the token form of the two regexes
+    trie: dict = field(default_factory=dict, repr=False)
+    root_trie: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        for table, index in ((self.targets, self.by_first), (self.root_targets, self.root_by_first)):
+        for table, trie in ((self.targets, self.trie), (self.root_targets, self.root_trie)):
             for key in table:
-                ws = tuple(key.split(" "))
-                index.setdefault(ws[0], []).append((ws, key))
-            for lst in index.values():
-                lst.sort(key=lambda x: -len(x[0]))
+                node = trie
+                for w in key.split(" "):
+                    node = node.setdefault(w, {})
+                node[""] = key  # words are never empty, so "" cannot clash with one
 
     @staticmethod
     def _compile(keys) -> re.Pattern | None:
@@ -227,24 +250,31 @@ class PhraseMatcher:
         order (leftmost, longest, non-overlapping, whole words), without the big regex."""
         out = []
         seen: set[tuple[int, int, str]] = set()
-        for toks, index, table in ((words, self.by_first, self.targets),
-                                   (stems, self.root_by_first, self.root_targets)):
-            if toks is None or not index:
+        for toks, trie, table in ((words, self.trie, self.targets),
+                                  (stems, self.root_trie, self.root_targets)):
+            if toks is None or not trie:
                 continue
             n = len(toks)
             end = 0  # matches never overlap: the next one starts after the previous one ends
-            for i in [i for i, t in enumerate(toks) if t in index]:
+            for i in [i for i, t in enumerate(toks) if t in trie]:
                 if i < end:
                     continue
-                for ws, key in index[toks[i]]:
-                    k = len(ws)
-                    if i + k <= n and (k == 1 or tuple(toks[i:i + k]) == ws):
-                        for idx, w, phrase in table[key]:
-                            if (idx, i, phrase) not in seen:
-                                seen.add((idx, i, phrase))
-                                out.append((idx, w, phrase, i))
-                        end = i + k
+                node, j, key = trie[toks[i]], i + 1, None
+                while True:  # walk as far as the words go; the deepest phrase end wins
+                    k = node.get("")
+                    if k is not None:
+                        key, end = k, j
+                    if j >= n:
                         break
+                    node = node.get(toks[j])
+                    if node is None:
+                        break
+                    j += 1
+                if key is not None:
+                    for idx, w, phrase in table[key]:
+                        if (idx, i, phrase) not in seen:
+                            seen.add((idx, i, phrase))
+                            out.append((idx, w, phrase, i))
         return out
 
 
@@ -314,15 +344,20 @@ def route(
         bits.extend(f"{p} -> {opd}" for p in extra)
         return "; ".join(bits)
 
-    feats = model_features(tokens) if model else []
-    nb_scores, known = model.scores(feats) if model else ([], [])
+    nb_scores, known = model.known_scores(model.known_features(tokens)) if model else ([], [])
 
     if model and known:
         idx_of = model.index
-        labels = list(model.classes) + [c for c in score if c not in idx_of]
-        unknown = sum(nb_scores) / len(nb_scores)  # the model never saw this OPD: neutral
-        logits = [(nb_scores[idx_of[c]] if c in idx_of else unknown) + rule_weight * score.get(c, 0.0)
-                  for c in labels]
+        labels = model.classes
+        logits = list(nb_scores)  # + rule_weight * 0.0 for an OPD without rule evidence: the same
+        extra = [c for c in score if c not in idx_of]
+        if extra:
+            labels = labels + extra
+            unknown = sum(nb_scores) / len(nb_scores)  # the model never saw this OPD: neutral
+            logits += [unknown] * len(extra)
+        for c, sc in score.items():
+            i = idx_of.get(c)
+            logits[i if i is not None else labels.index(c)] += rule_weight * sc
         probs = softmax(logits)
         ranked = sorted(zip(labels, probs), key=itemgetter(1), reverse=True)  # stable, like key=-p
         best, conf = ranked[0]
