@@ -383,7 +383,7 @@ def handle_update(update: TelegramUpdate, bot_id: str, settings: Settings | None
         action = step.run()
         step.save()
         session.commit()
-    if step.state == SUBMITTING or step.keys:
+    if step._work_left():  # reports to store, photos or notes to add to tickets
         flush(chat_id, engine, settings)
     log.info("telegram.update", update_id=update.update_id, kind=update.kind, action=action)
     return Outcome(action, step.keys)
