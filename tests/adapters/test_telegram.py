@@ -607,3 +607,19 @@ def test_concurrent_deliveries_of_one_update_are_handled_once(db_url, seeded, tg
 
     with Session(get_engine()) as s:
         assert s.scalar(select(func.count()).select_from(Outbox)) == 5  # one ask_location, four welcomes
+
+
+def test_end_to_end_with_workers_a_polled_report_gets_its_receipt(sqlite_url, seeded, tg, monkeypatch):
+    """No manual draining: the scheduler processes the report and the outbox worker answers."""
+    from fastapi.testclient import TestClient
+
+    from hub.app import create_app
+
+    _configure(monkeypatch, tg, SIMPUL_TELEGRAM_MODE="polling", SIMPUL_TELEGRAM_POLL_TIMEOUT_S="1",
+               SIMPUL_OUTBOX_INTERVAL_S="0.3")
+    tg.push_update(fixture("message__text_with_place.json"))
+    with TestClient(create_app(workers=True)):
+        assert _wait(lambda: any("tercatat dengan kode" in t for t in tg.texts_to(CHAT)), timeout=20), tg.calls()
+    [t] = tickets()
+    assert tg.texts_to(CHAT) == [f"Terima kasih, laporan Anda tercatat dengan kode {t.code} dan diteruskan ke "
+                                 f"{tg_opd_name(t.opd_code)}. Ketik /status {t.code} untuk melihat perkembangannya."]
