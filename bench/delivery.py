@@ -114,6 +114,9 @@ def run(url: str, workers: int, n: int, args) -> dict:
     env = {**os.environ, "SIMPUL_DATABASE_URL": url, "BENCH_WEBHOOK_SECRET": SECRET, "SIMPUL_LOG_LEVEL": "WARNING"}
     cmd = [sys.executable, "-m", "hub.delivery_worker", "--kinds", "deliver", "--until-empty", "--idle-sleep", "0.1",
            "--batch", str(args.batch), "--concurrency", str(args.concurrency)]
+    import resource
+
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(workers)]
@@ -122,13 +125,16 @@ def run(url: str, workers: int, n: int, args) -> dict:
         if p.returncode:
             raise SystemExit(f"worker failed: {err[-2000:]}")
     wall = time.perf_counter() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     eng = create_engine(make_url(url).set(drivername="postgresql+psycopg"))
     with eng.connect() as c:
         done, first, last = c.execute(text(
             "SELECT count(*), min(done_at), max(done_at) FROM outbox WHERE state = 'done'")).one()
     eng.dispose()
     span = (last - first).total_seconds() if done > 1 else float("nan")
-    return {"done": done, "rate": done / span if span else float("nan"), "wall": wall}
+    return {"done": done, "rate": done / span if span else float("nan"), "wall": wall,
+            "cpu_ms": 1000 * cpu / max(done, 1)}
 
 
 def main() -> None:
@@ -161,7 +167,8 @@ def main() -> None:
                 ids = after["ids"] - before["ids"]
                 dupes = after["dupes"] - before["dupes"]
                 print(f"  {workers} worker process{'es' if workers > 1 else ''}: {r['rate']:8.0f} deliveries/s "
-                      f"({r['done']} delivered, wall {r['wall']:.1f}s incl. start-up); receiver: {ids} ids, "
+                      f"({r['done']} delivered, wall {r['wall']:.1f}s incl. start-up, worker CPU {r['cpu_ms']:.1f} ms "
+                      f"per delivery incl. start-up); receiver: {ids} ids, "
                       f"{dupes} duplicates, {after['bad'] - before['bad']} bad signatures")
     finally:
         if receiver is not None:

@@ -30,7 +30,7 @@ from hub.config import RegencyConfig
 from hub.db import get_engine
 from hub.logging import get_logger
 from hub.models import Opd, Outbox, Status, Ticket, TicketEvent
-from hub.outbox import enqueue, register_sender
+from hub.outbox import enqueue, prepared, register_sender
 from hub.settings import get_settings
 
 log = get_logger(__name__)
@@ -185,6 +185,22 @@ def open311_request(t: Ticket) -> open311_client.ServiceRequest:
 
 
 # ---------------------------------------------------------------- outbox senders
+def _load_batch(rows: list[Outbox]) -> dict[str, dict]:
+    """Tickets and OPDs of a whole batch in two queries (outbox prepare hook)."""
+    with Session(get_engine(), expire_on_commit=False) as s:
+        ids = {r.ticket_id for r in rows if r.ticket_id is not None}
+        tickets = {t.id: t for t in s.scalars(select(Ticket).where(Ticket.id.in_(ids)))} if ids else {}
+        opds = {o.code: o for o in s.scalars(select(Opd).where(Opd.code.in_({r.target for r in rows})))}
+        return {"tickets": tickets, "opds": opds}
+
+
+def _cached(row: Outbox) -> tuple[Ticket | None, Opd | None] | None:
+    batch = prepared(row.kind)
+    if not batch or row.ticket_id not in batch["tickets"] or row.target not in batch["opds"]:
+        return None
+    return batch["tickets"][row.ticket_id], batch["opds"][row.target]
+
+
 def _load(row: Outbox) -> tuple[Ticket | None, Opd | None]:
     with Session(get_engine(), expire_on_commit=False) as s:
         t = s.get(Ticket, row.ticket_id) if row.ticket_id else None
@@ -196,7 +212,7 @@ def _load(row: Outbox) -> tuple[Ticket | None, Opd | None]:
 async def send_delivery(row: Outbox) -> dict[str, Any] | None:
     """Outbox sender for kind "deliver": one ticket event to one OPD's own system."""
     event = row.payload.get("event", "ticket.created")
-    t, opd = await asyncio.to_thread(_load, row)
+    t, opd = _cached(row) or await asyncio.to_thread(_load, row)
     if t is None:
         raise PermanentError(f"ticket {row.payload.get('code')} not found")
     if opd is None:
@@ -246,8 +262,28 @@ def _record_delivered(conn: Connection, row: Outbox, detail: dict[str, Any] | No
               "kind": row.kind}))
 
 
-register_sender("deliver", send_delivery, _record_delivered)
+register_sender("deliver", send_delivery, _record_delivered, _load_batch)
 register_sender("notify", send_notify, _record_delivered)
+
+
+async def outbox_gauges_job() -> None:
+    """Keep simpul_outbox_pending{state=pending|dead} current for /metrics and alerts."""
+    from hub.outbox import counts
+
+    def run() -> None:
+        with Session(get_engine()) as s:
+            counts(s)
+
+    await asyncio.to_thread(run)
+
+
+def _register_jobs() -> None:
+    from hub.workers import register_periodic
+
+    register_periodic("outbox_gauges", 30, outbox_gauges_job)
+
+
+_register_jobs()
 
 
 # ---------------------------------------------------------------- the loop back from an OPD

@@ -7,6 +7,7 @@ later with backoff and jitter, or park them as dead letters. Never send outside 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import random
 import socket
@@ -30,18 +31,31 @@ Sender = Callable[[Outbox], Awaitable[dict[str, Any] | None]]
 # Runs inside the transaction that marks a row done (e.g. a "delivered" ticket event), so the
 # record of a send and the send's completion commit together.
 OnDone = Callable[[Connection, Outbox, dict[str, Any] | None], None]
+# Runs once per claimed batch (in a worker thread) before its rows of that kind are sent, to
+# load what the senders need in a few queries instead of a few per row. What it returns is
+# available to the senders through `prepared()`.
+Prepare = Callable[[list[Outbox]], Any]
 SENDERS: dict[str, Sender] = {}
 ON_DONE: dict[str, OnDone] = {}
+PREPARE: dict[str, Prepare] = {}
+_PREPARED: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("outbox_prepared", default={})
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"[:64]
 STATES = ("pending", "done", "dead")
 
 
-def register_sender(kind: str, sender: Sender, on_done: OnDone | None = None) -> None:
+def register_sender(kind: str, sender: Sender, on_done: OnDone | None = None,
+                    prepare: Prepare | None = None) -> None:
     SENDERS[kind] = sender
-    if on_done is not None:
-        ON_DONE[kind] = on_done
-    else:
-        ON_DONE.pop(kind, None)
+    for table, fn in ((ON_DONE, on_done), (PREPARE, prepare)):
+        if fn is not None:
+            table[kind] = fn
+        else:
+            table.pop(kind, None)
+
+
+def prepared(kind: str) -> Any:
+    """What the kind's prepare hook returned for the batch being sent (None outside one)."""
+    return _PREPARED.get().get(kind)
 
 
 def enqueue(session: Session, kind: str, target: str, payload: dict[str, Any],
@@ -210,13 +224,23 @@ async def run_once(engine: Engine | None = None, limit: int = 50, lease_s: int =
         groups.setdefault(("t", row.ticket_id) if row.ticket_id is not None else ("r", row.id), []).append(row)
     gate = asyncio.Semaphore(max(1, concurrency))
     outcomes: list[Outcome] = []
+    ready: dict[str, Any] = {}
+    for kind in {r.kind for r in rows} & PREPARE.keys():
+        try:
+            ready[kind] = await asyncio.to_thread(PREPARE[kind], [r for r in rows if r.kind == kind])
+        except Exception:  # the senders load for themselves then
+            log.exception("outbox.prepare_failed", kind=kind)
+    token = _PREPARED.set(ready)
 
     async def run_group(group: list[Outbox]) -> None:
         for row in group:
             async with gate:
                 outcomes.append(await _send_one(row))
 
-    await asyncio.gather(*(run_group(g) for g in groups.values()))
+    try:
+        await asyncio.gather(*(run_group(g) for g in groups.values()))
+    finally:
+        _PREPARED.reset(token)
     await asyncio.to_thread(finish_batch, engine, outcomes, max_attempts, owner)
     return len(rows)
 

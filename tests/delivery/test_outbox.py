@@ -163,3 +163,17 @@ def test_admin_outbox_api(client, admin_headers, make_key, engine):
     assert r.status_code == 200 and r.json()["state"] == "pending"
     assert _get(engine, ids[0]).state == "pending"
     assert client.get("/api/v1/admin/outbox?state=dead", headers=admin_headers).json()["items"] == []
+
+
+async def test_outbox_gauges_job_sets_the_metric(engine):
+    from prometheus_client import REGISTRY
+
+    from hub.delivery import outbox_gauges_job
+
+    [oid] = _rows(1)
+    [row] = outbox.claim(engine, 1, 60)
+    outbox.mark_failed(engine, row, PermanentError("HTTP 410"), 12)
+    _rows(2)
+    await outbox_gauges_job()
+    assert REGISTRY.get_sample_value("simpul_outbox_pending", {"state": "dead"}) == 1
+    assert REGISTRY.get_sample_value("simpul_outbox_pending", {"state": "pending"}) == 2
