@@ -93,10 +93,10 @@ class NBModel:
     default: list[float]  # log prob of an unseen feature per class (not used in scoring)
     examples: int = 0
     # derived once, read per message: class -> index, the first words of known bigrams, and
-    # memoised explanation lifts (feature -> lift per class)
+    # memoised explanation lifts (class index -> feature -> lift)
     index: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
     _bigram_left: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
-    _lifts: dict[str, list[float]] = field(default_factory=dict, repr=False, compare=False)
+    _lifts: dict[int, dict[str, float]] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.index = {c: i for i, c in enumerate(self.classes)}
@@ -155,18 +155,23 @@ class NBModel:
 
     def lift(self, f: str, cls_idx: int) -> float:
         """How much more feature f says cls than the other classes on average (memoised)."""
-        lifts = self._lifts.get(f)
-        if lifts is None:
+        memo = self._lifts.get(cls_idx)
+        if memo is None:
+            memo = self._lifts.setdefault(cls_idx, {})
+        v = memo.get(f)
+        if v is None:
             row = self.loglik[f]
-            lifts = []
-            for c in range(len(row)):
-                others = [x for i, x in enumerate(row) if i != c]
-                lifts.append(row[c] - (sum(others) / len(others) if others else 0.0))
-            self._lifts[f] = lifts
-        return lifts[cls_idx]
+            others = [x for i, x in enumerate(row) if i != cls_idx]
+            v = memo[f] = row[cls_idx] - (sum(others) / len(others) if others else 0.0)
+        return v
 
     def top_features(self, known: list[str], cls_idx: int, k: int = 3) -> list[str]:
-        return sorted(known, key=lambda f: self.lift(f, cls_idx), reverse=True)[:k]
+        memo = self._lifts.get(cls_idx) or {}
+        lifts = [memo.get(f) for f in known]
+        if None in lifts:
+            lifts = [self.lift(f, cls_idx) for f in known]
+        order = sorted(range(len(known)), key=lifts.__getitem__, reverse=True)  # stable on ties
+        return [known[i] for i in order[:k]]
 
 
 # ------------------------------------------------------------------------------ rules --

@@ -7,6 +7,7 @@ deliberate change of decisions, and say so in the commit message. Never edit the
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from datetime import datetime, timezone
@@ -77,23 +78,34 @@ def decision(draft) -> dict:
     }
 
 
+def digest(d: dict) -> str:
+    """A short fingerprint of a decision, for the many training lines (keeps the file small)."""
+    return hashlib.sha1(json.dumps(d, ensure_ascii=False, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def snapshot() -> list[dict]:
+    """Full decisions for the eval lines and variants; fingerprints for the 5,000 training lines
+    (texts the eval set does not have, so the caches and tie-breaks see more variety)."""
     from normalizer import normalize
     from normalizer.types import InboundMessage
 
     out = []
     regs = regencies()
     rows = inputs()
+    train = [{"channel": r.get("channel") or "web", "text": r["text"]} for r in load_jsonl(TRAIN)]
     for mode, reg in regs.items():
         for row in rows:
             msg = InboundMessage(channel=row["channel"], text=row["text"], sender="081234567890",
                                  fields=dict(row["fields"]))
             out.append({"mode": mode, "id": row["id"], **decision(normalize(msg, reg, NOW))})
+        for i, r in enumerate(train):
+            msg = InboundMessage(channel=r["channel"], text=r["text"], sender="081234567890")
+            out.append({"mode": mode, "id": f"train:{i}", "digest": digest(decision(normalize(msg, reg, NOW)))})
     return out
 
 
 def main() -> None:
-    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT))  # (a normalizer imported before main() runs is used as it is)
     lines = snapshot()
     OUT.write_text("".join(json.dumps(x, ensure_ascii=False, sort_keys=True) + "\n" for x in lines),
                    encoding="utf-8")
