@@ -385,7 +385,7 @@ def route(
         return RouteResult(triage_opd, 0.0, f"no rule or model evidence -> triage {triage_opd}", True, (), None)
 
     conf = max(0.0, min(1.0, conf))
-    candidates = tuple((o, round(p, 3)) for o, p in ranked[:3])
+    candidates = tuple([(o, round(p, 3)) for o, p in ranked[:3]])
     best_rule = best_rule_score.get(best, (0.0, None))[1]
     if conf < min_confidence or best not in opd_codes:
         return RouteResult(

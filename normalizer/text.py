@@ -118,8 +118,10 @@ _TRANS = str.maketrans({"\xa0": " ", "\u200b": "", "\u2019": "'", "\u2018": "'",
 
 def fold(text: str) -> str:
     """Unicode-normalise, lower-case, replace non-breaking spaces and collapse whitespace."""
-    text = unicodedata.normalize("NFKC", text or "").translate(_TRANS).lower()
-    return _SPACE_RE.sub(" ", text).strip()
+    text = text or ""
+    if not text.isascii():  # NFKC leaves ASCII as it is; isascii() is O(1)
+        text = unicodedata.normalize("NFKC", text)
+    return _SPACE_RE.sub(" ", text.translate(_TRANS).lower()).strip()
 
 
 def norm_label(text: str) -> str:
@@ -129,7 +131,9 @@ def norm_label(text: str) -> str:
 
 def clean_text(text: str) -> str:
     """The human-readable cleaned text: whitespace collapsed, control characters removed."""
-    text = unicodedata.normalize("NFKC", text or "").replace("\xa0", " ")
+    text = text or ""
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text).replace("\xa0", " ")
     text = _CONTROL_RE.sub("", text)
     return _SPACE_RE.sub(" ", text).strip()
 
