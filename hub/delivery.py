@@ -42,7 +42,6 @@ INTROS = {"ticket.created": "Laporan warga berikut diteruskan kepada {opd} melal
           "ticket.reminder": "Laporan berikut mendekati atau melewati tenggat penyelesaian. Mohon segera ditindaklanjuti.",
           "ticket.escalated": "Laporan berikut telah melewati tenggat penyelesaian dan dieskalasi."}
 URGENCY_LABELS = {"darurat": "DARURAT", "tinggi": "tinggi", "normal": "normal"}
-WIB = ZoneInfo("Asia/Jakarta")
 
 
 # ---------------------------------------------------------------- config of a delivery target
@@ -121,8 +120,30 @@ def _place_names(config_dir: str) -> dict[str, str]:
         return {row["kode"]: row["nama"] for row in csv.DictReader(fh)}
 
 
+@lru_cache(maxsize=4)
+def _regency_label(config_dir: str) -> str:
+    """"Kabupaten Trenggalek", from the regency's own wilayah.csv (config, not code)."""
+    path = Path(config_dir) / "wilayah.csv"
+    if path.exists():
+        with path.open(encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                if row.get("level") in ("kabupaten", "kota"):
+                    return row["nama"]
+    return "daerah"
+
+
+def _regency_name() -> str:
+    return f"Pemerintah {_regency_label(str(get_settings().config_dir))}"
+
+
+def _tz() -> ZoneInfo:
+    from hub.config import regency
+
+    return ZoneInfo(regency(str(get_settings().config_dir)).sla.get("timezone", "Asia/Jakarta"))
+
+
 def _local(d: datetime | None) -> str:
-    return d.astimezone(WIB).strftime("%d-%m-%Y %H:%M WIB") if d else "-"
+    return d.astimezone(_tz()).strftime("%d-%m-%Y %H:%M %Z") if d else "-"
 
 
 def email_for(event: str, t: Ticket, opd: Opd, to: tuple[str, ...], message_id: str,
@@ -130,7 +151,7 @@ def email_for(event: str, t: Ticket, opd: Opd, to: tuple[str, ...], message_id: 
     """The e-mail to an OPD about one ticket, in Bahasa Indonesia, code in the subject."""
     data = ticket_payload(t)
     names = _place_names(str(get_settings().config_dir))
-    place = ", ".join(p for p in (t.address, names.get(t.desa_code or ""), 
+    place = ", ".join(p for p in (t.address, names.get(t.desa_code or ""),
                                   f"Kec. {names[t.kecamatan_code]}" if t.kecamatan_code in names else None) if p) or "-"
     reporter = data["reporter"]
     who = "dirahasiakan (pelapor anonim/rahasia)" if reporter is None else \
@@ -143,7 +164,8 @@ def email_for(event: str, t: Ticket, opd: Opd, to: tuple[str, ...], message_id: 
         rows.append(("Koordinat", f"{t.latitude:.6f}, {t.longitude:.6f}"))
     if event in ("ticket.reminder", "ticket.escalated"):
         rows.append(("Tingkat eskalasi", str(t.escalation_level)))
-    links = [a.get("url") for a in t.attachments or () if a.get("url")]
+    links = [a["url"] for a in t.attachments or () if str(a.get("url") or "").startswith(("http://", "https://"))]
+    footer = f"Pesan ini dikirim otomatis oleh Simpul, {_regency_name()}."
     intro = INTROS.get(event, INTROS["ticket.created"]).format(opd=opd.name)
     base = get_settings().public_url.rstrip("/")
     how = (f"Perbarui status (diproses / selesai / bukan kewenangan) melalui API Simpul: "
@@ -154,7 +176,7 @@ def email_for(event: str, t: Ticket, opd: Opd, to: tuple[str, ...], message_id: 
                      + (["", f"Catatan: {note}"] if note else [])
                      + ["", "Isi laporan:", t.text_original, ""]
                      + (["Lampiran:"] + [f"- {u}" for u in links] + [""] if links else [])
-                     + [how, "", "Pesan ini dikirim otomatis oleh Simpul, Pemerintah Kabupaten Trenggalek."])
+                     + [how, "", footer])
     e = html.escape
     table = "".join(f"<tr><th align='left'>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in rows)
     html_body = (f"<p>Yth. {e(opd.name)},</p><p>{e(intro)}</p><table cellpadding='4'>{table}</table>"
@@ -162,8 +184,7 @@ def email_for(event: str, t: Ticket, opd: Opd, to: tuple[str, ...], message_id: 
                  + f"<p><b>Isi laporan:</b></p><blockquote>{e(t.text_original)}</blockquote>"
                  + ("<p><b>Lampiran:</b></p><ul>" + "".join(f"<li><a href='{e(u)}'>{e(u)}</a></li>" for u in links)
                     + "</ul>" if links else "")
-                 + f"<p>{e(how)}</p><p><small>Pesan ini dikirim otomatis oleh Simpul, Pemerintah "
-                   f"Kabupaten Trenggalek.</small></p>")
+                 + f"<p>{e(how)}</p><p><small>{e(footer)}</small></p>")
     subject = f"[Simpul {t.code}] {SUBJECTS.get(event, 'Laporan')}: {t.category or 'Laporan warga'}"
     if t.urgency == "darurat":
         subject = f"[DARURAT] {subject}"
@@ -176,7 +197,7 @@ def open311_request(t: Ticket) -> open311_client.ServiceRequest:
     reporter = data["reporter"] or {}
     address = t.address or (f"kecamatan {t.kecamatan_code}" if t.kecamatan_code else None)
     if t.latitude is None and not address:
-        address = "Kabupaten Trenggalek"  # GeoReport needs a location; the OPD triages further
+        address = _regency_label(str(get_settings().config_dir))  # GeoReport needs a location
     return open311_client.ServiceRequest(
         description=f"[Simpul {t.code}] {t.text_original}", lat=t.latitude, long=t.longitude,
         address_string=address, media_url=photos[0] if photos else None,
