@@ -168,6 +168,7 @@ class TicketCount(SQLModel, table=True):
     """
 
     __tablename__ = "ticket_counts"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids never reused: hub.stats.data_version
     id: Optional[int] = Field(default=None, primary_key=True)
     status: str = Field(max_length=10)
     opd_code: str = Field(max_length=32)

@@ -8,6 +8,9 @@ period they come from the tickets table over its created_at index. Never writes 
 from __future__ import annotations
 
 import statistics
+import threading
+import time
+from collections import OrderedDict
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -71,35 +74,54 @@ class _Acc:
         return sum(d.get(s, 0) for s in OPEN_STATUSES)
 
 
-def _marginals(src, n_col, extra=()) -> Any:
-    """One query: GROUP BY (status, <dim>) for each dimension over a CTE, as UNION ALL."""
-    cols = {"opd": src.c.opd_code, "channel": src.c.channel, "kecamatan": src.c.kecamatan_code,
-            "urgency": src.c.urgency}
-    parts = [select(literal(dim).label("dim"), src.c.status, col.label("k"), (func.sum(n_col(src)) if n_col else func.count()).label("n"),
-                    *[func.sum(e(src)).label(f"x{i}") for i, e in enumerate(extra)])
-             .group_by(src.c.status, col) for dim, col in cols.items()]
-    return parts[0].union_all(*parts[1:])
-
-
-def compact_counts(engine: Engine) -> int:
+def compact_counts(engine: Engine, max_rows: int = 2_000_000) -> int:
     """Fold the +1/-1 rows the triggers appended into one row per key. Returns rows folded.
 
-    DELETE ... RETURNING takes exactly the rows it removes in one statement, so a row that a
-    concurrent transaction commits meanwhile is either folded or left alone, never lost.
+    Reads the rows in id order (at most max_rows; a bigger backlog is folded over several
+    runs), sums them in memory, then deletes exactly those ids and inserts the sums in one
+    short write transaction. On PostgreSQL the whole
+    thing runs in one REPEATABLE READ snapshot, so a row that another transaction commits
+    meanwhile (even with a lower id) is neither deleted nor counted: it stays for next time.
+    Two compactions at once: one of them fails to serialize and simply tries again later.
     """
     from hub.db import writer
 
-    with writer(engine).begin() as conn:
-        rows = conn.execute(delete(C).returning(C.c.status, C.c.opd_code, C.c.channel, C.c.kecamatan_code,
-                                                C.c.urgency, C.c.n)).all()
+    cols = (C.c.status, C.c.opd_code, C.c.channel, C.c.kecamatan_code, C.c.urgency)
+
+    def fold(conn) -> tuple[int, int, dict]:
         totals: dict[tuple, int] = {}
-        for *key, n in rows:
-            totals[tuple(key)] = totals.get(tuple(key), 0) + n
+        n_rows, top = 0, 0
+        for rid, *key, n in conn.execute(select(C.c.id, *cols, C.c.n).order_by(C.c.id).limit(max_rows)):
+            k = tuple(key)
+            totals[k] = totals.get(k, 0) + n
+            n_rows, top = n_rows + 1, rid
+        return top, n_rows, totals
+
+    def write(conn, top: int, totals: dict) -> None:
+        conn.execute(delete(C).where(C.c.id <= top))
         keep = [dict(zip(("status", "opd_code", "channel", "kecamatan_code", "urgency"), k), n=n)
                 for k, n in totals.items() if n]
         for i in range(0, len(keep), 1000):
             conn.execute(insert(C), keep[i:i + 1000])
-    return len(rows)
+
+    def compact_already(n_rows: int, totals: dict) -> bool:
+        return n_rows == sum(1 for n in totals.values() if n)
+
+    if engine.dialect.name == "postgresql":
+        with engine.execution_options(isolation_level="REPEATABLE READ").begin() as conn:
+            top, n_rows, totals = fold(conn)
+            if compact_already(n_rows, totals):
+                return 0
+            write(conn, top, totals)
+        return n_rows
+    with engine.connect() as conn:  # SQLite: read from a WAL snapshot, without the write lock
+        top, n_rows, totals = fold(conn)
+        conn.rollback()
+    if compact_already(n_rows, totals):
+        return 0
+    with writer(engine).begin() as conn:  # ids only grow: rows <= top are exactly those read
+        write(conn, top, totals)
+    return n_rows
 
 
 def _fold(acc: _Acc, rows, overdue: bool = False) -> None:
@@ -130,20 +152,23 @@ def _from_rollup(session: Session, acc: _Acc, now: datetime, opd, channel, kecam
         conds.append(C.c.kecamatan_code == ("" if kecamatan == NO_PLACE else kecamatan))
     _fold(acc, session.execute(select(C.c.status, C.c.opd_code, C.c.channel, C.c.kecamatan_code, C.c.urgency,
                                       C.c.n).where(and_(True, *conds))))
-    # Overdue can only be open tickets, a small slice read from ix_tickets_open_dims alone.
-    od = select(T.c.status, T.c.opd_code, T.c.channel, T.c.kecamatan_code, T.c.urgency, literal(1)) \
-        .where(T.c.status.in_(OPEN_STATUSES), T.c.due_at < now, *_ticket_filters(None, None, opd, channel, kecamatan))
+
+
+def _overdue(session: Session, acc: _Acc, now: datetime, opd, channel, kecamatan) -> None:
+    """Overdue can only be open tickets: a small slice read from ix_tickets_open_dims alone.
+    Never cached: it changes with the clock, not only with the data."""
+    key = (T.c.status, T.c.opd_code, T.c.channel, T.c.kecamatan_code, T.c.urgency)
+    od = select(*key, func.count()).where(T.c.status.in_(OPEN_STATUSES), T.c.due_at < now,
+                                          *_ticket_filters(None, None, opd, channel, kecamatan)).group_by(*key)
     _fold(acc, session.execute(od), overdue=True)
 
 
 def _from_tickets(session: Session, acc: _Acc, now: datetime, conds: list) -> None:
     overdue = case((and_(T.c.status.in_(OPEN_STATUSES), T.c.due_at < now), 1), else_=0)
-    src = select(T.c.status, T.c.opd_code, T.c.channel, T.c.kecamatan_code, T.c.urgency,
-                 overdue.label("od")).where(and_(True, *conds)).cte("f")
-    for dim, status, key, n, od in session.execute(_marginals(src, None, (lambda s: s.c.od,))):
-        acc.count(dim, key, status, int(n))
-        if od:
-            acc.overdue(dim, key, int(od))
+    key = (T.c.status, T.c.opd_code, T.c.channel, T.c.kecamatan_code, T.c.urgency)
+    rows = session.execute(select(*key, func.count(), func.sum(overdue)).where(and_(True, *conds)).group_by(*key)).all()
+    _fold(acc, ((s, o, c, k, u, n) for s, o, c, k, u, n, _ in rows))
+    _fold(acc, ((s, o, c, k, u, int(od or 0)) for s, o, c, k, u, _, od in rows), overdue=True)
 
 
 def _incidents(session: Session, conds: list, filtered: bool) -> dict[str, int]:
@@ -178,23 +203,89 @@ def finish_hours(session: Session, since: datetime, until: datetime, opd=None, c
     return out
 
 
+# Parts of the summary that only change when a ticket changes are kept per process, keyed by
+# the rollup's highest id: every insert, status/OPD/place change, merge or delete of a ticket
+# appends a rollup row (trigger), so an unchanged key means unchanged counts. Time-dependent
+# parts (overdue) are always counted live; the median time to finish is also bounded by a TTL.
+CACHE_TTL_S = 60.0
+_CACHE: "OrderedDict[tuple, tuple[float, Any]]" = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+
+
+def _cached(key: tuple | None, compute, valid_s: float = CACHE_TTL_S):
+    if key is None:
+        return compute()
+    now = time.monotonic()
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None and hit[0] > now:
+            _CACHE.move_to_end(key)
+            return hit[1]
+    value = compute()
+    with _CACHE_LOCK:
+        _CACHE[key] = (now + min(valid_s, CACHE_TTL_S), value)
+        while len(_CACHE) > 128:
+            _CACHE.popitem(last=False)
+    return value
+
+
+def data_version(session: Session) -> tuple[int, int]:
+    """Changes whenever a ticket is inserted, changes status/OPD/place/urgency, or is deleted:
+    each such change appends a rollup row. Ids never repeat (AUTOINCREMENT / a sequence); the
+    row count also catches a row with a lower id committed after a higher one (PostgreSQL)."""
+    top, n = session.execute(select(func.coalesce(func.max(C.c.id), 0), func.count())).one()
+    return int(top), int(n)
+
+
 def summary(session: Session, since: datetime | None = None, until: datetime | None = None,
             opd: str | None = None, channel: str | None = None, kecamatan: str | None = None,
-            now: datetime | None = None) -> dict[str, Any]:
+            now: datetime | None = None, use_cache: bool = True) -> dict[str, Any]:
     """The dashboard's counts. Keys of by_*: {total, overdue, <status>: n}; by_opd also has
     median_finish_h (tickets finished in the period, or in the last 30 days without one)."""
+    live = now is None  # the cache serves "now" only, never a caller's chosen moment
     now = _aware(now) or datetime.now(timezone.utc)
     since, until = _aware(since), _aware(until)
-    acc = _Acc()
     period = since is not None or until is not None
     conds = _ticket_filters(since, until, opd, channel, kecamatan)
+    filtered = period or bool(opd or channel or kecamatan)
+    f_since, f_until = (since or now - FINISH_WINDOW), (until or now)
+    cache_key = None
+    if use_cache and live and not period:
+        cache_key = (str(session.get_bind().url), opd, channel, kecamatan, data_version(session))
+
+    def counts() -> dict:
+        acc = _Acc()
+        _from_rollup(session, acc, now, opd, channel, kecamatan)
+        return {"by_status": acc.by_status, "dims": acc.dims,
+                "incidents": _incidents(session, conds, filtered=filtered),
+                "finish": finish_hours(session, f_since, f_until, opd, channel, kecamatan)}
+
+    acc = _Acc()
     if period:
         _from_tickets(session, acc, now, conds)
+        incidents = _incidents(session, conds, filtered=filtered)
+        finish = finish_hours(session, f_since, f_until, opd, channel, kecamatan)
     else:
-        _from_rollup(session, acc, now, opd, channel, kecamatan)
-    incidents = _incidents(session, conds, filtered=period or bool(opd or channel or kecamatan))
-    f_since, f_until = (since or now - FINISH_WINDOW), (until or now)
-    finish = finish_hours(session, f_since, f_until, opd, channel, kecamatan)
+        base = _cached(cache_key and ("counts",) + cache_key, counts)
+        acc.by_status = dict(base["by_status"])
+        acc.dims = {dim: {k: dict(v) for k, v in d.items()} for dim, d in base["dims"].items()}
+        incidents, finish = base["incidents"], base["finish"]
+
+        def overdue() -> dict:
+            o = _Acc()
+            _overdue(session, o, now, opd, channel, kecamatan)
+            return o.dims
+
+        # The overdue set only changes with the data or when the next open ticket passes its
+        # due time: cached until then (exact), never longer than the TTL.
+        nxt = session.execute(select(func.min(T.c.due_at)).where(T.c.status.in_(OPEN_STATUSES),
+                                                                   T.c.due_at >= now)).scalar()
+        valid = (_aware(nxt) - now).total_seconds() if nxt is not None else CACHE_TTL_S
+        od = _cached(cache_key and ("overdue",) + cache_key, overdue, valid_s=valid)
+        for dim, d in od.items():
+            for k, v in d.items():
+                if v["overdue"]:
+                    acc.overdue(dim, k, v["overdue"])
     by_opd = acc.dims["opd"]
     for code, hours in finish.items():
         d = by_opd.setdefault(code, {"total": 0, "overdue": 0})

@@ -4,7 +4,7 @@ Thin: parse, scope OPD callers to their own OPD, call hub.stats. Never counts by
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from fastapi import APIRouter, Depends
 from sqlmodel import Session
@@ -24,8 +24,7 @@ def stats_summary(since: datetime | None = None, until: datetime | None = None,
     incidents by status. Without since/until: all time, from the rollup table."""
     if who.role == "opd":
         opd = who.opd_code
-    return summary(session, since=since, until=until, opd=opd, channel=channel, kecamatan=kecamatan,
-                   now=datetime.now(timezone.utc))
+    return summary(session, since=since, until=until, opd=opd, channel=channel, kecamatan=kecamatan)
 
 
 @router.get("/stats/trend")

@@ -93,7 +93,7 @@ def overview(request: Request):
     since, _ = period_range(f["periode"])
     now = datetime.now(timezone.utc)
     with _read() as s:
-        summ = stats.summary(s, since=since, opd=f["opd"], channel=f["channel"], kecamatan=f["kecamatan"], now=now)
+        summ = stats.summary(s, since=since, opd=f["opd"], channel=f["channel"], kecamatan=f["kecamatan"])
         tr = stats.trend(s, since=since, opd=f["opd"], channel=f["channel"], kecamatan=f["kecamatan"], now=now)
         urgent = stats.attention(s, opd=f["opd"], channel=f["channel"], kecamatan=f["kecamatan"], limit=10, now=now)
         last_id = stats.max_ticket_id(s)

@@ -63,7 +63,7 @@ def test_rollup_follows_every_change_and_compaction(known, engine):
             .group_by(Ticket.status, Ticket.opd_code, Ticket.channel, Ticket.kecamatan_code, Ticket.urgency)
             .subquery())).scalar_one()
         assert keys == fresh  # one row per key after folding
-    assert stats.compact_counts(engine) == keys  # idempotent
+    assert stats.compact_counts(engine) == 0  # already one row per key: nothing rewritten
 
 
 @pytest.mark.parametrize("filters", [{}, {"opd": "PUPR"}, {"channel": "bpbd"}, {"kecamatan": KEC_DURENAN},
@@ -122,3 +122,40 @@ def test_attention_lists_darurat_then_overdue(known, engine):
         assert set(codes) == {"BPBD001", "BPBD002", "PUPR002"}
         assert codes[-1] == "PUPR002"
         assert [t.code for t in stats.attention(s, opd="PUPR")] == ["PUPR002"]
+
+
+def test_cached_summary_follows_every_change_at_once(known, engine):
+    from hub import stats
+    from hub import tickets as T
+    from hub.db import session_scope
+
+    with session_scope() as s:
+        before = stats.summary(s)
+        assert _comparable(stats.summary(s)) == _comparable(before)  # served from the cache
+    with session_scope() as s:
+        T.change_status(s, T.resolve_code(s, "PUPR001"), "selesai", "user:uji", known, "beres")
+    with session_scope() as s:
+        after = stats.summary(s)
+    assert after["by_status"]["menunggu"] == before["by_status"]["menunggu"] - 1
+    assert after["by_status"]["selesai"] == before["by_status"]["selesai"] + 1
+    assert after["incidents_by_status"]["selesai"] == before["incidents_by_status"]["selesai"] + 1
+    stats.compact_counts(engine)
+    with session_scope() as s:
+        assert _comparable(stats.summary(s)) == _comparable(after)
+        assert _comparable(stats.summary(s, use_cache=False)) == _comparable(after)
+
+
+def test_cached_overdue_turns_over_when_a_ticket_passes_its_due_time(sqlite_url, seeded):
+    import time
+
+    from hub import stats
+    from hub.db import session_scope
+
+    with session_scope() as s:
+        make_ticket(s, "SOON001", "PUPR", age=timedelta(0), due_in=timedelta(seconds=1.5))
+    with session_scope() as s:
+        assert stats.summary(s)["overdue"] == 0
+        assert stats.summary(s)["overdue"] == 0  # from the cache
+    time.sleep(2.0)
+    with session_scope() as s:
+        assert stats.summary(s)["overdue"] == 1  # no data changed, only the clock

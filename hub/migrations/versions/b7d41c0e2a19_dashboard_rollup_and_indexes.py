@@ -95,7 +95,8 @@ def upgrade() -> None:
     sa.Column('kecamatan_code', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('urgency', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
     sa.Column('n', sa.Integer(), nullable=False),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sqlite_autoincrement=True,
     )
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.create_index("ix_tickets_closed", ["closed_at", "status", "opd_code", "created_at"], unique=False)
@@ -107,6 +108,9 @@ def upgrade() -> None:
         raise NotImplementedError(f"dashboard rollup triggers are written for sqlite and postgresql, not {dialect}")
     for stmt in statements:
         op.execute(stmt)
+    if dialect == "postgresql":  # compaction leaves dead rows every minute: vacuum them promptly
+        op.execute("ALTER TABLE ticket_counts SET (autovacuum_vacuum_scale_factor = 0.0, "
+                   "autovacuum_vacuum_threshold = 10000, autovacuum_analyze_threshold = 10000)")
     # Tickets that exist already.
     op.execute(f"INSERT INTO ticket_counts({_KEY}, n) "
                f"SELECT status, opd_code, channel, COALESCE(kecamatan_code, ''), urgency, count(*) "
