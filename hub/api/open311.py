@@ -174,8 +174,8 @@ def list_requests(fmt: str, request: Request, session: Session = Depends(db_sess
         if rule is not None:
             q = q.where(Ticket.opd_code == rule["opd"], Ticket.category == rule.get("category"))
     rows = list(session.scalars(q.order_by(Ticket.id.desc()).limit(1000)))
-    if code == OTHER:
-        rows = [t for t in rows if service_of(t, cfg)["id"] == OTHER]
+    if code:  # the SQL filter is coarse (OPD + category); the service of a ticket decides
+        rows = [t for t in rows if service_of(t, cfg)["id"] == code]
     return _render(session, rows, cfg)
 
 
