@@ -34,6 +34,8 @@ LOCATIVE_OK = frozenset({"panggul", "pule", "tugu", "karangan", "bendungan", "su
 _SPELLING = [("dj", "j"), ("tj", "c"), ("oe", "u"), ("dh", "d"), ("th", "t"), ("kh", "k"), ("sj", "sy")]
 _RTRW_RE = re.compile(r"\brt\.?\s*0*(\d{1,3})\s*(?:/|rw\.?)\s*(?:rw\.?)?\s*0*(\d{1,3})\b")
 _UNSEEN = object()
+_MEMO_MAX = 50_000  # entries per memo (a few MB): enough for a regency's everyday vocabulary
+_ANY_MARKER = KEC_MARKERS | DESA_MARKERS | DUSUN_MARKERS
 _COORD_RE = re.compile(r"(-?\d{1,2}\.\d{3,})\s*,\s*(-?\d{2,3}\.\d{3,})")
 
 
@@ -125,8 +127,9 @@ class Gazetteer:
             if memo_key in self._fuzzy_memo:
                 return self._fuzzy_memo[memo_key]
             hit = self._fuzzy_uncached(key, index)
-            if len(self._fuzzy_memo) < 200_000:
-                self._fuzzy_memo[memo_key] = hit
+            if len(self._fuzzy_memo) >= _MEMO_MAX:  # bounded: start again rather than grow
+                self._fuzzy_memo.clear()
+            self._fuzzy_memo[memo_key] = hit
             return hit
         return self._fuzzy_uncached(key, index)
 
@@ -213,7 +216,9 @@ class Gazetteer:
         i = 0
         while i < n:
             t = toks[i]
-            if t in KEC_MARKERS and i + 1 < n:
+            if t not in _ANY_MARKER:
+                pass
+            elif t in KEC_MARKERS and i + 1 < n:
                 hit, used = self._span(toks, i + 1, self.find_kecamatan)
                 if hit:
                     kec_marked.append(hit)
@@ -238,8 +243,9 @@ class Gazetteer:
             found = memo.get(memo_key, _UNSEEN)
             if found is _UNSEEN:
                 found = self._mention(t, nxt, loc)
-                if len(memo) < 200_000:
-                    memo[memo_key] = found
+                if len(memo) >= _MEMO_MAX:  # bounded: start again rather than grow
+                    memo.clear()
+                memo[memo_key] = found
             if found is not None:
                 kec, desa, used = found
                 if kec:

@@ -160,6 +160,8 @@ class NBModel:
             memo = self._lifts.setdefault(cls_idx, {})
         v = memo.get(f)
         if v is None:
+            if len(memo) >= 20_000:  # bounded: start again rather than grow
+                memo.clear()
             row = self.loglik[f]
             others = [x for i, x in enumerate(row) if i != cls_idx]
             v = memo[f] = row[cls_idx] - (sum(others) / len(others) if others else 0.0)
