@@ -119,9 +119,11 @@ _TRANS = str.maketrans({"\xa0": " ", "\u200b": "", "\u2019": "'", "\u2018": "'",
 def fold(text: str) -> str:
     """Unicode-normalise, lower-case, replace non-breaking spaces and collapse whitespace."""
     text = text or ""
-    if not text.isascii():  # NFKC leaves ASCII as it is; isascii() is O(1)
-        text = unicodedata.normalize("NFKC", text)
-    return _SPACE_RE.sub(" ", text.translate(_TRANS).lower()).strip()
+    if text.isascii():  # NFKC leaves ASCII as it is, and "`" is _TRANS's only ASCII key
+        text = text.replace("`", "'")
+    else:
+        text = unicodedata.normalize("NFKC", text).translate(_TRANS)
+    return " ".join(text.lower().split())  # str.split() and re's \s agree on what is a space
 
 
 def norm_label(text: str) -> str:
@@ -135,7 +137,7 @@ def clean_text(text: str) -> str:
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text).replace("\xa0", " ")
     text = _CONTROL_RE.sub("", text)
-    return _SPACE_RE.sub(" ", text).strip()
+    return " ".join(text.split())
 
 
 def raw_tokens(folded: str) -> list[str]:

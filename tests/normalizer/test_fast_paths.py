@@ -50,3 +50,12 @@ def test_gazetteer_memo_gives_the_same_place_twice(regency):
     first = regency.gazetteer.scan(text)
     assert first.kecamatan is not None
     assert regency.gazetteer.scan(text) == first
+
+
+def test_str_split_and_re_whitespace_agree():
+    """fold/clean_text collapse spaces with str.split(); it must split exactly where \\s+ would."""
+    import re
+    import sys
+
+    ws = re.compile(r"\s")
+    assert [c for c in map(chr, range(sys.maxunicode + 1)) if bool(ws.match(c)) != c.isspace()] == []
