@@ -15,7 +15,8 @@ import structlog
 _NIK = re.compile(r"(?<!\d)(\d{4})[ .-]?(\d{4})[ .-]?(\d{4})[ .-]?(\d{2})(\d{2})(?!\d)")
 _PHONE = re.compile(r"(?<![\w])(?:\+?62|0)[\s.-]?8\d(?:[\s.-]?\d){6,11}(?!\d)")
 _INTL_PHONE = re.compile(r"\+\d{9,15}(?!\d)")
-_TOKEN = re.compile(r"(?i)\b(sk_[a-z0-9]+_)[A-Za-z0-9_-]{8,}|\b(\d{6,12}:)[A-Za-z0-9_-]{30,}|(bearer\s+)\S+")
+_TOKEN = re.compile(r"(?i)(?<![A-Za-z0-9])(sk_[a-z0-9]+_)[A-Za-z0-9_-]{8,}|(?<!\d)(\d{6,12}:)[A-Za-z0-9_-]{30,}"
+                    r"|(bearer\s+)\S+")
 SECRET_KEYS = {"password", "token", "secret", "authorization", "api_key", "apikey", "auth_token",
                "x-api-key", "cookie", "set-cookie", "x-twilio-signature",
                "x-telegram-bot-api-secret-token", "webhook-signature", "key"}

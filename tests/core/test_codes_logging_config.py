@@ -40,6 +40,8 @@ def test_clean_code(typed, expected):
     ("token 123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw1 bocor", "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw1", "123456789:***"),
     ("key sk_ab12cd34_Zm9vYmFyYmF6cXV4cXV1eA here", "Zm9vYmFyYmF6cXV4cXV1eA", "sk_ab12cd34_***"),
     ("Authorization: Bearer abc.def.ghi", "abc.def.ghi", "Bearer ***"),
+    ("POST https://api.telegram.org/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw1/sendMessage",
+     "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw1", "/bot123456789:***"),
 ])
 def test_mask_text(text, must_not_contain, must_contain):
     out = mask_text(text)

@@ -104,8 +104,7 @@ URGENCY = [
     ("bpbd", "banjir", "darurat"), ("bpbd", "tanah longsor", "darurat"), ("bpbd", "angin kencang", "darurat"),
     ("bpbd", "kebakaran", "darurat"), ("bpbd", "gempa", "darurat"), ("bpbd", "orang tenggelam", "darurat"),
     ("bpbd", "pohon tumbang", "tinggi"), ("bpbd", "kekeringan", "tinggi"),
-    pytest.param("bpbd", "gelombang tinggi", "darurat", marks=pytest.mark.xfail(
-        reason="routing.yaml has no incident type 'gelombang tinggi' yet: urgency comes out normal", strict=False)),
+    ("bpbd", "gelombang tinggi", "darurat"),
 ]
 
 
