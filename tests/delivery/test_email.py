@@ -6,7 +6,6 @@ from __future__ import annotations
 import email
 import email.policy
 import ssl
-import time
 
 import pytest
 import trustme

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import Session
 
-from hub.db import get_engine, session_scope
+from hub.db import session_scope
 from hub.escalation import escalate_once, policy, target_level
 from hub.models import Outbox, Ticket, TicketEvent
 from tests.delivery.helpers import make_ticket

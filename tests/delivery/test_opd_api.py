@@ -19,12 +19,12 @@ CHAT = "555001"
 @pytest.fixture
 def world(client, seeded, make_key):
     with session_scope() as s:
-        tg = make_ticket(s, opd="PUPR", code="TGA2345", channel="telegram", reporter_chat_id=CHAT,
+        make_ticket(s, opd="PUPR", code="TGA2345", channel="telegram", reporter_chat_id=CHAT,
                          reporter_name="Siti", text="Jalan berlubang di Desa Karangsoko")
-        lp = make_ticket(s, opd="PUPR", code="LPB2345", channel="lapor", reporter_lapor_id="TRK-998877")
-        sms = make_ticket(s, opd="PUPR", code="SMC2345", channel="sms", reporter_phone="+6281234567890",
+        make_ticket(s, opd="PUPR", code="LPB2345", channel="lapor", reporter_lapor_id="TRK-998877")
+        make_ticket(s, opd="PUPR", code="SMC2345", channel="sms", reporter_phone="+6281234567890",
                           confidential=True)
-        dlh = make_ticket(s, opd="DLH", code="DLD2345", channel="telegram", reporter_chat_id="555002")
+        make_ticket(s, opd="DLH", code="DLD2345", channel="telegram", reporter_chat_id="555002")
     return {"pupr": make_key("opd", "PUPR", name="SIMPUPR"), "dlh": make_key("opd", "DLH", name="SIMDLH"),
             "intake": make_key("intake"), "admin": make_key("admin")}
 

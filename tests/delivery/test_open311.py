@@ -23,7 +23,7 @@ from tests.delivery.helpers import make_ticket
 @pytest.fixture
 def tickets(sqlite_client, seeded):
     with session_scope() as s:
-        a = make_ticket(s, opd="PUPR", code="OPN2345", text="Jalan berlubang, hubungi saya 081234567890 atau NIK 3503011234560001",
+        make_ticket(s, opd="PUPR", code="OPN2345", text="Jalan berlubang, hubungi saya 081234567890 atau NIK 3503011234560001",
                         text_clean="jalan berlubang, hubungi saya 081234567890 atau nik 3503011234560001",
                         reporter_phone="+6281234567890", reporter_name="Siti Aminah", latitude=-8.0512345,
                         longitude=111.7098765, address="Rumah Bu Siti, RT 02 RW 03", desa_code="35.03.11.1004")

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
-from sqlalchemy import select
 from sqlmodel import Session
 
 from adapters.base import PermanentError, RetryableError

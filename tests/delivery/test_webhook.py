@@ -18,7 +18,7 @@ from adapters import opd_webhook
 from adapters.base import PermanentError, RetryableError
 from hub import outbox
 from hub.db import session_scope
-from hub.models import Outbox, Ticket, TicketEvent
+from hub.models import Outbox, TicketEvent
 from hub.tickets import queue_delivery
 from tests.delivery.helpers import SECRET, SECRET_ENV, Act, Receiver, make_ticket, use_webhook
 
