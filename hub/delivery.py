@@ -335,6 +335,8 @@ def apply_opd_update(session: Session, ticket: Ticket, action: str, actor: str, 
         if ticket.status not in (Status.MENUNGGU.value, Status.DIPROSES.value):
             raise T.IllegalMove(f"ticket {ticket.code} is {ticket.status}; only open tickets can be acknowledged")
         T.add_event(session, ticket, actor, "acknowledged", note=note, data=data)
+        ticket.updated_at = datetime.now(timezone.utc)  # pull feeds (cursor by updated_at) show it
+        session.add(ticket)
         return ticket
     if action in ("diproses", "selesai"):
         if photo_url and action == "selesai":

@@ -159,12 +159,12 @@ def _step(engine: Engine, t: Ticket, cfg: RegencyConfig, now: datetime, stats: d
         if want > old:
             res = s.execute(update(TABLE).where(TABLE.c.id == t.id, TABLE.c.escalation_level == old,
                                                 TABLE.c.status.in_(OPEN_STATUSES))
-                            .values(escalation_level=want))
+                            .values(escalation_level=want, updated_at=datetime.now(timezone.utc)))
             if res.rowcount != 1:  # another process stepped it first
                 stats["lost_race"] += 1
                 s.commit()
                 return
-            t.escalation_level = want
+            s.refresh(t)  # as the UPDATE left it (level, updated_at: pull feeds see the change)
             for level in range(old + 1, want + 1):
                 queued = _notify(s, t, level, cfg)
                 T.add_event(s, t, "system:sla", "escalated", note=LEVEL_NAMES[level],
