@@ -176,3 +176,27 @@ async def test_no_smtp_server_just_retries(sqlite_url, seeded, monkeypatch):
     with Session(get_engine()) as s:
         row = s.scalars(select(Outbox)).one()
     assert row.state == "pending" and row.attempts == 1 and "SMTP connection failed" in row.last_error
+
+
+@pytest.mark.parametrize("smtp_server", [("none", None)], indirect=True)
+async def test_escalation_email_reaches_the_opd_head(smtp_server, sqlite_url, seeded, monkeypatch):
+    from datetime import datetime, timedelta, timezone
+
+    from hub.db import get_engine
+    from hub.escalation import escalate_once
+    from hub.settings import reset_settings
+
+    box, port, _ = smtp_server
+    monkeypatch.setenv("SIMPUL_SMTP_PORT", str(port))
+    reset_settings()
+    now = datetime.now(timezone.utc)
+    with session_scope() as s:
+        make_ticket(s, opd="BPBD", code="BJR2345", urgency="darurat", text="Banjir setinggi dada di Desa Ngantru",
+                    created_at=now - timedelta(minutes=50), due_at=now - timedelta(minutes=20))
+    escalate_once(get_engine(), seeded, now)
+    assert await outbox.run_once(get_engine(), kinds=["notify"]) == 1
+    [msg] = box.messages
+    assert box.envelopes[0].rcpt_tos == ["kalak.bpbd@trenggalekkab.go.id"]
+    assert msg["Subject"].startswith("[DARURAT] [Simpul BJR2345] Eskalasi laporan terlambat")
+    text = msg.get_body(("plain",)).get_content()
+    assert "Banjir setinggi dada" in text and "eskalasi ke kepala OPD" in text and "Tingkat eskalasi : 2" in text
