@@ -242,10 +242,11 @@ async def create_request(fmt: str, request: Request, cfg: RegencyConfig = Depend
     name = " ".join(str(form.get(k) or "").strip() for k in ("first_name", "last_name")).strip() or None
     text = description if not address else f"{description}\nLokasi: {address}"
     msg = InboundMessage(
-        channel="open311", text=text, sender=str(form.get("phone") or form.get("email") or "").strip() or None,
+        channel="api", text=text,  # channels.yaml: "Sistem lain (API)"; fields.source says Open311
+        sender=str(form.get("phone") or form.get("email") or "").strip() or None,
         received_at=datetime.now(timezone.utc), sender_name=name,
         attachments=(Attachment(url=media, kind="photo"),) if media else (), latitude=lat, longitude=lon,
-        fields={k: v for k, v in {"open311_service_code": service_code, "address": address,
+        fields={k: v for k, v in {"source": "open311", "open311_service_code": service_code, "address": address,
                                   "address_id": form.get("address_id"), "email": form.get("email"),
                                   "submitted_by": who.name}.items() if v},
     )

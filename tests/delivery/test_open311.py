@@ -99,7 +99,8 @@ def test_post_intake(tickets, make_key):
     code = answer["service_request_id"]
     with Session(get_engine()) as s:
         raw = s.scalars(select(RawMessage).where(RawMessage.ticket_code == code)).one()
-    assert raw.channel == "open311" and raw.message["latitude"] == -8.05
+    assert raw.channel == "api" and raw.message["fields"]["source"] == "open311"
+    assert raw.message["latitude"] == -8.05
     assert raw.message["fields"]["open311_service_code"] == "jalan-rusak"
     assert raw.message["attachments"][0]["url"] == "https://simtaru.example/f/1.jpg"
     # the same request again (a retry) keeps its code
