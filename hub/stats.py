@@ -174,14 +174,14 @@ def _from_tickets(session: Session, acc: _Acc, now: datetime, conds: list) -> No
 def _incidents(session: Session, conds: list, filtered: bool) -> dict[str, int]:
     """Incident status: diproses if any of its tickets is in process, else menunggu if any is
     waiting, else selesai (all its tickets finished, rejected or merged)."""
-    def distinct(*where) -> int:
-        return int(session.execute(select(func.count(func.distinct(T.c.incident_id)))
-                                   .where(*where, *conds)).scalar_one())
-
-    diproses = distinct(T.c.status == "diproses")
-    open_ = distinct(T.c.status.in_(OPEN_STATUSES))
+    in_process = case((T.c.status == "diproses", T.c.incident_id), else_=None)
+    diproses, open_ = session.execute(  # one pass over the open tickets (index only)
+        select(func.count(func.distinct(in_process)), func.count(func.distinct(T.c.incident_id)))
+        .where(T.c.status.in_(OPEN_STATUSES), *conds)).one()
+    diproses, open_ = int(diproses), int(open_)
     if filtered:
-        total = distinct(T.c.status != "digabung")
+        total = int(session.execute(select(func.count(func.distinct(T.c.incident_id)))
+                                    .where(T.c.status != "digabung", *conds)).scalar_one())
     else:
         total = int(session.execute(select(func.count()).select_from(Incident.__table__)).scalar_one())
     return {"menunggu": open_ - diproses, "diproses": diproses, "selesai": max(0, total - open_), "total": total}
@@ -205,8 +205,9 @@ def finish_hours(session: Session, since: datetime, until: datetime, opd=None, c
 
 # Parts of the summary that only change when a ticket changes are kept per process, keyed by
 # the rollup's highest id: every insert, status/OPD/place change, merge or delete of a ticket
-# appends a rollup row (trigger), so an unchanged key means unchanged counts. Time-dependent
-# parts (overdue) are always counted live; the median time to finish is also bounded by a TTL.
+# appends a rollup row (trigger), so an unchanged key means unchanged counts. The overdue set
+# is kept until the next open ticket reaches its due time. The median time to finish is the
+# one figure allowed to lag: recomputed at most once per CACHE_TTL_S.
 CACHE_TTL_S = 60.0
 _CACHE: "OrderedDict[tuple, tuple[float, Any]]" = OrderedDict()
 _CACHE_LOCK = threading.Lock()
@@ -233,8 +234,16 @@ def data_version(session: Session) -> tuple[int, int]:
     """Changes whenever a ticket is inserted, changes status/OPD/place/urgency, or is deleted:
     each such change appends a rollup row. Ids never repeat (AUTOINCREMENT / a sequence); the
     row count also catches a row with a lower id committed after a higher one (PostgreSQL)."""
+    if session.get_bind().dialect.name == "sqlite":  # one writer at a time: ids commit in order
+        return int(session.execute(select(func.coalesce(func.max(C.c.id), 0))).scalar_one()), 0
     top, n = session.execute(select(func.coalesce(func.max(C.c.id), 0), func.count())).one()
     return int(top), int(n)
+
+
+def _medians(hours: dict[str, list[float]]) -> dict[str, Any]:
+    every = [h for hs in hours.values() for h in hs]
+    return {"by_opd": {code: (round(statistics.median(hs), 1), len(hs)) for code, hs in hours.items()},
+            "all": round(statistics.median(every), 1) if every else None}
 
 
 def summary(session: Session, since: datetime | None = None, until: datetime | None = None,
@@ -257,19 +266,24 @@ def summary(session: Session, since: datetime | None = None, until: datetime | N
         acc = _Acc()
         _from_rollup(session, acc, now, opd, channel, kecamatan)
         return {"by_status": acc.by_status, "dims": acc.dims,
-                "incidents": _incidents(session, conds, filtered=filtered),
-                "finish": finish_hours(session, f_since, f_until, opd, channel, kecamatan)}
+                "incidents": _incidents(session, conds, filtered=filtered)}
+
+    def medians() -> dict:
+        return _medians(finish_hours(session, f_since, f_until, opd, channel, kecamatan))
 
     acc = _Acc()
     if period:
         _from_tickets(session, acc, now, conds)
         incidents = _incidents(session, conds, filtered=filtered)
-        finish = finish_hours(session, f_since, f_until, opd, channel, kecamatan)
+        finish = _medians(finish_hours(session, f_since, f_until, opd, channel, kecamatan))
     else:
         base = _cached(cache_key and ("counts",) + cache_key, counts)
         acc.by_status = dict(base["by_status"])
         acc.dims = {dim: {k: dict(v) for k, v in d.items()} for dim, d in base["dims"].items()}
-        incidents, finish = base["incidents"], base["finish"]
+        incidents = base["incidents"]
+        # A median over 30 days of finished tickets hardly moves with one more: recomputed at
+        # most once a minute (CACHE_TTL_S), not at every change.
+        finish = _cached(cache_key and ("medians",) + cache_key[:-1], medians)
 
         def overdue() -> dict:
             o = _Acc()
@@ -287,11 +301,9 @@ def summary(session: Session, since: datetime | None = None, until: datetime | N
                 if v["overdue"]:
                     acc.overdue(dim, k, v["overdue"])
     by_opd = acc.dims["opd"]
-    for code, hours in finish.items():
+    for code, (median, n) in finish["by_opd"].items():
         d = by_opd.setdefault(code, {"total": 0, "overdue": 0})
-        d["median_finish_h"] = round(statistics.median(hours), 1)
-        d["finished_in_window"] = len(hours)
-    all_hours = [h for hs in finish.values() for h in hs]
+        d["median_finish_h"], d["finished_in_window"] = median, n
     return {
         "generated_at": now.isoformat(),
         "period": {"since": since.isoformat() if since else None, "until": until.isoformat() if until else None},
@@ -306,7 +318,7 @@ def summary(session: Session, since: datetime | None = None, until: datetime | N
         "by_channel": acc.dims["channel"],
         "by_kecamatan": acc.dims["kecamatan"],
         "by_urgency": acc.dims["urgency"],
-        "median_finish_h": round(statistics.median(all_hours), 1) if all_hours else None,
+        "median_finish_h": finish["all"],
         "finish_window": {"since": f_since.isoformat(), "until": f_until.isoformat()},
     }
 

@@ -32,7 +32,8 @@ PERIODS = {"semua": ("Semua waktu", None), "hari": ("Hari ini", 0), "7h": ("7 ha
 EVENT_LABELS = {"received": "Diterima", "routed": "Diteruskan ke OPD", "rerouted": "Dialihkan",
                 "status": "Status diubah", "delivered": "Terkirim ke OPD", "reply": "Balasan ke pelapor",
                 "merged": "Digabung", "escalated": "Eskalasi", "note": "Catatan", "repeat": "Pesan ulang",
-                "acknowledged": "Diterima OPD"}
+                "acknowledged": "Diterima OPD", "overdue": "Lewat tenggat", "reminder": "Pengingat",
+                "lapor_sync": "Sinkron SP4N-LAPOR!", "imported": "Diimpor"}
 
 
 class LoginRequired(Exception):

@@ -170,6 +170,7 @@ def test_new_emergency_shows_up_without_reloading(hub, phone):
 def test_operator_reroutes_a_ticket_then_takes_a_call_with_the_keyboard(hub, phone, browser):
     login(phone, hub, "operator")
     phone.goto(hub + "/tiket/DUKC001")
+    phone.click("summary:has-text('Alihkan ke OPD lain')")
     phone.select_option("#route-to", "DINSOS")
     phone.fill("#form-route input[name=note]", "bantuan sosial, bukan kependudukan")
     phone.click("#form-route button[type=submit]")
