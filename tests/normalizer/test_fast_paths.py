@@ -59,3 +59,14 @@ def test_str_split_and_re_whitespace_agree():
 
     ws = re.compile(r"\s")
     assert [c for c in map(chr, range(sys.maxunicode + 1)) if bool(ws.match(c)) != c.isspace()] == []
+
+
+@pytest.mark.parametrize("text", [
+    "RT 03/RW 02 ds. jati", "anak-anak/ibu-ibu", "jalan2/gang2 rusak", "a//b /c/ tolonggg/", "kec.Tugu/Pule",
+])
+def test_tokens_same_without_spacing_slashes(text):
+    """scan() used to tokenise text.replace('/', ' / '); normalize now shares the plain tokens."""
+    from normalizer.text import raw_tokens
+
+    folded = fold(text)
+    assert raw_tokens(folded.replace("/", " / ")) == raw_tokens(folded)
