@@ -165,8 +165,12 @@ def _overdue(session: Session, acc: _Acc, now: datetime, opd, channel, kecamatan
 
 def _from_tickets(session: Session, acc: _Acc, now: datetime, conds: list) -> None:
     overdue = case((and_(T.c.status.in_(OPEN_STATUSES), T.c.due_at < now), 1), else_=0)
-    key = (T.c.status, T.c.opd_code, T.c.channel, T.c.kecamatan_code, T.c.urgency)
-    rows = session.execute(select(*key, func.count(), func.sum(overdue)).where(and_(True, *conds)).group_by(*key)).all()
+    # Grouping by `status || ''` instead of the bare column: otherwise SQLite walks all of
+    # ix_tickets_status_opd to save a sort instead of reading a range of the created_at index
+    # (10 s instead of under 3 at a million tickets, 30 days, on a loaded machine).
+    key = ((T.c.status + literal("")).label("status"), T.c.opd_code, T.c.channel, T.c.kecamatan_code, T.c.urgency)
+    q = select(*key, func.count(), func.sum(overdue)).where(and_(True, *conds)).group_by(*key)
+    rows = session.execute(q).all()
     _fold(acc, ((s, o, c, k, u, n) for s, o, c, k, u, n, _ in rows))
     _fold(acc, ((s, o, c, k, u, int(od or 0)) for s, o, c, k, u, _, od in rows), overdue=True)
 
