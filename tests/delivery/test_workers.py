@@ -107,7 +107,7 @@ def test_two_worker_processes_deliver_2000_tickets_exactly_once(pg_url, seeded):
         codes = bulk_tickets(get_engine(), N)
         procs = [worker(pg_url, "--until-empty", "--batch", "50", "--concurrency", "8", "--lease", "30",
                         "--max-attempts", "5") for _ in range(2)]
-        outs = [finish(p, 180) for p in procs]
+        outs = [finish(p, 300) for p in procs]
         handled = [int(o.strip().rsplit("handled=", 1)[1]) for o in outs]
         assert all(h > 0 for h in handled), handled  # both processes did real work
         with Session(get_engine()) as s:
