@@ -163,3 +163,28 @@ def test_cached_overdue_turns_over_when_a_ticket_passes_its_due_time(sqlite_url,
     time.sleep(2.0)
     with session_scope() as s:
         assert stats.summary(s)["overdue"] == 1  # no data changed, only the clock
+
+
+def test_cache_never_serves_another_dataset_after_truncate(db_url, seeded, request):
+    """Test suites empty PostgreSQL with TRUNCATE ... RESTART IDENTITY between tests: the same
+    ids come back with different data, and the cache must notice."""
+    from sqlalchemy import text
+
+    from hub import stats
+    from hub.db import get_engine, session_scope
+
+    with session_scope() as s:
+        make_ticket(s, "AAA0001", "PUPR", status="menunggu")
+    with session_scope() as s:
+        assert stats.summary(s)["by_status"] == {"menunggu": 1}
+    with get_engine().begin() as conn:
+        if get_engine().dialect.name == "postgresql":
+            conn.execute(text("TRUNCATE ticket_events, tickets, incidents, ticket_counts RESTART IDENTITY CASCADE"))
+        else:
+            conn.execute(text("DELETE FROM ticket_events"))
+            conn.execute(text("DELETE FROM tickets"))
+            conn.execute(text("DELETE FROM ticket_counts"))
+    with session_scope() as s:
+        make_ticket(s, "BBB0001", "DLH", status="diproses")
+    with session_scope() as s:
+        assert stats.summary(s)["by_status"] == {"diproses": 1}
