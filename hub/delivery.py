@@ -302,6 +302,18 @@ def _register_jobs() -> None:
     from hub.workers import register_periodic
 
     register_periodic("outbox_gauges", 30, outbox_gauges_job)
+    register_periodic("outbox_purge", 3600, outbox_purge_job)
+
+
+async def outbox_purge_job() -> None:
+    """Sent rows older than SIMPUL_OUTBOX_RETENTION_DAYS go; pending and dead rows never do."""
+    from datetime import timedelta
+
+    from hub.outbox import purge_done
+
+    days = get_settings().outbox_retention_days
+    while await asyncio.to_thread(purge_done, get_engine(), timedelta(days=days)) == 5000:
+        pass
 
 
 _register_jobs()

@@ -261,6 +261,28 @@ def replay(session: Session, outbox_id: int) -> Outbox:
     return row
 
 
+def replay_many(session: Session, kind: str | None = None, target: str | None = None,
+                limit: int = 1000) -> list[int]:
+    """Replay the dead letters of a kind and/or target (an OPD server that was broken is fixed)."""
+    q = select(Outbox.id).where(Outbox.state == "dead")
+    if kind:
+        q = q.where(Outbox.kind == kind)
+    if target:
+        q = q.where(Outbox.target == target)
+    ids = list(session.scalars(q.order_by(Outbox.id).limit(limit)))
+    for oid in ids:
+        replay(session, oid)
+    return ids
+
+
+def purge_done(engine: Engine, older_than: timedelta, limit: int = 5000) -> int:
+    """Delete sent rows older than the retention (their "delivered" ticket events stay)."""
+    cutoff = datetime.now(timezone.utc) - older_than
+    with writer(engine).begin() as conn:
+        ids = select(OUT.c.id).where(OUT.c.state == "done", OUT.c.done_at < cutoff).limit(limit)
+        return conn.execute(OUT.delete().where(OUT.c.id.in_(ids.scalar_subquery()))).rowcount
+
+
 @dataclass(frozen=True)
 class Page:
     rows: list[Outbox]

@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     smtp_from: str = "simpul@trenggalekkab.go.id"
     smtp_ca_file: Path | None = None  # extra CA for the SMTP server's certificate (a self-signed one)
     escalation_interval_s: float = 60.0  # how often the SLA escalation job looks for overdue tickets
+    outbox_retention_days: int = 30  # sent outbox rows are deleted after this (ticket events keep the record)
     rate_limit_per_sender: int = Field(default=20, description="messages per sender per 10 minutes")
 
     @model_validator(mode="after")

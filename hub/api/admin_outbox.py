@@ -29,6 +29,19 @@ def list_outbox(state: Literal["pending", "done", "dead"] | None = Query(None, d
             "counts": outbox.counts(session)}
 
 
+@router.post("/replay")
+def replay_dead_letters(kind: str | None = Query(None, max_length=20), target: str | None = Query(None, max_length=200),
+                        session: Session = Depends(write_session), who: Principal = Depends(principal)):
+    """Replay every dead letter of a kind and/or target (at most 1000 per call): after an OPD
+    fixed its server. Give at least one filter."""
+    require(who, "admin")
+    if not kind and not target:
+        raise HTTPException(400, "give kind and/or target: replaying every dead letter at once is rarely meant")
+    ids = outbox.replay_many(session, kind=kind, target=target)
+    session.commit()
+    return {"replayed": len(ids), "ids": ids}
+
+
 @router.get("/{outbox_id}")
 def get_outbox_row(outbox_id: int, session: Session = Depends(db_session), who: Principal = Depends(principal)):
     require(who, "admin")

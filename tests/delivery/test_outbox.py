@@ -7,6 +7,7 @@ import time
 from datetime import datetime, timezone
 
 import pytest
+from sqlalchemy import select
 from sqlmodel import Session
 
 from adapters.base import PermanentError, RetryableError
@@ -176,3 +177,22 @@ async def test_outbox_gauges_job_sets_the_metric(engine):
     await outbox_gauges_job()
     assert REGISTRY.get_sample_value("simpul_outbox_pending", {"state": "dead"}) == 1
     assert REGISTRY.get_sample_value("simpul_outbox_pending", {"state": "pending"}) == 2
+
+
+def test_bulk_replay_and_purge(client, admin_headers, engine):
+    from datetime import timedelta
+
+    pupr = _rows(3, kind="deliver", target="PUPR")
+    dlh = _rows(1, kind="deliver", target="DLH")
+    for row in outbox.claim(engine, 10, 60):
+        outbox.mark_failed(engine, row, PermanentError("HTTP 404"), 12)
+    assert client.post("/api/v1/admin/outbox/replay", headers=admin_headers).status_code == 400
+    r = client.post("/api/v1/admin/outbox/replay?target=PUPR", headers=admin_headers)
+    assert r.status_code == 200 and r.json() == {"replayed": 3, "ids": pupr}
+    assert _get(engine, dlh[0]).state == "dead"
+    for row in outbox.claim(engine, 10, 60):
+        outbox.mark_done(engine, row)
+    assert outbox.purge_done(engine, timedelta(days=30)) == 0  # fresh: kept
+    assert outbox.purge_done(engine, timedelta(seconds=0)) == 3  # done rows only
+    with Session(engine) as s:
+        assert [r.id for r in s.scalars(select(Outbox))] == dlh  # the dead letter stays
