@@ -129,9 +129,6 @@ def seed(url: str, n: int, batch: int = 20_000, seed_value: int = 7) -> float:
     folded = compact_counts(engine)
     print(f"  compact_counts folded {folded:,} rollup rows in {(time.perf_counter() - t1) * 1000:.0f} ms "
           f"(the running hub does this every minute)")
-    if engine.dialect.name == "postgresql":  # what autovacuum does right after (migration settings)
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("VACUUM ANALYZE ticket_counts"))
     engine.dispose()
     return elapsed
 
