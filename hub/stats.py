@@ -343,8 +343,18 @@ def trend(session: Session, since: datetime | None = None, until: datetime | Non
           now: datetime | None = None, tz_offset_h: int = 7) -> dict[str, Any]:
     """Tickets received per day (periods up to 62 days) or per week, in local time (WIB).
 
-    Without a period: the last 12 weeks. Buckets are filled with zeros so the chart has no gaps.
+    Without a period: the last 12 weeks (cached like the summary: by the data version, and
+    per hour so the window moves on). Buckets are filled with zeros so the chart has no gaps.
     """
+    if since is None and until is None and now is None:
+        hour = datetime.now(timezone.utc).strftime("%Y%m%d%H")
+        key = ("trend", str(session.get_bind().url), opd, channel, kecamatan, tz_offset_h, hour,
+               data_version(session))
+        return _cached(key, lambda: _trend(session, None, None, opd, channel, kecamatan, None, tz_offset_h))
+    return _trend(session, since, until, opd, channel, kecamatan, now, tz_offset_h)
+
+
+def _trend(session: Session, since, until, opd, channel, kecamatan, now, tz_offset_h: int) -> dict[str, Any]:
     now = _aware(now) or datetime.now(timezone.utc)
     until = _aware(until) or now
     since = _aware(since) or (until - timedelta(weeks=12))

@@ -188,3 +188,15 @@ def test_cache_never_serves_another_dataset_after_truncate(db_url, seeded, reque
         make_ticket(s, "BBB0001", "DLH", status="diproses")
     with session_scope() as s:
         assert stats.summary(s)["by_status"] == {"diproses": 1}
+
+
+def test_cached_default_trend_counts_a_new_ticket_at_once(known, engine):
+    from hub import stats
+    from hub.db import session_scope
+
+    with session_scope() as s:
+        before = sum(p["n"] for p in stats.trend(s)["points"])
+        assert sum(p["n"] for p in stats.trend(s)["points"]) == before
+        make_ticket(s, "NEW0001", "DLH")
+    with session_scope() as s:
+        assert sum(p["n"] for p in stats.trend(s)["points"]) == before + 1
