@@ -128,7 +128,13 @@ def test_many_processes_step_each_level_once(engine, seeded):
 
 
 def test_job_is_registered():
-    import hub.escalation  # noqa: F401
+    """hub.plugins imports hub.escalation, whose register() adds the periodic job (other test
+    modules may restore PERIODIC to an earlier snapshot, so register again here)."""
+    from hub import plugins
+    from hub.escalation import escalation_job, register
+    from hub.settings import get_settings
     from hub.workers import PERIODIC
 
-    assert "sla_escalation" in [name for name, _s, _fn in PERIODIC]
+    assert "hub.escalation" in plugins.MODULES
+    register()
+    assert ("sla_escalation", get_settings().escalation_interval_s, escalation_job) in PERIODIC
