@@ -9,7 +9,7 @@ from typing import Any
 from normalizer.incidents import category_family
 from normalizer.reporter import find_name, find_nik, find_phone, is_valid_nik, mask_nik, mask_niks, to_e164
 from normalizer.regency import URGENCY_CALM, URGENCY_DARURAT, URGENCY_TINGGI, Regency
-from normalizer.router import route, words_from_tokens
+from normalizer.router import discount_landmarks, route, words_from_tokens
 from normalizer.text import clean_text, fold, raw_tokens, stem
 from normalizer.types import InboundMessage, Place, Reporter, Routing, TicketDraft, Urgency
 
@@ -163,6 +163,8 @@ def normalize(msg: InboundMessage, regency: Regency, now: datetime) -> TicketDra
             s, label = prior.get(it["opd"], (0.0, ""))
             prior[it["opd"]] = (s + 3.0, f"field incident_type '{itype}'")
         hits = regency.matcher.find_tokens(words, tokens)
+        near = regency.near_matcher.find(words, tokens, hits)
+        hits = discount_landmarks(hits + near if near else hits, words)
         res = route(tokens, hits, regency.rules, regency.opd_codes, regency.model, prior,
                     regency.triage_opd, regency.min_confidence, regency.rule_weight)
         routing = Routing(res.opd, round(res.confidence, 3), res.rule, res.needs_triage, res.candidates)

@@ -31,6 +31,14 @@ LOCATIVE_OK = frozenset({"panggul", "pule", "tugu", "karangan", "bendungan", "su
                          "bodag", "cakul", "karangtengah", "widoro", "kembangan", "prambon", "depok",
                          "gador", "kamulan", "parakan", "dawuhan", "tamanan", "sengon", "pakel", "besuki"})
 
+# Facilities named after their place ("puskesmas Karangan", "pasar Pule", "SMPN 1 Tugu", "polsek
+# Gandusari"): a name right after one (a number or "negeri" may come between) is a place even
+# when it is also an ordinary word, and a kecamatan found so counts before bare mentions.
+FACILITIES = frozenset({"puskesmas", "puskes", "pkm", "pustu", "polindes", "ponkesdes", "pasar", "polsek",
+                        "koramil", "kua", "sdn", "sdi", "smpn", "smp", "sman", "sma", "smkn", "smk", "mts",
+                        "mtsn", "man", "terminal", "stasiun", "spbu", "upt", "uptd", "lapangan", "alun"})
+_FACILITY_GAP = frozenset({"negeri", "n", "1", "2", "3", "4", "5", "6", "7", "8", "9"})
+
 _SPELLING = [("dj", "j"), ("tj", "c"), ("oe", "u"), ("dh", "d"), ("th", "t"), ("kh", "k"), ("sj", "sy")]
 _RTRW_RE = re.compile(r"\brt\.?\s*0*(\d{1,3})\s*(?:/|rw\.?)\s*(?:rw\.?)?\s*0*(\d{1,3})\b")
 _UNSEEN = object()
@@ -173,9 +181,10 @@ class Gazetteer:
                 return hit, 1
         return None, 0
 
-    def _mention(self, t: str, nxt: str | None, loc: bool) -> tuple[str | None, list[str] | None, int] | None:
+    def _mention(self, t: str, nxt: str | None, loc: int) -> tuple[str | None, list[str] | None, int] | None:
         """An unmarked place name at token t (joined with the next token first): (kecamatan code,
-        desa codes, tokens used) or None. Pure given the gazetteer, so scan_tokens memoises it."""
+        desa codes, tokens used) or None. loc: 1 after a locative, 2 after a facility word.
+        Pure given the gazetteer, so scan_tokens memoises it."""
         joined = t + nxt if nxt is not None else None
         for cand, used in ((joined, 2), (t, 1)):
             if not cand:
@@ -183,7 +192,7 @@ class Gazetteer:
             key = canon(cand)
             if key in self.kabupaten_keys or len(key) < 4:
                 continue
-            if key in COMMON_WORDS and not (loc and key in LOCATIVE_OK):
+            if key in COMMON_WORDS and not (loc == 2 or (loc and key in LOCATIVE_OK)):
                 continue
             kec = self.kec_by_key.get(key)
             desa = self.desa_by_key.get(key)
@@ -209,6 +218,7 @@ class Gazetteer:
         memo = self._mention_memo
         kec_marked: list[str] = []
         kec_loose: list[str] = []
+        kec_facility: list[str] = []
         desa_marked: list[list[str]] = []
         desa_loose: list[list[str]] = []
         dusun: str | None = None
@@ -237,7 +247,11 @@ class Gazetteer:
                     i += 2
                     continue
             # unmarked mention: exact (or one-edit for long names), never a common word bare
-            loc = i > 0 and toks[i - 1] in LOCATIVES
+            loc = 1 if i > 0 and toks[i - 1] in LOCATIVES else 0
+            if i > 0 and (toks[i - 1] in FACILITIES or (
+                    toks[i - 1] in _FACILITY_GAP and i > 1 and (toks[i - 2] in FACILITIES or (
+                        toks[i - 2] in _FACILITY_GAP and i > 2 and toks[i - 3] in FACILITIES)))):
+                loc = 2
             nxt = toks[i + 1] if i + 1 < n else None
             memo_key = (t, nxt, loc)
             found = memo.get(memo_key, _UNSEEN)
@@ -248,8 +262,8 @@ class Gazetteer:
                 memo[memo_key] = found
             if found is not None:
                 kec, desa, used = found
-                if kec:
-                    kec_loose.append(kec)  # a name shared by kecamatan and desa reads as kecamatan
+                if kec:  # a name shared by kecamatan and desa reads as kecamatan
+                    (kec_facility if loc == 2 else kec_loose).append(kec)
                 else:
                     desa_loose.append(list(desa))
                 i += used - 1
@@ -260,6 +274,8 @@ class Gazetteer:
             kec_code = self.find_kecamatan(kec_hint)
         if not kec_code and kec_marked:
             kec_code = kec_marked[0]
+        if not kec_code and kec_facility:
+            kec_code = kec_facility[0]
         desa_lists: list[list[str]] = []
         if desa_hint:
             hinted = self.find_desa(desa_hint)

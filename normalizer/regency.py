@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from normalizer.gazetteer import COMMON_WORDS, Gazetteer, canon
-from normalizer.router import NBModel, PhraseMatcher, Rule
-from normalizer.text import norm_label
+from normalizer.router import NBModel, NearMatcher, PhraseMatcher, Rule, _phrase_words
+from normalizer.text import STOPWORDS, norm_label
 
 URGENCY_DARURAT, URGENCY_TINGGI, URGENCY_CALM = 0, 1, 2
+STRONG_FACTOR = 1.5  # strong_keywords: one of them alone names its OPD
 
 
 class RegencyConfigError(ValueError):
@@ -36,6 +37,7 @@ class Regency:
     opd_categories: dict[str, tuple[str | None, str | None]]
     place_keys: frozenset[str]
     marker_place_keys: frozenset[str]
+    near_matcher: NearMatcher = field(default_factory=NearMatcher)
     model: NBModel | None = None
     model_examples: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -68,6 +70,7 @@ def build_regency(wilayah_csv: str, categories: dict, routing: dict, opds: list[
 
     rules: list[Rule] = []
     phrases: list[tuple[str, int, float]] = []
+    near_specs: list[tuple[int, float, list[str], list[str], int]] = []
     for i, r in enumerate(routing.get("rules") or []):
         where = f"routing.yaml rules[{i}] ({r.get('id', '?')})"
         opd = r.get("opd")
@@ -77,10 +80,31 @@ def build_regency(wilayah_csv: str, categories: dict, routing: dict, opds: list[
         weight = float(r.get("weight", 1.0))
         rules.append(Rule(str(r.get("id", f"rule{i}")), opd, cat, sub, weight))
         kws = r.get("keywords") or []
-        if not isinstance(kws, list) or not kws:
+        strong = r.get("strong_keywords") or []
+        if not isinstance(kws, list) or not kws or not isinstance(strong, list):
             raise RegencyConfigError(f"{where}: needs a non-empty keywords list")
-        for kw in kws:
-            phrases.append((str(kw), len(rules) - 1, weight))
+        strong_keys = {" ".join(_phrase_words(str(k))) for k in strong}
+        # strong first: the matcher keeps a rule's first weight for a phrase
+        for kw, kw_weight in [(k, weight * STRONG_FACTOR) for k in strong] + [
+                (k, weight) for k in kws if " ".join(_phrase_words(str(k))) not in strong_keys]:
+            ws = _phrase_words(str(kw))
+            if not ws or all(w in STOPWORDS for w in ws):
+                # e.g. an abbreviation table entry "smp" -> "sampai" made a school keyword match
+                # every "sampai" ("until") in every message
+                raise RegencyConfigError(f"{where}: keyword {kw!r} reads as {' '.join(ws)!r} after abbreviation "
+                                         "expansion: only stopwords, it would match ordinary messages")
+            phrases.append((str(kw), len(rules) - 1, kw_weight))
+        for j, nr in enumerate(r.get("near") or []):
+            nwhere = f"{where} near[{j}]"
+            if not isinstance(nr, dict) or not nr.get("a") or not nr.get("b"):
+                raise RegencyConfigError(f"{nwhere}: expected {{a: [words], b: [words], window: n}}")
+            for side in ("a", "b"):
+                for w in nr[side]:
+                    ws = _phrase_words(str(w))
+                    if len(ws) != 1 or ws[0] in STOPWORDS:
+                        raise RegencyConfigError(f"{nwhere}: {w!r} must be one non-stopword word")
+            near_specs.append((len(rules) - 1, weight * float(nr.get("factor", 1.5)),
+                               [str(w) for w in nr["a"]], [str(w) for w in nr["b"]], int(nr.get("window", 5))))
 
     urg = routing.get("urgency") or {}
     uphr = [(str(p), URGENCY_DARURAT, 1.0) for p in urg.get("darurat", [])]
@@ -136,6 +160,7 @@ def build_regency(wilayah_csv: str, categories: dict, routing: dict, opds: list[
         opd_categories=opd_cats,
         place_keys=frozenset(place_keys),
         marker_place_keys=frozenset(list(gaz.kec_by_key) + list(gaz.desa_by_key)),
+        near_matcher=NearMatcher.build(near_specs),
         model=model,
         model_examples=model.examples if model else 0,
     )

@@ -239,12 +239,18 @@ class PhraseMatcher:
         """-> (target index, weight, original phrase, token position) for each match."""
         out = []
         seen: set[tuple[int, int, str]] = set()
+        covered: set[int] = set()  # words inside a longer surface keyword: no root match there
         for regex, text, table in ((self.surface, words_text, self.targets),
                                    (self.rooted, stemmed_text, self.root_targets)):
             if regex is None or text is None:
                 continue
             for m in regex.finditer(text):
                 pos = text.count(" ", 0, m.start())
+                n_words = m.group(0).count(" ") + 1
+                if table is self.targets and n_words > 1:
+                    covered.update(range(pos, pos + n_words))
+                elif table is self.root_targets and pos in covered:
+                    continue
                 for idx, w, phrase in table[m.group(0)]:
                     if (idx, pos, phrase) not in seen:
                         seen.add((idx, pos, phrase))
@@ -257,10 +263,12 @@ class PhraseMatcher:
         order (leftmost, longest, non-overlapping, whole words), without the big regex."""
         out = []
         seen: set[tuple[int, int, str]] = set()
+        covered: set[int] = set()  # words inside a longer surface keyword ("izin lingkungan")
         for toks, trie, table in ((words, self.trie, self.targets),
                                   (stems, self.root_trie, self.root_targets)):
             if toks is None or not trie:
                 continue
+            rooted = trie is self.root_trie
             n = len(toks)
             end = 0  # matches never overlap: the next one starts after the previous one ends
             for i in [i for i, t in enumerate(toks) if t in trie]:
@@ -278,10 +286,93 @@ class PhraseMatcher:
                         break
                     j += 1
                 if key is not None:
+                    if not rooted and end - i > 1:
+                        covered.update(range(i, end))
+                    elif rooted and i in covered:  # found (the walk goes on as before), not counted
+                        continue
                     for idx, w, phrase in table[key]:
                         if (idx, i, phrase) not in seen:
                             seen.add((idx, i, phrase))
                             out.append((idx, w, phrase, i))
+        return out
+
+
+# Words that make the next keyword a landmark ("depan pasar", "dekat SDN 2"): where the problem
+# is, not what it is about.
+LANDMARK_PREPS = frozenset({"depan", "dekat", "samping", "belakang", "sebelah", "seberang", "sekitar",
+                            "arah", "menuju", "sebelahnya", "pinggir"})
+LANDMARK_FACTOR = 0.25
+
+
+def discount_landmarks(hits: list[tuple[int, float, str, int]], words: list[str]) -> list[tuple[int, float, str, int]]:
+    """A keyword right after a landmark preposition weighs LANDMARK_FACTOR of its weight."""
+    if not hits or LANDMARK_PREPS.isdisjoint(words):
+        return hits
+    return [(idx, w * LANDMARK_FACTOR, p, pos) if pos > 0 and words[pos - 1] in LANDMARK_PREPS else (idx, w, p, pos)
+            for idx, w, p, pos in hits]
+
+
+_NEAR_FILLER = STOPWORDS | _MARKERS | {"rt", "rw", "dusun", "kecamatan", "kabupaten", "no", "nomor"}
+
+
+@dataclass
+class NearMatcher:
+    """Pairs of word sets of one rule a few content words apart: an object and its state with a
+    place or a filler in between ("jalan di desa X kec Y rusak parah" is "jalan ... rusak").
+    Words match by stem, so "berlubang" is "lubang" and "kerusakan" is "rusak"."""
+
+    # pair no -> (rule index, weight, label of the spec, window in content words); a match is
+    # labelled by the words it found ("jalan ... berlubang")
+    pairs: list[tuple[int, float, str, int]] = field(default_factory=list)
+    index: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # stem -> [(pair no, side)]
+
+    @classmethod
+    def build(cls, specs: list[tuple[int, float, list[str], list[str], int]]) -> "NearMatcher":
+        """specs: (rule index, weight, words of side a, words of side b, window)."""
+        m = cls()
+        for idx, weight, side_a, side_b, window in specs:
+            no = len(m.pairs)
+            label = f"{side_a[0]} ... {side_b[0]}"
+            m.pairs.append((idx, weight, label, window))
+            for side, ws in ((0, side_a), (1, side_b)):
+                for w in ws:
+                    key = "".join(stem(x) for x in _phrase_words(w))
+                    lst = m.index.setdefault(key, [])
+                    if (no, side) not in lst:
+                        lst.append((no, side))
+        return m
+
+    def find(self, words: list[str], stems: list[str],
+             hits: list[tuple[int, float, str, int]]) -> list[tuple[int, float, str, int]]:
+        """Near-pair matches as (rule index, weight, label, position of the later word), except
+        where a multi-word keyword of the same rule already matched inside the pair's stretch."""
+        index = self.index
+        if not index:
+            return []
+        found: dict[int, tuple[list[tuple[int, int]], list[tuple[int, int]]]] = {}
+        c = 0  # content-word position: stopwords, place markers and numbers do not count
+        for i, st in enumerate(stems):
+            if words[i] in _NEAR_FILLER or words[i].isdigit():
+                continue
+            for no, side in index.get(st, ()):
+                found.setdefault(no, ([], []))[side].append((c, i))
+            c += 1
+        out = []
+        for no, (side_a, side_b) in found.items():
+            if not side_a or not side_b:
+                continue
+            idx, w, _label, window = self.pairs[no]
+            close = [(abs(ca - cb), min(ia, ib), max(ia, ib), ib) for ca, ia in side_a for cb, ib in side_b
+                     if ia != ib and abs(ca - cb) <= window]
+            if not close:
+                continue
+            _d, lo, hi, _b = min(close)
+            label = f"{words[lo]} ... {words[hi]}"
+            if any(h_idx == idx and lo <= pos <= hi and " " in p.strip() for h_idx, _w, p, pos in hits):
+                continue
+            # a second state word ("makadam dan becek") is more evidence, a third no more
+            states = len({stems[ib] for *_x, ib in close})
+            out.append((idx, w * (1.25 if states > 1 else 1.0), label, hi))
         return out
 
 

@@ -41,7 +41,9 @@ ABBREVIATIONS: dict[str, str] = {
     "lampu2": "lampu", "jalan2": "jalan", "anak2": "anak", "rumah2": "rumah",
     "hp": "hp", "wa": "whatsapp", "ktp": "ktp", "ektp": "ktp", "kk": "kk",
     "pju": "pju", "pdam": "pdam", "plg": "pulang", "brp": "berapa", "brapa": "berapa",
-    "smpe": "sampai", "smp": "sampai", "sampe": "sampai", "ampe": "sampai",
+    # never "smp" -> "sampai": SMP is the junior high school (a DINDIK keyword); the regency
+    # refuses a keyword that this table turns into stopwords
+    "smpe": "sampai", "smpai": "sampai", "sampe": "sampai", "ampe": "sampai",
     "dket": "dekat", "dkt": "dekat", "deket": "dekat", "dpn": "depan", "dpan": "depan",
     "blkg": "belakang", "sblh": "sebelah", "smpng": "samping", "ttg": "tentang",
     "bsk": "besok", "td": "tadi", "tdi": "tadi", "lbh": "lebih", "krg": "kurang",
@@ -87,7 +89,7 @@ JAVANESE: dict[str, str] = {
     "dibenakke": "diperbaiki", "didandani": "diperbaiki", "dandani": "perbaiki", "ndandani": "perbaiki",
     "dibenahi": "diperbaiki", "mbenakke": "perbaiki", "bubrah": "rusak", "pecah": "pecah",
     "wedi": "takut", "ajur": "hancur", "kleleb": "tenggelam", "kintir": "hanyut",
-    "macet": "macet", "nang": "di", "ning": "di", "neng": "di", "teng": "di",
+    "ngamuk": "mengamuk", "mlebu": "masuk", "mlebet": "masuk", "macet": "macet", "nang": "di", "ning": "di", "neng": "di", "teng": "di",
     "karo": "dengan", "kaliyan": "dengan", "sing": "yang", "ingkang": "yang", "iki": "ini",
     "niki": "ini", "kuwi": "itu", "niku": "itu", "lan": "dan", "opo": "apa", "nopo": "apa",
     "piye": "bagaimana", "pripun": "bagaimana", "kapan": "kapan", "kok": "kok",

@@ -96,7 +96,7 @@ def test_must_not_route_to(norm, text, not_opd):
 @pytest.mark.parametrize("channel,text,opd", [
     ("psc119", "pasien di rumah butuh bantuan", "DINKES"),
     ("bpbd", "warga butuh bantuan segera", "BPBD"),
-    ("sms", "mohon info", "DUKCAPIL"),
+    ("sms", "mohon info", "DISKOMINFO"),  # vague: triage (DISKOMINFO), not Dukcapil unread
     ("sms", "jalan rusak parah berlubang mohon diperbaiki", "PUPR"),   # text says otherwise
     ("sms", "air pdam mati sdh 3 hari", "PDAM"),
 ])
