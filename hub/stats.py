@@ -127,7 +127,12 @@ def compact_counts(engine: Engine, max_rows: int = 2_000_000) -> int:
         conn.rollback()
     if compact_already(n_rows, totals):
         return 0
-    with writer(engine).begin() as conn:  # ids only grow: rows <= top are exactly those read
+    with writer(engine).begin() as conn:
+        # Ids only grow, so rows <= top are those read, unless another process compacted in
+        # between (then it already folded them: leave it, or they would count twice).
+        still = conn.execute(select(func.count()).where(C.c.id <= top)).scalar_one()
+        if still != n_rows:
+            return 0
         write(conn, top, totals)
     return n_rows
 

@@ -200,3 +200,33 @@ def test_cached_default_trend_counts_a_new_ticket_at_once(known, engine):
         make_ticket(s, "NEW0001", "DLH")
     with session_scope() as s:
         assert sum(p["n"] for p in stats.trend(s)["points"]) == before + 1
+
+
+def test_two_compactions_racing_on_sqlite_never_count_twice(sqlite_url, seeded, monkeypatch):
+    """The SQLite fold reads without the write lock; if another compaction slips in between,
+    the second write must notice and leave the rows alone."""
+    from hub import stats
+    from hub.db import get_engine, session_scope
+
+    with session_scope() as s:
+        for i in range(3):
+            make_ticket(s, f"RACE00{i}", "PUPR")
+    engine = get_engine()
+    import hub.db
+
+    real_writer = hub.db.writer
+    raced = {}
+
+    def writer_after_a_race(e=None):
+        if not raced:  # the other process compacts between our read and our write
+            raced["done"] = True
+            monkeypatch.setattr(hub.db, "writer", real_writer)
+            assert stats.compact_counts(engine) == 3
+        return real_writer(e)
+
+    monkeypatch.setattr(hub.db, "writer", writer_after_a_race)
+    assert stats.compact_counts(engine) == 0  # noticed, left the rows alone
+    assert raced
+    with session_scope() as s:
+        assert stats.rollup_matches(s)
+        assert stats.summary(s, use_cache=False)["total"] == 3
