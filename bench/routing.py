@@ -1,6 +1,8 @@
 """Routing benchmark: top-1 OPD accuracy and macro-F1 on the hand-written eval set for
 (a) keyword rules alone, (b) rules + the model learned on the synthetic training part, and a
-plain TF-IDF + LinearSVC baseline trained on the same part. Prints figures; asserts nothing.
+plain TF-IDF + LinearSVC baseline trained on the same part; then the regression table
+(tests/data/routing_regressions.jsonl: OPD or triage expected, hotline fields included), which
+tests/normalizer/test_regressions.py asserts for rules alone. Prints figures; asserts nothing.
 
     .venv/bin/python bench/routing.py [--train tests/data/routing_train.jsonl] [--errors]
 """
@@ -16,10 +18,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import EVAL, TRAIN, load_jsonl, regency  # noqa: E402
+from _common import EVAL, ROOT, TRAIN, load_jsonl, regency  # noqa: E402
 
 from normalizer import normalize, train_router  # noqa: E402
 from normalizer.types import InboundMessage  # noqa: E402
+
+
+REGRESSIONS = ROOT / "tests" / "data" / "routing_regressions.jsonl"
 
 
 def macro_f1(gold: list[str], pred: list[str]) -> float:
@@ -43,7 +48,8 @@ def run_normalizer(reg, rows: list[dict]) -> tuple[list[str], list[bool]]:
     now = datetime.now(timezone.utc)
     preds, triaged = [], []
     for r in rows:
-        d = normalize(InboundMessage(channel=r.get("channel") or "web", text=r["text"]), reg, now)
+        d = normalize(InboundMessage(channel=r.get("channel") or "web", text=r["text"],
+                                     fields=r.get("fields") or {}), reg, now)
         preds.append(d.routing.opd)
         triaged.append(d.routing.needs_triage)
     return preds, triaged
@@ -105,6 +111,13 @@ def main() -> None:
         clf = LinearSVC(C=1.0).fit(x, [r["opd"] for r in tr])
         p_svm = list(clf.predict(vec.transform([r["text"] for r in ev])))
         report("(c) TF-IDF + LinearSVC baseline", gold, p_svm)
+
+    reg_rows = load_jsonl(REGRESSIONS)
+    for name, reg in (("rules alone", regency()), ("rules + learned model", reg_l)):
+        preds, tri = run_normalizer(reg, reg_rows)
+        ok = sum((t if r.get("triage") else True) and ("opd" not in r or (p == r["opd"] and not t))
+                 for r, p, t in zip(reg_rows, preds, tri))
+        print(f"regressions ({len(reg_rows)} lines), {name:<22} as expected {ok}/{len(reg_rows)}")
 
     if args.errors:
         confusions = Counter((g, p) for g, p in zip(gold, p_learn) if g != p)

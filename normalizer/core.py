@@ -154,14 +154,16 @@ def normalize(msg: InboundMessage, regency: Regency, now: datetime) -> TicketDra
         routing = Routing(sk["opd"], float(sk.get("confidence", 0.97)),
                           f"rule:sms keyword '{keyword}' -> {sk['opd']}", False, ((sk["opd"], 1.0),))
         category, subcategory = sk.get("category"), sk["keywords"][keyword]
+    elif it:
+        # the call taker chose the incident type on the hotline console: it decides, whatever a
+        # keyword or a learned model reads into the caller's words ("ODGJ" is a PSC 119 case)
+        routing = Routing(it["opd"], 0.97, f"field incident_type '{itype}' -> {it['opd']}", False, ((it["opd"], 1.0),))
+        category, subcategory = it["category"], it["subcategory"]
     else:
         prior: dict[str, tuple[float, str]] = {}
         chan = regency.channel_defaults.get(msg.channel)
         if chan:
             prior[chan["opd"]] = (chan["score"], f"channel {msg.channel} default")
-        if it:
-            s, label = prior.get(it["opd"], (0.0, ""))
-            prior[it["opd"]] = (s + 3.0, f"field incident_type '{itype}'")
         hits = regency.matcher.find_tokens(words, tokens)
         near = regency.near_matcher.find(words, tokens, hits)
         hits = discount_landmarks(hits + near if near else hits, words)
@@ -169,9 +171,7 @@ def normalize(msg: InboundMessage, regency: Regency, now: datetime) -> TicketDra
                     regency.triage_opd, regency.min_confidence, regency.rule_weight)
         routing = Routing(res.opd, round(res.confidence, 3), res.rule, res.needs_triage, res.candidates)
         guess = res.candidates[0][0] if res.candidates else res.opd
-        if it and (guess == it["opd"] or res.best_rule is None):
-            category, subcategory = it["category"], it["subcategory"]
-        elif res.best_rule is not None and res.best_rule.opd == guess:
+        if res.best_rule is not None and res.best_rule.opd == guess:
             category, subcategory = res.best_rule.category, res.best_rule.subcategory
         elif chan and guess == chan["opd"]:
             category, subcategory = chan["category"], chan["subcategory"]

@@ -126,3 +126,14 @@ def test_every_keyword_alone_clears_triage(norm):
         if (r.opd, r.needs_triage) != (opd, False):
             wrong.append(f"{rid} {kw!r}: {r.rule}")
     assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("channel, text, itype, opd", [
+    ("psc119", "ODGJ mengamuk di desa Gembleb", "ODGJ", "DINKES"),  # 'odgj' is a DINSOS keyword
+    ("psc119", "rumah terbakar, korban sesak napas", "sesak napas", "DINKES"),
+    ("bpbd", "banjir masuk rumah, listrik korslet, api kecil", "Banjir", "BPBD"),
+])
+def test_a_known_incident_type_decides(norm, channel, text, itype, opd):
+    r = norm(text, channel=channel, fields={"incident_type": itype}).routing
+    assert (r.opd, r.needs_triage) == (opd, False)
+    assert r.rule == f"field incident_type '{itype.lower()}' -> {opd}"
