@@ -60,8 +60,9 @@ def hotline_spec(config_dir: str) -> HotlineSpec:
             if not isinstance(it, dict):
                 _fail(path, where, f"{name}.{key}: expected a mapping (label, routing, aliases)")
             r = it.get("routing")
-            if r is not None and canon(r) not in {canon(k) for k in known_routing}:
-                _fail(path, where, f"{name}.{key}: routing {r!r} is not an incident type in routing.yaml")
+            if canon(r or key) not in {canon(k) for k in known_routing}:
+                _fail(path, where, f"{name}.{key}: {'routing ' + repr(r) if r else 'the type'} is not an incident "
+                                   "type in routing.yaml, so the normalizer would not know its urgency")
             aliases = tuple(str(a) for a in (it.get("aliases") or []))
             for n in (key, *aliases):
                 if canon(n) in seen:

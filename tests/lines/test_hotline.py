@@ -27,7 +27,7 @@ CASES = [
                  "team": "PSC 1 (ambulans)"}),
     Case("psc119 birth, kecamatan by code, local time", "call__psc119_melahirkan_local_time.json", status=201,
          channel="psc119", reply='"urgency":"darurat"',
-         fields={"incident_type": "melahirkan", "hotline_type": "ibu melahirkan", "kecamatan": "Dongko",
+         fields={"incident_type": "ibu melahirkan", "hotline_type": "ibu melahirkan", "kecamatan": "Dongko",
                  "desa": "Dongko", "triage_colour": "kuning"}),
     Case("bpbd flood", "call__bpbd_banjir.json", status=201, channel="bpbd", reply='"opd":"BPBD"',
          fields={"incident_type": "banjir", "kecamatan": "Watulimo", "desa": "Prigi", "people_affected": 40,
@@ -253,7 +253,10 @@ def test_adapter_send_is_permanent():
 
 
 @pytest.mark.parametrize("edit,problem", [
-    (lambda s: s.replace("routing: stroke,", "routing: strok,"), "routing 'strok' is not an incident type"),
+    (lambda s: s.replace('stroke: {label: "Stroke",', 'stroke: {label: "Stroke", routing: strok,'),
+     "routing 'strok' is not an incident type"),
+    (lambda s: s.replace("      gempa: {", "      hujan es: {label: Hujan es}\n      gempa: {"),
+     "hujan es: the type is not an incident type in routing.yaml"),
     (lambda s: s.replace("  bpbd:\n", "  damkar:\n"), "not a channel in channels.yaml"),
     (lambda s: s.replace("aliases: [cva]", "aliases: [cva, sesak]"), "used twice"),
 ])
