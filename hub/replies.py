@@ -62,7 +62,17 @@ def queue_text(session: Session, ticket: Ticket | None, channel: str, to: str | 
                    ticket_id=ticket.id if ticket else None)
 
 
-def queue_receipt(session: Session, ticket: Ticket, cfg: RegencyConfig) -> Outbox | None:
+def queue_repeat(session: Session, code: str, draft, cfg: RegencyConfig) -> Outbox | None:
+    """A reporter sent the same report again: tell them it is already recorded, under which code."""
+    r = draft.reporter
+    route = reply_route(draft.channel, cfg, r.phone, r.telegram_chat_id, r.lapor_id)
+    if route is None or route[0] == "lapor" or "repeat_receipt" not in cfg.templates:
+        return None
+    return enqueue(session, "reply", route[0], {"channel": route[0], "to": route[1], "ticket_code": code,
+                                                "text": cfg.template("repeat_receipt", code=code)})
+
+
+def queue_receipt(session: Session, ticket: Ticket, cfg: RegencyConfig, opd_label: str | None = None) -> Outbox | None:
     route = _ticket_route(ticket, cfg)
     if route is None or route[0] == "lapor":
         return None
@@ -71,7 +81,7 @@ def queue_receipt(session: Session, ticket: Ticket, cfg: RegencyConfig) -> Outbo
     from hub.tickets import opd_name
 
     name = "receipt_telegram" if route[0] == "telegram" else "receipt"
-    text = cfg.template(name, code=ticket.code, opd_name=opd_name(session, ticket.opd_code))
+    text = cfg.template(name, code=ticket.code, opd_name=opd_label or opd_name(session, ticket.opd_code))
     return enqueue(session, "reply", route[0],
                    {"channel": route[0], "to": route[1], "text": text, "ticket_code": ticket.code},
                    ticket_id=ticket.id)

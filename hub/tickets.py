@@ -6,11 +6,11 @@ changes a ticket.
 """
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlmodel import Session
 
 from hub import metrics
@@ -60,45 +60,95 @@ def resolve_code(session: Session, code: str) -> Ticket | None:
     return None
 
 
-def _find_repeat(session: Session, draft: TicketDraft, now: datetime) -> Ticket | None:
-    r = draft.reporter
-    who = None
-    if r.phone:
-        who = Ticket.reporter_phone == r.phone
-    elif r.telegram_chat_id:
-        who = Ticket.reporter_chat_id == r.telegram_chat_id
-    if who is None:
-        return None
-    recent = session.scalars(select(Ticket).where(who, Ticket.created_at >= now - REPEAT_WINDOW,
-                                                  Ticket.status.in_(OPEN_STATUSES))
-                             .order_by(Ticket.id.desc()).limit(20))
-    for t in recent:
-        if is_repeat(t.text_original, draft.text_original):
+@dataclass
+class _Recent:
+    id: int  # 0 while the ticket is not flushed yet: then `ticket` has it
+    code: str
+    text: str
+    ticket: Ticket | None = None
+
+
+@dataclass
+class BatchContext:
+    """What creating a batch of tickets needs to look up, loaded once per batch.
+
+    Creating tickets one query at a time cost tens of milliseconds each (every query flushed
+    the session); with this a batch makes a handful of queries, and tickets created earlier in
+    the same batch are seen by later ones (repeats, incidents).
+    """
+
+    opds: dict[str, tuple[str, str]]  # code -> (name, delivery type)
+    incidents: list[Incident] = field(default_factory=list)
+    incident_text: dict[int, str] = field(default_factory=dict)
+    recent: dict[str, list[_Recent]] = field(default_factory=dict)  # reporter key -> open tickets
+    after_flush: list = field(default_factory=list)  # steps that need ids of this batch's tickets
+
+    def opd_name(self, code: str) -> str:
+        return self.opds.get(code, (code, "pull"))[0]
+
+    def delivery_type(self, code: str) -> str:
+        return self.opds.get(code, (code, "pull"))[1]
+
+
+def _reporter_key(phone: str | None, chat_id: str | None) -> str | None:
+    if phone:
+        return f"p:{phone}"
+    if chat_id:
+        return f"c:{chat_id}"
+    return None
+
+
+def batch_context(session: Session, drafts: list[TicketDraft], now: datetime) -> BatchContext:
+    with session.no_autoflush:
+        opds = {o.code: (o.name, (o.delivery or {}).get("type", "pull")) for o in session.scalars(select(Opd))}
+        ctx = BatchContext(opds=opds)
+        phones = {d.reporter.phone for d in drafts if d.reporter.phone}
+        chats = {d.reporter.telegram_chat_id for d in drafts if d.reporter.telegram_chat_id and not d.reporter.phone}
+        if phones or chats:
+            cond = []
+            if phones:
+                cond.append(Ticket.reporter_phone.in_(sorted(phones)))
+            if chats:
+                cond.append(Ticket.reporter_chat_id.in_(sorted(chats)))
+            rows = session.execute(
+                select(Ticket.id, Ticket.code, Ticket.text_original, Ticket.reporter_phone, Ticket.reporter_chat_id)
+                .where(or_(*cond), Ticket.created_at >= now - REPEAT_WINDOW, Ticket.status.in_(OPEN_STATUSES))
+                .order_by(Ticket.id.desc()).limit(2000))
+            for tid, code, text, phone, chat in rows:
+                key = _reporter_key(phone, chat)
+                if key:
+                    ctx.recent.setdefault(key, []).append(_Recent(tid, code, text))
+        since = now - timedelta(hours=INCIDENT_WINDOW_H)
+        ctx.incidents = list(session.scalars(select(Incident).where(Incident.is_open.is_(True), Incident.last_at >= since)
+                                             .order_by(Incident.last_at.desc()).limit(1000)))
+        if ctx.incidents:
+            latest = (select(func.max(Ticket.id)).where(Ticket.incident_id.in_([i.id for i in ctx.incidents]))
+                      .group_by(Ticket.incident_id))
+            for inc_id, text in session.execute(select(Ticket.incident_id, Ticket.text_clean)
+                                                .where(Ticket.id.in_(latest))):
+                ctx.incident_text[inc_id] = text
+    return ctx
+
+
+def _find_repeat(ctx: BatchContext, draft: TicketDraft) -> _Recent | None:
+    key = _reporter_key(draft.reporter.phone, draft.reporter.telegram_chat_id)
+    for t in ctx.recent.get(key, ())[:20] if key else ():
+        if is_repeat(t.text, draft.text_original):
             return t
     return None
 
 
-def _link_incident(session: Session, draft: TicketDraft, now: datetime) -> Incident:
+def _link_incident(session: Session, ctx: BatchContext, draft: TicketDraft, now: datetime) -> Incident:
     family = category_family(draft.category)
     since = now - timedelta(hours=INCIDENT_WINDOW_H)
-    q = select(Incident).where(Incident.is_open.is_(True), Incident.last_at >= since)
-    if family:
-        q = q.where(Incident.category == family)
-    else:
-        q = q.where(Incident.category.is_(None))
-    incidents = list(session.scalars(q.order_by(Incident.last_at.desc()).limit(50)))
-    candidates = []
-    for inc in incidents:
-        sample = session.scalars(select(Ticket.text_clean).where(Ticket.incident_id == inc.id)
-                                 .order_by(Ticket.id.desc()).limit(1)).first() or ""
-        candidates.append(IncidentCandidate(id=inc.id, category=inc.category,
-                                            kecamatan_code=inc.kecamatan_code, desa_code=inc.desa_code,
-                                            latitude=inc.latitude, longitude=inc.longitude,
-                                            last_at=inc.last_at, text=sample))
+    candidates = [IncidentCandidate(id=inc.id, category=inc.category, kecamatan_code=inc.kecamatan_code,
+                                    desa_code=inc.desa_code, latitude=inc.latitude, longitude=inc.longitude,
+                                    last_at=inc.last_at, text=ctx.incident_text.get(inc.id, ""))
+                  for inc in ctx.incidents if inc.category == family and inc.last_at >= since][:50]
     found = match_incident(draft, now, candidates, window_hours=INCIDENT_WINDOW_H) if candidates else None
     if found is not None:
-        inc = session.get(Incident, found)
-        inc.last_at = now
+        inc = next(i for i in ctx.incidents if i.id == found)
+        inc.last_at = max(inc.last_at, now)
         inc.ticket_count += 1
         if draft.urgency.value == "darurat":
             inc.urgency = "darurat"
@@ -109,7 +159,8 @@ def _link_incident(session: Session, draft: TicketDraft, now: datetime) -> Incid
                    longitude=draft.place.longitude, urgency=draft.urgency.value, first_at=now,
                    last_at=now, ticket_count=1)
     session.add(inc)
-    session.flush()
+    session.flush([inc])
+    ctx.incidents.insert(0, inc)
     return inc
 
 
@@ -119,25 +170,58 @@ def opd_name(session: Session, code: str) -> str:
 
 
 def create_from_draft(session: Session, raw: RawMessage, draft: TicketDraft, cfg: RegencyConfig,
-                      now: datetime | None = None) -> Ticket | None:
-    """Turn one stored raw message and its draft into a ticket (or link it as a repeat)."""
+                      now: datetime | None = None, ctx: BatchContext | None = None) -> Ticket | None:
+    """Turn one stored raw message and its draft into a ticket (or link it as a repeat).
+
+    Pass the batch's `ctx` (batch_context) when creating many; without it one is loaded.
+    For many at once, `create_many` does the same in a few round trips."""
+    now = now or utcnow()
+    if ctx is None:
+        ctx = batch_context(session, [draft], now)
+    return create_many(session, [(raw, draft)], cfg, now, ctx)[0]
+
+
+def create_many(session: Session, items: list[tuple[RawMessage, TicketDraft]], cfg: RegencyConfig,
+                now: datetime, ctx: BatchContext) -> list[Ticket | None]:
+    """Create the tickets of many raw messages: all tickets in one INSERT, then their events
+    and outbox rows in one more (a ticket per round trip was the processing bottleneck)."""
     from hub import replies
 
-    now = now or utcnow()
+    with session.no_autoflush:
+        prepared = [_prepare(session, raw, draft, cfg, now, ctx, replies) for raw, draft in items]
+        session.flush()
+        for step in ctx.after_flush:
+            step()
+        ctx.after_flush.clear()
+        out = []
+        for (raw, draft), ticket in zip(items, prepared):
+            if ticket is not None:
+                _finish(session, raw, draft, ticket, cfg, ctx, replies)
+            out.append(ticket)
+    return out
+
+
+def _prepare(session: Session, raw: RawMessage, draft: TicketDraft, cfg: RegencyConfig, now: datetime,
+             ctx: BatchContext, replies) -> Ticket | None:
     if draft.is_empty:
         raw.state, raw.error = "rejected", "empty message"
         replies.queue_text(session, None, draft.channel, raw.sender, cfg.template("empty_message"), raw=raw)
         return None
     historic = bool((draft.fields or {}).get("imported"))  # an old hotline log row (hub/importer.py)
-    repeat = None if historic else _find_repeat(session, draft, now)
+    repeat = None if historic else _find_repeat(ctx, draft)
     if repeat is not None:
         raw.state, raw.error = "duplicate", repeat.code
-        add_event(session, repeat, f"channel:{draft.channel}", "repeat",
-                  note="Pesan yang sama dikirim ulang oleh pelapor", data={"raw_id": raw.id})
+
+        def note_repeat(repeat=repeat, raw=raw, channel=draft.channel):
+            session.add(TicketEvent(ticket_id=repeat.id if repeat.id else repeat.ticket.id,
+                                    actor=f"channel:{channel}", kind="repeat",
+                                    note="Pesan yang sama dikirim ulang oleh pelapor", data={"raw_id": raw.id}))
+        ctx.after_flush.append(note_repeat)
+        replies.queue_repeat(session, repeat.code, draft, cfg)
         return None
     created = min(raw.received_at, now) if raw.received_at else now
     # Historic calls are history, not part of a happening the dashboard follows now.
-    incident = None if historic else _link_incident(session, draft, created)
+    incident = None if historic else _link_incident(session, ctx, draft, created)
     r, p, routing = draft.reporter, draft.place, draft.routing
     opd = routing.opd if routing.opd in cfg.opd_codes() else cfg.triage_opd
     ticket = Ticket(
@@ -158,10 +242,21 @@ def create_from_draft(session: Session, raw: RawMessage, draft: TicketDraft, cfg
     if historic:  # handled back then: closed on arrival, never sent to the OPD or texted to the caller
         ticket.status, ticket.closed_at, ticket.due_at = Status.SELESAI.value, created, None
     session.add(ticket)
-    session.flush()
+    key = _reporter_key(ticket.reporter_phone, ticket.reporter_chat_id)
+    if key and not historic:  # a later message of this batch sees it (its id comes with the flush)
+        ctx.recent.setdefault(key, []).insert(0, _Recent(0, ticket.code, ticket.text_original, ticket))
+    if incident is not None:
+        ctx.incident_text[incident.id] = ticket.text_clean
+    return ticket
+
+
+def _finish(session: Session, raw: RawMessage, draft: TicketDraft, ticket: Ticket, cfg: RegencyConfig,
+            ctx: BatchContext, replies) -> None:
+    historic = bool((draft.fields or {}).get("imported"))
+    routing = draft.routing
     add_event(session, ticket, f"channel:{draft.channel}", "received", to_status=Status.MENUNGGU.value,
               data={"raw_id": raw.id})
-    add_event(session, ticket, "system", "routed", to_opd=opd, note=routing.rule,
+    add_event(session, ticket, "system", "routed", to_opd=ticket.opd_code, note=routing.rule,
               data={"confidence": routing.confidence, "needs_triage": ticket.needs_triage,
                     "candidates": [list(c) for c in routing.candidates]})
     raw.state = "done"
@@ -169,10 +264,9 @@ def create_from_draft(session: Session, raw: RawMessage, draft: TicketDraft, cfg
         add_event(session, ticket, "system", "status", note="Riwayat panggilan diimpor dari log lama",
                   from_status=Status.MENUNGGU.value, to_status=Status.SELESAI.value)
     else:
-        queue_delivery(session, ticket, "ticket.created")
-        replies.queue_receipt(session, ticket, cfg)
+        queue_delivery(session, ticket, "ticket.created", ctx)
+        replies.queue_receipt(session, ticket, cfg, opd_label=ctx.opd_name(ticket.opd_code))
     metrics.TICKETS_CREATED.labels(channel=ticket.channel, opd=ticket.opd_code).inc()
-    return ticket
 
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
@@ -181,10 +275,13 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(d, default=str))
 
 
-def queue_delivery(session: Session, ticket: Ticket, event: str) -> None:
+def queue_delivery(session: Session, ticket: Ticket, event: str, ctx: BatchContext | None = None) -> None:
     """Queue delivery to the OPD's own system unless the OPD pulls over the API."""
-    opd = session.get(Opd, ticket.opd_code)
-    kind = (opd.delivery or {}).get("type", "pull") if opd else "pull"
+    if ctx is not None:
+        kind = ctx.delivery_type(ticket.opd_code)
+    else:
+        opd = session.get(Opd, ticket.opd_code)
+        kind = (opd.delivery or {}).get("type", "pull") if opd else "pull"
     if kind == "pull":
         return
     enqueue(session, "deliver", ticket.opd_code, {"event": event, "code": ticket.code, "type": kind},

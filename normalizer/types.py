@@ -48,14 +48,17 @@ class InboundMessage:
     fields: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
 
-    def idempotency_key(self, content_hash_window_s: int = 600) -> str:
-        """channel + provider id, or a content hash bucketed in a short window."""
+    def idempotency_key(self, content_hash_window_s: int = 600, previous: bool = False) -> str | None:
+        """channel + provider id, or a content hash bucketed in a short window.
+
+        With previous=True: the content key of the window before (None when the provider gave
+        an id), so the hub can also catch a repeat that straddles a window boundary."""
         import hashlib
 
         if self.provider_id:
-            return f"{self.channel}:{self.provider_id}"
+            return None if previous else f"{self.channel}:{self.provider_id}"
         ts = int(self.received_at.timestamp()) if self.received_at else 0
-        bucket = ts // content_hash_window_s
+        bucket = ts // content_hash_window_s - (1 if previous else 0)
         digest = hashlib.sha256(
             "\x1f".join([self.channel, self.sender or "", " ".join(self.text.split())]).encode()
         ).hexdigest()[:32]

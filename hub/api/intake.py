@@ -56,12 +56,18 @@ class IntakeOut(BaseModel):
     status_url: str
 
 
+# Field keys the hub sets itself: a client may not claim a report is imported history (closed,
+# never delivered, never answered) or already answered.
+INTERNAL_FIELDS = {"imported", "receipt_sent", "held", "source"}
+
+
 def to_message(channel: str, body: IntakeIn) -> InboundMessage:
     return InboundMessage(
         channel=channel, text=body.text, sender=body.sender, provider_id=body.id,
         received_at=body.received_at or datetime.now(timezone.utc), sender_name=body.sender_name,
         attachments=tuple(Attachment(**a.model_dump()) for a in body.attachments),
-        latitude=body.latitude, longitude=body.longitude, fields=body.fields,
+        latitude=body.latitude, longitude=body.longitude,
+        fields={k: v for k, v in body.fields.items() if k not in INTERNAL_FIELDS},
     )
 
 

@@ -200,3 +200,22 @@ def test_health_ready_metrics(client, admin_headers):
     assert 'simpul_tickets{status="menunggu"}' in text
     assert "simpul_http_request_seconds_bucket" in text
     assert client.get("/healthz").headers["x-request-id"]
+
+
+def test_client_cannot_set_internal_fields(client, admin_headers):
+    """`imported` would close a live report unseen; `receipt_sent` would silence its receipt."""
+    code = post(client, admin_headers, "jalan rusak parah di desa ngadirenggo", "int-1", channel="sms",
+                sender="081234567890", fields={"imported": True, "receipt_sent": True, "dusun": "Krajan"})
+    drain()
+    t = client.get(f"/api/v1/tickets/{code}", headers=admin_headers).json()
+    assert t["status"] == "menunggu"
+    assert "imported" not in t["fields"] and "receipt_sent" not in t["fields"]
+    assert t["fields"].get("dusun") == "Krajan"
+    from sqlalchemy import select
+    from sqlmodel import Session
+
+    from hub.db import get_engine
+    from hub.models import Outbox
+
+    with Session(get_engine()) as s:
+        assert len(list(s.scalars(select(Outbox).where(Outbox.kind == "reply")))) == 1

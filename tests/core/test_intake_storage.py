@@ -152,3 +152,15 @@ def test_storage_failure_is_not_acknowledged(sqlite_url, seeded, make_key):
             conn.execute(text("DROP TABLE raw_messages"))
         r = c.post("/api/v1/intake/api", json={"text": "x y z", "id": "lost?"}, headers=headers)
     assert r.status_code == 503
+
+
+def test_content_dedup_holds_across_a_window_boundary(engine, seeded):
+    window = 600
+    boundary = datetime.fromtimestamp((int(datetime.now(timezone.utc).timestamp()) // window + 1) * window,
+                                      timezone.utc)
+    a = accept(msg(pid=None, sender="081234567890", received_at=boundary - timedelta(seconds=2)))
+    b = accept(msg(pid=None, sender="081234567890", received_at=boundary + timedelta(seconds=2)))
+    assert b.duplicate and b.ticket_code == a.ticket_code
+    later = accept(msg(pid=None, sender="081234567890", received_at=boundary + timedelta(seconds=window + 5)))
+    assert not later.duplicate
+    assert count(engine, RawMessage) == 2
