@@ -88,7 +88,9 @@ def run_wrk(url: str, seconds: int, connections: int, key: str, run: str) -> dic
 
 
 def start(cmd: list[str], env: dict, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # stderr goes to a file: an unread pipe fills up and stalls the server mid-benchmark
+    log = open(Path(tempfile.gettempdir()) / f"simpul-bench-{port}.log", "w")
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
     wait_up(f"http://127.0.0.1:{port}/healthz" if "serve" in cmd else f"http://127.0.0.1:{port}/docs")
     return proc
 
@@ -101,14 +103,33 @@ def stop(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
+def pull_only_config(workdir: Path) -> Path:
+    """The demo config with every OPD on pull delivery: this measures intake and processing,
+    not an SMTP server (the demo sends PUPR's tickets by e-mail to a catcher that is not running
+    here, and bench/delivery.py measures delivery)."""
+    import yaml
+
+    from config import DEFAULT_CONFIG_DIR
+
+    target = workdir / "config"
+    if not target.exists():
+        shutil.copytree(DEFAULT_CONFIG_DIR, target)
+        data = yaml.safe_load((target / "opds.yaml").read_text())
+        for opd in data["opds"]:
+            opd["delivery"] = {"type": "pull"}
+        (target / "opds.yaml").write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+    return target
+
+
 def bench_db(label: str, url: str, seconds: int, connections: int, workdir: Path, workers: bool = True) -> dict:
     env = {**os.environ, "SIMPUL_DATABASE_URL": url, "SIMPUL_LOG_LEVEL": "WARNING",
-           "SIMPUL_MAX_BODY_BYTES": "65536", "SIMPUL_WORKERS": "true" if workers else "false"}
+           "SIMPUL_MAX_BODY_BYTES": "65536", "SIMPUL_WORKERS": "true" if workers else "false",
+           "SIMPUL_CONFIG_DIR": str(pull_only_config(workdir))}
     subprocess.run([PY, "-m", "hub", "db", "upgrade"], env=env, check=True, cwd=ROOT, capture_output=True)
     key = subprocess.run([PY, "-m", "hub", "opd", "key", "create", "bench", "--role", "intake"], env=env,
                          check=True, cwd=ROOT, capture_output=True, text=True).stdout.strip().splitlines()[-1]
     port = free_port()
-    proc = start([PY, "-m", "hub", "serve", "--port", str(port)], env, port)
+    proc = start([PY, "-m", "hub", "serve", "--port", str(port)] + ([] if workers else ["--no-workers"]), env, port)
     try:
         res = run_wrk(f"http://127.0.0.1:{port}", seconds, connections, key, uuid.uuid4().hex[:8])
         accepted = res["total"] - res["non2xx"]
@@ -178,7 +199,8 @@ def main() -> None:
     print(f"{'target':<24}{'msgs/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs empty':>10}{'non-2xx':>9}  every accepted a ticket?")
     print(f"{empty['label']:<24}{empty['rps']:>10.0f}{empty['p50']:>9.2f}{empty['p99']:>9.2f}{'100%':>10}{empty['non2xx']:>9}")
     for r in results:
-        ok = r["tickets"] == r["raw"] == r["accepted"]
+        # wrk does not count requests still in flight when it stops; those were stored too
+        ok = r["tickets"] == r["raw"] >= r["accepted"]
         print(f"{'intake ' + r['label']:<24}{r['rps']:>10.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}"
               f"{r['rps'] / empty['rps']:>10.0%}{r['non2xx']:>9}  {'yes' if ok else 'NO'} "
               f"(accepted {r['accepted']}, stored {r['raw']}, tickets {r['tickets']}, drained in {r['drain_s']} s)")

@@ -139,6 +139,7 @@ def create_app(settings: Settings | None = None, workers: bool | None = None) ->
         app.include_router(r)
     for extend in ROUTER_HOOKS:
         extend(app)
+    intake.install_fast_route(app)
     return app
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
@@ -26,6 +27,12 @@ from normalizer.types import Attachment, InboundMessage
 
 log = get_logger(__name__)
 RAW = RawMessage.__table__
+_last_write = 0.0  # time.monotonic() of the last group commit in this process
+
+
+def seconds_since_intake() -> float:
+    """How long the request path of this process has been quiet (the processor yields to it)."""
+    return time.monotonic() - _last_write
 
 
 @dataclass(frozen=True)
@@ -201,7 +208,9 @@ class IntakeWriter:
                     fut.set_result(res)
 
     def _write(self, msgs: list[InboundMessage]) -> list[Accepted]:
+        global _last_write
         with self._lock:
+            _last_write = time.monotonic()
             return accept_many(msgs, self.engine, self.dedup_window_s)
 
 

@@ -20,11 +20,20 @@ def register_periodic(name: str, seconds: float, fn: Callable[[], Awaitable[obje
     PERIODIC.append((name, seconds, fn))
 
 
+BUSY_BATCH = 25  # while requests are coming in: at most this many tickets per wake-up
+
+
 async def process_intake_job(batch: int) -> None:
+    """Turn stored messages into tickets. While the request path of this process is busy (a
+    flood), take only a small batch per wake-up so accepting messages keeps the CPU; the
+    backlog is worked off at full speed as soon as the flood eases."""
+    from hub.intake import seconds_since_intake
     from hub.processing import process_pending
 
-    while await asyncio.to_thread(process_pending, None, batch) == batch:
-        pass
+    while True:
+        size = BUSY_BATCH if seconds_since_intake() < 0.5 else batch
+        if await asyncio.to_thread(process_pending, None, size) < size or size == BUSY_BATCH:
+            return
 
 
 async def outbox_job(settings: Settings) -> None:

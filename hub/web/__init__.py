@@ -4,6 +4,8 @@ plain JavaScript; never third-party front-end code. Pages call hub functions, no
 """
 from __future__ import annotations
 
+from starlette.middleware.sessions import SessionMiddleware
+
 from hub.app import ROUTER_HOOKS
 from hub.auth import SESSION_RESOLVERS
 from hub.web.security import api_session_resolver
@@ -11,20 +13,36 @@ from hub.web.security import api_session_resolver
 
 def _install(app) -> None:
     from fastapi.staticfiles import StaticFiles
-    from starlette.middleware.sessions import SessionMiddleware
 
     from hub.web import admin, console, public, routes
     from hub.web.pages import STATIC_DIR, install_error_pages
     from hub.web.security import SESSION_HOURS
 
     settings = app.state.settings
-    app.add_middleware(SessionMiddleware, secret_key=settings.secret_key, session_cookie="simpul_sesi",
+    app.add_middleware(SessionUnlessApiKey, secret_key=settings.secret_key, session_cookie="simpul_sesi",
                        max_age=SESSION_HOURS * 3600, same_site="lax",
                        https_only=str(settings.public_url).startswith("https://"))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for module in (routes, console, admin, public):
         app.include_router(module.router)
     install_error_pages(app)
+
+
+class SessionUnlessApiKey:
+    """Starlette's SessionMiddleware, skipped for requests that present an API key: systems
+    and providers never use the session cookie, and the intake hot path saves the work."""
+
+    def __init__(self, app, **kwargs):
+        self.app = app
+        self.with_session = SessionMiddleware(app, **kwargs)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            for name, _ in scope.get("headers") or ():
+                if name in (b"authorization", b"x-api-key"):
+                    scope["session"] = {}
+                    return await self.app(scope, receive, send)
+        return await self.with_session(scope, receive, send)
 
 
 def _register() -> None:
