@@ -42,8 +42,19 @@ def _cfg():
 def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on"),
           port: int = typer.Option(8000, help="Port"),
           workers: bool = typer.Option(True, "--workers/--no-workers",
-                                       help="Run intake processing, outbox and scheduled jobs in this process")):
-    """API, webhooks, dashboard, workers and scheduler in one process."""
+                                       help="Run intake processing, outbox and scheduled jobs"),
+          in_process: Optional[bool] = typer.Option(
+              None, "--in-process/--worker-process",
+              help="Run that work inside the HTTP process, or in a `simpul worker` child process. "
+                   "Default: a child process on PostgreSQL, in-process on SQLite")):
+    """API, webhooks, dashboard, workers and scheduler from one command.
+
+    On PostgreSQL the background work runs in a `simpul worker` child process, so accepting
+    messages and turning them into tickets use two cores (one Python process uses one). On
+    SQLite it stays in-process: SQLite has one writer, and two processes waiting on its lock
+    cost more than they gain (measured with bench/intake.py). The child stops with the server."""
+    import subprocess
+
     import uvicorn
 
     from hub.app import create_app
@@ -53,8 +64,43 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on"),
     settings = get_settings()
     _cfg()
     upgrade()
-    uvicorn.run(create_app(settings, workers=workers), host=host, port=port, log_level="warning",
-                access_log=False)
+    if in_process is None:
+        in_process = settings.database_url.startswith("sqlite")
+    child = None
+    if workers and not in_process:
+        child = subprocess.Popen([sys.executable, "-m", "hub", "worker"])
+    try:
+        uvicorn.run(create_app(settings, workers=workers and in_process), host=host, port=port,
+                    log_level="warning", access_log=False)
+    finally:
+        if child is not None:
+            child.terminate()
+            try:
+                child.wait(15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+@app.command()
+def worker():
+    """Background work only (intake processing, outbox, scheduled jobs), no HTTP.
+
+    `simpul serve` starts one of these beside itself unless --in-process is given; more can run
+    on other machines against the same PostgreSQL."""
+    import asyncio
+
+    from hub.migrate import upgrade
+    from hub.workers import run_forever
+
+    _cfg()
+    upgrade()
+    asyncio.run(run_forever(get_settings_()))
+
+
+def get_settings_():
+    from hub.settings import get_settings
+
+    return get_settings()
 
 
 @db_app.command("upgrade")

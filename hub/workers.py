@@ -63,3 +63,29 @@ def start_scheduler(settings: Settings) -> AsyncIOScheduler:
     sched.start()
     log.info("scheduler.started", jobs=[j[0] for j in jobs])
     return sched
+
+
+async def run_forever(settings: Settings) -> None:
+    """`simpul worker`: the scheduler and its jobs, until SIGTERM/SIGINT."""
+    import signal
+
+    import hub.plugins  # noqa: F401  (every module's senders and periodic jobs)
+    from hub.db import session_scope
+    from hub.config import regency
+    from hub.logging import configure_logging
+    from hub.seed import sync_opds
+
+    configure_logging(settings.log_level, settings.log_json)
+    with session_scope() as s:
+        sync_opds(s, regency(str(settings.config_dir)))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    sched = start_scheduler(settings)
+    log.info("worker.started")
+    try:
+        await stop.wait()
+    finally:
+        sched.shutdown(wait=False)
+        log.info("worker.stopped")

@@ -1,0 +1,61 @@
+"""`simpul serve` as users start it: a real server process, with its background work in a
+`simpul worker` child process, turns an HTTP intake into a ticket and stops cleanly."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_with_worker_process_makes_tickets_and_stops_its_child(tmp_path):
+    env = {**os.environ, "SIMPUL_DATABASE_URL": f"sqlite:///{tmp_path}/serve.db", "SIMPUL_LOG_LEVEL": "WARNING"}
+    run = lambda *a: subprocess.run([sys.executable, "-m", "hub", *a], env=env, cwd=ROOT, check=True,  # noqa: E731
+                                    capture_output=True, text=True)
+    run("db", "upgrade")
+    key = run("opd", "key", "create", "t", "--role", "intake").stdout.strip().splitlines()[-1]
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "hub", "serve", "--port", str(port), "--worker-process"],
+                              env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        h = {"Authorization": f"Bearer {key}"}
+        r = httpx.post(f"{base}/api/v1/intake/api", headers=h,
+                       json={"text": "Jalan berlubang di desa Ngadirenggo kec. Pogalan", "id": "serve-1"})
+        assert r.status_code == 202
+        code = r.json()["code"]
+        deadline = time.time() + 60
+        status = None
+        while time.time() < deadline:
+            status = httpx.get(f"{base}/api/v1/tickets/{code}", headers=h).status_code
+            if status == 200:
+                break
+            time.sleep(0.3)
+        assert status == 200, "the worker process did not turn the message into a ticket"
+        children = subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True, text=True).stdout.split()
+        assert len(children) == 1
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(30)
+    time.sleep(0.5)
+    assert subprocess.run(["ps", "-p", children[0]], capture_output=True).returncode != 0, "worker left running"
