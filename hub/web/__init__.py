@@ -38,8 +38,8 @@ class SessionUnlessApiKey:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
-            for name, _ in scope.get("headers") or ():
-                if name in (b"authorization", b"x-api-key"):
+            for name, value in scope.get("headers") or ():
+                if name == b"x-api-key" or (name == b"authorization" and value[:10].lower() == b"bearer sk_"):
                     scope["session"] = {}
                     return await self.app(scope, receive, send)
         return await self.with_session(scope, receive, send)
