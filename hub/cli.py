@@ -1,6 +1,7 @@
 """The `simpul` command line (also `python -m hub`)."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -68,7 +69,8 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on"),
         in_process = settings.database_url.startswith("sqlite")
     child = None
     if workers and not in_process:
-        child = subprocess.Popen([sys.executable, "-m", "hub", "worker"])
+        child = subprocess.Popen([sys.executable, "-m", "hub", "worker"],
+                                 env={**os.environ, "SIMPUL_SERVE_PID": str(os.getpid())})
     try:
         uvicorn.run(create_app(settings, workers=workers and in_process), host=host, port=port,
                     log_level="warning", access_log=False)

@@ -3,6 +3,7 @@ who does the work (leases, SKIP LOCKED), so many hub processes can share one Pos
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Awaitable, Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -84,6 +85,15 @@ async def run_forever(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     sched = start_scheduler(settings)
     log.info("worker.started")
+    parent = os.environ.get("SIMPUL_SERVE_PID")
+    if parent:  # started by `simpul serve`: never outlive it, even if it was killed outright
+        async def watch_parent() -> None:
+            while not stop.is_set():
+                if os.getppid() != int(parent):
+                    log.warning("worker.parent_gone")
+                    stop.set()
+                await asyncio.sleep(1)
+        asyncio.create_task(watch_parent())
     try:
         await stop.wait()
     finally:

@@ -59,3 +59,23 @@ def test_serve_with_worker_process_makes_tickets_and_stops_its_child(tmp_path):
         server.wait(30)
     time.sleep(0.5)
     assert subprocess.run(["ps", "-p", children[0]], capture_output=True).returncode != 0, "worker left running"
+
+
+def test_worker_child_stops_when_serve_is_killed_outright(tmp_path):
+    env = {**os.environ, "SIMPUL_DATABASE_URL": f"sqlite:///{tmp_path}/kill.db", "SIMPUL_LOG_LEVEL": "WARNING"}
+    subprocess.run([sys.executable, "-m", "hub", "db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True)
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "hub", "serve", "--port", str(port), "--worker-process"],
+                              env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    children: list[str] = []
+    deadline = time.time() + 60
+    while time.time() < deadline and not children:
+        children = subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True, text=True).stdout.split()
+        time.sleep(0.3)
+    assert children, "serve started no worker"
+    server.kill()  # no chance to clean up
+    server.wait(10)
+    deadline = time.time() + 15
+    while time.time() < deadline and subprocess.run(["ps", "-p", children[0]], capture_output=True).returncode == 0:
+        time.sleep(0.3)
+    assert subprocess.run(["ps", "-p", children[0]], capture_output=True).returncode != 0, "orphaned worker"
