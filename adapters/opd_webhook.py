@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass
+from typing import NoReturn
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
@@ -77,7 +78,7 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
-def classify(status: int, retry_after: str | None, text: str) -> None:
+def classify(status: int, retry_after: str | None, text: str) -> NoReturn:
     """Raise the typed error for a non-2xx answer: 408/429/5xx retry, other 4xx/3xx are permanent."""
     snippet = " ".join(text.split())[:200]
     if status in (408, 429) or status >= 500:
@@ -114,4 +115,3 @@ async def send(target: WebhookTarget, msg_id: str, body: bytes,
         return SendResult(provider_id=resp.headers.get("x-request-id"),
                           detail={"status": resp.status_code})
     classify(resp.status_code, resp.headers.get("retry-after"), resp.text)
-    raise AssertionError("unreachable")  # pragma: no cover

@@ -201,19 +201,12 @@ def demo(config_only: bool = typer.Option(False, "--config-only", help="Only the
 
 def _register_extras() -> None:
     """Commands owned by other modules (normalizer tools, importers)."""
-    try:
-        from hub.cli_router import router_app, triage
+    from hub.cli_import import import_app
+    from hub.cli_router import router_app, triage
 
-        app.command("triage", help="Classify JSON lines: category, OPD, place, urgency.")(triage)
-        app.add_typer(router_app, name="router", help="Teach the router from labelled history.")
-    except ImportError as exc:  # pragma: no cover - only while a module is missing
-        console.print(f"[yellow]router tools unavailable: {exc}[/]")
-    try:
-        from hub.cli_import import import_app
-
-        app.add_typer(import_app, name="import", help="Import old hotline logs (CSV/XLSX).")
-    except ImportError:
-        pass
+    app.command("triage", help="Classify JSON lines: category, OPD, place, urgency.")(triage)
+    app.add_typer(router_app, name="router", help="Teach the router from labelled history.")
+    app.add_typer(import_app, name="import", help="Import old hotline logs (CSV/XLSX).")
 
 
 _register_extras()

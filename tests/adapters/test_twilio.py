@@ -26,17 +26,7 @@ SMS_FROM = "+6285100000000"
 WA_FROM = "whatsapp:+14155238886"
 
 
-@pytest.fixture(autouse=True)
-def _restore_line_registrations():
-    """Tests switch the SMS provider; leave the process-wide registries as they were."""
-    import hub.plugins  # noqa: F401  (every line registers at import: snapshot after that)
-    from hub import replies, workers
-
-    senders, periodic = dict(replies.REPLY_SENDERS), list(workers.PERIODIC)
-    yield
-    replies.REPLY_SENDERS.clear()
-    replies.REPLY_SENDERS.update(senders)
-    workers.PERIODIC[:] = periodic
+pytestmark = pytest.mark.usefixtures("restore_line_registrations")  # tests/adapters/conftest.py
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ selesai, hand back) with the reply to the reporter queued on their own line, a L
 LAPOR! tickets, and all the way to a sendMessage at the fake Telegram Bot API."""
 from __future__ import annotations
 
-import importlib.util
 
 import pytest
 from sqlalchemy import select
@@ -165,9 +164,6 @@ def test_hand_back_goes_to_triage(client, world, seeded):
     assert [t["code"] for t in triage] == ["TGA2345"]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("tests.fakes.telegram_api") is None
-                    or importlib.util.find_spec("hub.lines.telegram") is None,
-                    reason="the Telegram line (hub/lines/telegram.py, tests/fakes/telegram_api.py) is not in this tree")
 async def test_status_reaches_telegram_bot_api(client, world, monkeypatch):
     from hub import outbox
     from hub.settings import reset_settings
