@@ -14,6 +14,7 @@ from hub import __version__, metrics
 from hub.config import regency
 from hub.db import get_engine, session_scope
 from hub.intake import IntakeWriter
+from hub.runtime import warm_and_freeze
 from hub.logging import configure_logging, get_logger
 from hub.seed import sync_opds
 from hub.settings import Settings, get_settings
@@ -89,7 +90,9 @@ def body_limit(path: str, default: int) -> int:
     return default
 
 
-def create_app(settings: Settings | None = None, workers: bool | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, workers: bool | None = None,
+               freeze_heap: bool = False) -> FastAPI:
+    """`freeze_heap`: for a server process (`simpul serve`), see hub.runtime; tests leave it off."""
     import hub.plugins  # noqa: F401  (registers routers, senders and jobs of the optional modules)
 
     settings = settings or get_settings()
@@ -110,6 +113,8 @@ def create_app(settings: Settings | None = None, workers: bool | None = None) ->
             from hub.workers import start_scheduler
 
             sched = start_scheduler(settings)
+        if freeze_heap:
+            warm_and_freeze(warm_normalizer=run_workers)
         log.info("hub.started", version=__version__, database=get_engine().dialect.name, workers=run_workers)
         try:
             yield

@@ -74,6 +74,7 @@ async def run_forever(settings: Settings) -> None:
     from hub.db import session_scope
     from hub.config import regency
     from hub.logging import configure_logging
+    from hub.runtime import warm_and_freeze
     from hub.seed import sync_opds
 
     configure_logging(settings.log_level, settings.log_json)
@@ -84,6 +85,7 @@ async def run_forever(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     sched = start_scheduler(settings)
+    warm_and_freeze(warm_normalizer=True)
     log.info("worker.started")
     parent = os.environ.get("SIMPUL_SERVE_PID")
     if parent:  # started by `simpul serve`: never outlive it, even if it was killed outright
