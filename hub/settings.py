@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"  # as the providers see us (Twilio signature)
     secret_key: str = "dev-insecure-change-me"  # sessions, CSRF
     max_body_bytes: int = 64 * 1024
+    otel_telemetry: bool = False  # FastAPI's OpenTelemetry instrumentation (needs a configured SDK)
     # Background work in `simpul serve`: the intake processor, outbox workers, scheduler.
     workers: bool = True
     process_batch: int = 500

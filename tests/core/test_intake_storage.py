@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -103,6 +104,30 @@ async def test_fifty_concurrent_http_intakes_one_ticket(engine, seeded, make_key
     assert sum(not r.json()["duplicate"] for r in responses) == 1
     drain()
     assert count(engine, Ticket) == 1
+
+
+async def test_writer_with_overlapping_transactions_stores_each_key_once(engine, seeded):
+    """IntakeWriter keeps up to `concurrency` group commits in flight (two by default on
+    PostgreSQL). Copies of one message spread over overlapping transactions still make one
+    row, and every copy gets that row's code."""
+    from hub.intake import IntakeWriter
+
+    writer = IntakeWriter(engine, max_batch=7, concurrency=3)  # small batches: many in flight
+    await writer.start()
+    try:
+        keys = [f"k{i}" for i in range(40)]
+        sent = [k for k in keys for _ in range(5)]  # each message five times, interleaved
+        random.Random(3).shuffle(sent)
+        results = await asyncio.gather(*[writer.submit(msg(pid=k)) for k in sent])
+    finally:
+        await writer.stop()
+    by_key: dict[str, set[str]] = {}
+    for k, r in zip(sent, results):
+        by_key.setdefault(k, set()).add(r.ticket_code)
+    assert all(len(codes) == 1 for codes in by_key.values())
+    assert len({c for codes in by_key.values() for c in codes}) == 40
+    assert sum(not r.duplicate for r in results) == 40
+    assert count(engine, RawMessage) == 40
 
 
 def test_processing_creates_ticket_with_history_delivery_and_receipt(engine, seeded):

@@ -348,3 +348,39 @@ def test_admin_adds_an_opd_user(web):
     assert "dlh1 ditambahkan" in r.text
     web.cookies.clear()
     assert login(web, "dlh1", "sandi-dlh-123").headers["location"] == "/opd"
+
+
+INTAKE_CASES = [
+    ("good", "api", b'{"text": "Jalan rusak di desa Ngadirenggo", "id": "same-1"}', 202),
+    ("repeat", "api", b'{"text": "Jalan rusak di desa Ngadirenggo", "id": "same-1"}', 202),
+    ("malformed json", "api", b'{"text": "a', 400),
+    ("missing text", "api", b'{"id": "2"}', 422),
+    ("unknown field", "api", b'{"text": "x", "bogus": 1}', 422),
+    ("unknown channel", "fax", b'{"text": "x"}', 404),
+]
+
+
+def test_intake_answers_alike_for_an_api_key_and_a_logged_in_operator(web, make_key):
+    """API-key requests are served by the ASGI fast path (hub.api.intake.IntakeFastPath), a
+    logged-in operator by the documented FastAPI route: the same input gets the same answer."""
+    key = make_key("intake")
+    login(web, "operator")
+    csrf = csrf_of(web.get("/konsol").text)
+    answers = {}
+    for path, headers in (("key", key), ("session", {"X-CSRF-Token": csrf})):
+        for label, channel, body, status in INTAKE_CASES:
+            r = web.post(f"/api/v1/intake/{channel}", content=body,
+                         headers={**headers, "content-type": "application/json"})
+            assert r.status_code == status, (path, label, r.text)
+            answers[path, label] = r.json()
+    for label, *_ in INTAKE_CASES:
+        k, s = answers["key", label], answers["session", label]
+        if label in ("good", "repeat"):
+            # one message id, one ticket, whichever door it came through
+            assert k["code"] == s["code"] == answers["key", "good"]["code"]
+            assert (k["duplicate"], s["duplicate"]) == ((False, True) if label == "good" else (True, True))
+        else:  # same reason and error types (the JSON parser's wording may differ)
+            shape = lambda a: (a["detail"], [e["type"] for e in a.get("errors", [])])  # noqa: E731
+            assert shape(k) == shape(s), (label, k, s)
+    web.cookies.clear()
+    assert web.post("/api/v1/intake/api", json={"text": "x"}).status_code == 401
