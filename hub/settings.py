@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     workers: bool = True
     process_batch: int = 500
     process_interval_s: float = 0.2
+    worker_nice: int = 10  # CPU priority of the `simpul worker` that `simpul serve` starts
     outbox_batch: int = 50
     outbox_interval_s: float = 1.0
     outbox_max_attempts: int = 12

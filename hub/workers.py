@@ -88,7 +88,12 @@ async def run_forever(settings: Settings) -> None:
     warm_and_freeze(warm_normalizer=True)
     log.info("worker.started")
     parent = os.environ.get("SIMPUL_SERVE_PID")
-    if parent:  # started by `simpul serve`: never outlive it, even if it was killed outright
+    if parent:
+        # Started by `simpul serve` on the same machine: when both want the CPU (a flood),
+        # accepting messages goes first and the backlog is worked off with what is left;
+        # when intake is quiet this process still gets every idle cycle.
+        os.nice(settings.worker_nice)
+        # ... and never outlive it, even if it was killed outright.
         async def watch_parent() -> None:
             while not stop.is_set():
                 if os.getppid() != int(parent):

@@ -57,6 +57,8 @@ def test_serve_with_worker_process_makes_tickets_and_stops_its_child(tmp_path):
         assert status == 200, "the worker process did not turn the message into a ticket"
         children = subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True, text=True).stdout.split()
         assert len(children) == 1
+        # the worker yields the CPU to the HTTP process in a flood (hub.workers.run_forever)
+        assert os.getpriority(os.PRIO_PROCESS, int(children[0])) == os.getpriority(os.PRIO_PROCESS, server.pid) + 10
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(30)
