@@ -11,6 +11,7 @@ import statistics
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -25,6 +26,8 @@ STATUSES = ("menunggu", "diproses", "selesai", "ditolak", "digabung")
 NO_PLACE = "-"  # kecamatan key for tickets without a known place
 FINISH_WINDOW = timedelta(days=30)  # median time to finish, when no period is chosen
 BLOAT_ROWS = 100_000  # a fold this big leaves the PostgreSQL table mostly dead space
+COMPACT_MIN_ROWS = 10_000  # the periodic fold waits for this many change rows
+MAX_CHANGE_ROWS = 20_000  # more new rollup rows than this since a cached summary: count afresh
 
 
 def _aware(d: datetime | None) -> datetime | None:
@@ -69,14 +72,33 @@ class _Acc:
         d = self.dims[dim].setdefault(key or NO_PLACE, {"total": 0, "overdue": 0})
         d["overdue"] += n
 
+    def copy(self) -> "_Acc":
+        out = _Acc()
+        out.by_status = dict(self.by_status)
+        out.dims = {dim: {k: dict(v) for k, v in d.items()} for dim, d in self.dims.items()}
+        return out
+
+    def prune(self) -> "_Acc":
+        """Drop what a fresh count would not show: statuses at 0, keys with nothing left
+        (after folded changes, e.g. the last ticket of an OPD moved to another one)."""
+        self.by_status = {k: n for k, n in self.by_status.items() if n}
+        for dim, d in self.dims.items():
+            self.dims[dim] = {k: {s: n for s, n in v.items() if n or s in ("total", "overdue")}
+                              for k, v in d.items() if v["total"] or v["overdue"]}
+        return self
+
     @property
     def darurat_open(self) -> int:
         d = self.dims["urgency"].get("darurat", {})
         return sum(d.get(s, 0) for s in OPEN_STATUSES)
 
 
-def compact_counts(engine: Engine, max_rows: int = 2_000_000) -> int:
+def compact_counts(engine: Engine, max_rows: int = 2_000_000, min_rows: int = 0) -> int:
     """Fold the +1/-1 rows the triggers appended into one row per key. Returns rows folded.
+
+    min_rows: do nothing while fewer change rows (created_at set) wait. The periodic job passes
+    COMPACT_MIN_ROWS: every fold makes the next summary per cached filter count afresh (see
+    summary()), so folding a handful of rows every minute would cost more than it saves.
 
     Reads the rows in id order (at most max_rows; a bigger backlog is folded over several
     runs), sums them in memory, then deletes exactly those ids and inserts the sums in one
@@ -87,16 +109,23 @@ def compact_counts(engine: Engine, max_rows: int = 2_000_000) -> int:
     """
     from hub.db import writer
 
+    if min_rows:
+        with engine.connect() as conn:
+            waiting = conn.execute(select(func.count()).where(C.c.created_at.is_not(None))).scalar_one()
+        if waiting < min_rows:
+            return 0
     cols = (C.c.status, C.c.opd_code, C.c.channel, C.c.kecamatan_code, C.c.urgency)
 
-    def fold(conn) -> tuple[int, int, dict]:
+    def fold(conn) -> tuple[int, int, dict, bool]:
         totals: dict[tuple, int] = {}
-        n_rows, top = 0, 0
-        for rid, *key, n in conn.execute(select(C.c.id, *cols, C.c.n).order_by(C.c.id).limit(max_rows)):
+        n_rows, top, details = 0, 0, False
+        for rid, *key, n, created in conn.execute(select(C.c.id, *cols, C.c.n, C.c.created_at)
+                                                  .order_by(C.c.id).limit(max_rows)):
             k = tuple(key)
             totals[k] = totals.get(k, 0) + n
             n_rows, top = n_rows + 1, rid
-        return top, n_rows, totals
+            details = details or created is not None
+        return top, n_rows, totals, details
 
     def write(conn, top: int, totals: dict) -> None:
         conn.execute(delete(C).where(C.c.id <= top))
@@ -105,13 +134,13 @@ def compact_counts(engine: Engine, max_rows: int = 2_000_000) -> int:
         for i in range(0, len(keep), 1000):
             conn.execute(insert(C), keep[i:i + 1000])
 
-    def compact_already(n_rows: int, totals: dict) -> bool:
-        return n_rows == sum(1 for n in totals.values() if n)
+    def compact_already(n_rows: int, totals: dict, details: bool) -> bool:
+        return not details and n_rows == sum(1 for n in totals.values() if n)
 
     if engine.dialect.name == "postgresql":
         with engine.execution_options(isolation_level="REPEATABLE READ").begin() as conn:
-            top, n_rows, totals = fold(conn)
-            if compact_already(n_rows, totals):
+            top, n_rows, totals, details = fold(conn)
+            if compact_already(n_rows, totals, details):
                 return 0
             write(conn, top, totals)
         if n_rows >= BLOAT_ROWS:
@@ -123,9 +152,9 @@ def compact_counts(engine: Engine, max_rows: int = 2_000_000) -> int:
                 conn.execute(text("VACUUM FULL ANALYZE ticket_counts"))
         return n_rows
     with engine.connect() as conn:  # SQLite: read from a WAL snapshot, without the write lock
-        top, n_rows, totals = fold(conn)
+        top, n_rows, totals, details = fold(conn)
         conn.rollback()
-    if compact_already(n_rows, totals):
+    if compact_already(n_rows, totals, details):
         return 0
     with writer(engine).begin() as conn:
         # Ids only grow, so rows <= top are those read, unless another process compacted in
@@ -167,12 +196,12 @@ def _from_rollup(session: Session, acc: _Acc, now: datetime, opd, channel, kecam
                                       C.c.n).where(and_(True, *conds))))
 
 
-def _overdue(session: Session, acc: _Acc, now: datetime, opd, channel, kecamatan) -> None:
-    """Overdue can only be open tickets: a small slice read from ix_tickets_open_dims alone.
-    Never cached: it changes with the clock, not only with the data."""
+def _overdue(session: Session, acc: _Acc, now: datetime, conds: list, after: datetime | None = None) -> None:
+    """Open tickets due before `now` (and at or after `after`): a small slice of the open
+    tickets read from ix_tickets_open_dims alone."""
     key = (T.c.status, T.c.opd_code, T.c.channel, T.c.kecamatan_code, T.c.urgency)
-    od = select(*key, func.count()).where(T.c.status.in_(OPEN_STATUSES), T.c.due_at < now,
-                                          *_ticket_filters(None, None, opd, channel, kecamatan)).group_by(*key)
+    window = [T.c.due_at < now] + ([T.c.due_at >= after] if after is not None else [])
+    od = select(*key, func.count()).where(T.c.status.in_(OPEN_STATUSES), *window, *conds).group_by(*key)
     _fold(acc, session.execute(od), overdue=True)
 
 
@@ -189,19 +218,30 @@ def _from_tickets(session: Session, acc: _Acc, now: datetime, conds: list) -> No
 
 
 def _incidents(session: Session, conds: list, filtered: bool) -> dict[str, int]:
-    """Incident status: diproses if any of its tickets is in process, else menunggu if any is
-    waiting, else selesai (all its tickets finished, rejected or merged)."""
+    """Incidents counted afresh: {total, open, diproses}. An incident is diproses if any of
+    its tickets is in process, else menunggu if any is waiting, else selesai (all its tickets
+    finished, rejected or merged): see _incident_status."""
     in_process = case((T.c.status == "diproses", T.c.incident_id), else_=None)
     diproses, open_ = session.execute(  # one pass over the open tickets (index only)
         select(func.count(func.distinct(in_process)), func.count(func.distinct(T.c.incident_id)))
         .where(T.c.status.in_(OPEN_STATUSES), *conds)).one()
-    diproses, open_ = int(diproses), int(open_)
+    total = None  # without a filter: the incidents table itself, counted at every call
     if filtered:
         total = int(session.execute(select(func.count(func.distinct(T.c.incident_id)))
                                     .where(T.c.status != "digabung", *conds)).scalar_one())
-    else:
-        total = int(session.execute(select(func.count()).select_from(Incident.__table__)).scalar_one())
-    return {"menunggu": open_ - diproses, "diproses": diproses, "selesai": max(0, total - open_), "total": total}
+    return {"total": total, "open": int(open_), "diproses": int(diproses)}
+
+
+def _incident_flags(by_status: dict[str, int]) -> tuple[int, int, int]:
+    """(counted, open, diproses) of one incident, from its (matching) tickets per status;
+    counted = it has a ticket that is not merged (what the filtered total counts)."""
+    has = {st for st, n in by_status.items() if n > 0}
+    return int(bool(has - {"digabung"})), int(bool(has & set(OPEN_STATUSES))), int("diproses" in has)
+
+
+def _incident_status(inc: dict[str, int], total: int) -> dict[str, int]:
+    return {"menunggu": inc["open"] - inc["diproses"], "diproses": inc["diproses"],
+            "selesai": max(0, total - inc["open"]), "total": total}
 
 
 def finish_hours(session: Session, since: datetime, until: datetime, opd=None, channel=None,
@@ -220,11 +260,9 @@ def finish_hours(session: Session, since: datetime, until: datetime, opd=None, c
     return out
 
 
-# Parts of the summary that only change when a ticket changes are kept per process, keyed by
-# the rollup's highest id: every insert, status/OPD/place change, merge or delete of a ticket
-# appends a rollup row (trigger), so an unchanged key means unchanged counts. The overdue set
-# is kept until the next open ticket reaches its due time. The median time to finish is the
-# one figure allowed to lag: recomputed at most once per CACHE_TTL_S.
+# Caches, per process. The summary's counts are exact at every call (see summary()); the
+# median time to finish is the one figure allowed to lag: recomputed at most once per
+# CACHE_TTL_S. _cached also serves the default trend.
 CACHE_TTL_S = 60.0
 _CACHE: "OrderedDict[tuple, tuple[float, Any]]" = OrderedDict()
 _CACHE_LOCK = threading.Lock()
@@ -247,12 +285,14 @@ def _cached(key: tuple | None, compute, valid_s: float = CACHE_TTL_S):
     return value
 
 
-def data_version(session: Session) -> tuple[int, ...]:
-    """Changes whenever a ticket is inserted, changes status/OPD/place/urgency, or is deleted:
-    each such change appends a rollup row. Ids never repeat (AUTOINCREMENT / a sequence); the
-    row count also catches a row with a lower id committed after a higher one (PostgreSQL)."""
+def data_version(session: Session) -> tuple[int, int, int]:
+    """(highest rollup id, rollup rows, table file node). Changes whenever a ticket is inserted,
+    deleted, or changes a counted column: each such change appends a rollup row. Ids never
+    repeat (AUTOINCREMENT / a sequence); the row count also catches a row with a lower id
+    committed after a higher one (PostgreSQL), and a compaction (it deletes rows)."""
     if session.get_bind().dialect.name == "sqlite":  # one writer at a time: ids commit in order
-        return (int(session.execute(select(func.coalesce(func.max(C.c.id), 0))).scalar_one()),)
+        top, n = session.execute(select(func.coalesce(func.max(C.c.id), 0), func.count())).one()
+        return int(top), int(n), 0
     # On PostgreSQL also the table's file node: TRUNCATE ... RESTART IDENTITY (test suites)
     # starts the ids again, but always in a new file.
     top, n, node = session.execute(select(func.coalesce(func.max(C.c.id), 0), func.count(),
@@ -266,60 +306,171 @@ def _medians(hours: dict[str, list[float]]) -> dict[str, Any]:
             "all": round(statistics.median(every), 1) if every else None}
 
 
+@dataclass(frozen=True)
+class _Scope:
+    """What one summary counts: a period of created_at and the dimension filters."""
+
+    since: datetime | None
+    until: datetime | None
+    opd: str | None
+    channel: str | None
+    kecamatan: str | None
+
+    @property
+    def period(self) -> bool:
+        return self.since is not None or self.until is not None
+
+    @property
+    def filtered(self) -> bool:
+        return self.period or bool(self.opd or self.channel or self.kecamatan)
+
+    def conds(self) -> list:
+        return _ticket_filters(self.since, self.until, self.opd, self.channel, self.kecamatan)
+
+    def matches(self, opd: str, channel: str, kec: str, created: datetime) -> bool:
+        """Whether a rollup change row (kecamatan '' = no place) falls in this scope."""
+        if (self.opd and opd != self.opd) or (self.channel and channel != self.channel):
+            return False
+        if self.kecamatan and kec != ("" if self.kecamatan == NO_PLACE else self.kecamatan):
+            return False
+        return (self.since is None or created >= self.since) and (self.until is None or created < self.until)
+
+
+@dataclass(frozen=True)
+class _Live:
+    """A summary's exact counts at one rollup version: marginals (with the overdue count as of
+    `at`) and incidents {total (filtered only), open, diproses}."""
+
+    version: tuple[int, int, int]
+    acc: _Acc
+    at: datetime
+    incidents: dict[str, Any]
+
+
+_LIVE: "OrderedDict[tuple, _Live]" = OrderedDict()
+
+
+def _count_afresh(session: Session, scope: _Scope, now: datetime, version: tuple) -> _Live:
+    acc = _Acc()
+    conds = scope.conds()
+    if scope.period:  # the tickets table over its created_at index
+        _from_tickets(session, acc, now, conds)
+    else:  # the rollup, plus the open tickets past due (index only)
+        _from_rollup(session, acc, now, scope.opd, scope.channel, scope.kecamatan)
+        _overdue(session, acc, now, conds)
+    return _Live(version, acc, now, _incidents(session, conds, scope.filtered))
+
+
+def _fold_changes(session: Session, scope: _Scope, live: _Live, now: datetime, version: tuple) -> _Live | None:
+    """Bring `live` up to `version` by folding only the rollup rows appended since (O(changes)),
+    then move its overdue count on to `now`. None when that cannot be exact: the rows up to the
+    cached top changed (a compaction folded them, or on PostgreSQL a transaction with a lower
+    id committed late: their count differs), the table was rewritten (TRUNCATE), a row has no
+    details (folded, or from before migration d9f4b2e6a871), or too many rows came since."""
+    top, rows, node = live.version
+    if version[2] != node or version[0] < top:
+        return None
+    new = session.execute(select(C.c.status, C.c.opd_code, C.c.channel, C.c.kecamatan_code, C.c.urgency,
+                                 C.c.created_at, C.c.due_at, C.c.incident_id, C.c.n)
+                          .where(C.c.id > top, C.c.id <= version[0]).order_by(C.c.id)
+                          .limit(MAX_CHANGE_ROWS + 1)).all()
+    if len(new) > MAX_CHANGE_ROWS or rows + len(new) != version[1]:
+        return None
+    acc = live.acc.copy()
+    touched: dict[int, dict[str, int]] = {}  # incident -> status -> change in matching tickets
+    for status, opd, channel, kec, urgency, created, due, incident, n in new:
+        if created is None:
+            return None
+        if not scope.matches(opd, channel, kec, _aware(created)):
+            continue
+        for dim, key in (("opd", opd), ("channel", channel), ("kecamatan", kec or None), ("urgency", urgency)):
+            acc.count(dim, key, status, n)
+            # Overdue as of live.at: the ticket was (-1 row) or is (+1 row) open and past due then.
+            if status in OPEN_STATUSES and due is not None and _aware(due) < live.at:
+                acc.overdue(dim, key, n)
+        if incident is not None:
+            d = touched.setdefault(incident, {})
+            d[status] = d.get(status, 0) + n
+    incidents = dict(live.incidents)
+    conds = scope.conds()
+    if touched:
+        # The touched incidents' matching tickets now (indexed by incident_id), and before the
+        # changes (now minus what the rows added): each incident's status before and after.
+        after: dict[int, dict[str, int]] = {i: {} for i in touched}
+        ids = list(touched)
+        for i in range(0, len(ids), 500):
+            q = (select(T.c.incident_id, T.c.status, func.count())
+                 .where(T.c.incident_id.in_(ids[i:i + 500]), *conds).group_by(T.c.incident_id, T.c.status))
+            for incident, status, n in session.execute(q):
+                after[incident][status] = int(n)
+        for incident, change in touched.items():
+            now_ = after[incident]
+            before = {st: now_.get(st, 0) - change.get(st, 0) for st in set(now_) | set(change)}
+            (c1, o1, d1), (c0, o0, d0) = _incident_flags(now_), _incident_flags(before)
+            incidents["open"] += o1 - o0
+            incidents["diproses"] += d1 - d0
+            if incidents["total"] is not None:
+                incidents["total"] += c1 - c0
+    if now > live.at:  # tickets that passed their due time since live.at
+        _overdue(session, acc, now, conds, after=live.at)
+    return _Live(version, acc, max(now, live.at), incidents)
+
+
 def summary(session: Session, since: datetime | None = None, until: datetime | None = None,
             opd: str | None = None, channel: str | None = None, kecamatan: str | None = None,
             now: datetime | None = None, use_cache: bool = True) -> dict[str, Any]:
     """The dashboard's counts. Keys of by_*: {total, overdue, <status>: n}; by_opd also has
-    median_finish_h (tickets finished in the period, or in the last 30 days without one)."""
-    live = now is None  # the cache serves "now" only, never a caller's chosen moment
+    median_finish_h (tickets finished in the period, or in the last 30 days without one).
+
+    Exact at every call. Each process keeps, per scope (period and filters), the counts at one
+    rollup version; a call folds only the rollup rows appended since (every counted change of
+    a ticket appends rows that carry the ticket's created_at, due_at and incident), re-derives
+    the touched incidents, and adds the tickets that passed their due time meanwhile. The first
+    call for a scope, and the first after a compaction, count afresh (rollup without a period,
+    tickets table with one).
+    """
+    live_call = now is None  # the cache serves "now" only, never a caller's chosen moment
     now = _aware(now) or datetime.now(timezone.utc)
     since, until = _aware(since), _aware(until)
-    period = since is not None or until is not None
-    conds = _ticket_filters(since, until, opd, channel, kecamatan)
-    filtered = period or bool(opd or channel or kecamatan)
+    scope = _Scope(since, until, opd, channel, kecamatan)
     f_since, f_until = (since or now - FINISH_WINDOW), (until or now)
-    cache_key = None
-    if use_cache and live and not period:
-        cache_key = (str(session.get_bind().url), opd, channel, kecamatan, data_version(session))
-
-    def counts() -> dict:
-        acc = _Acc()
-        _from_rollup(session, acc, now, opd, channel, kecamatan)
-        return {"by_status": acc.by_status, "dims": acc.dims,
-                "incidents": _incidents(session, conds, filtered=filtered)}
-
-    def medians() -> dict:
-        return _medians(finish_hours(session, f_since, f_until, opd, channel, kecamatan))
-
-    acc = _Acc()
-    if period:
-        _from_tickets(session, acc, now, conds)
-        incidents = _incidents(session, conds, filtered=filtered)
-        finish = _medians(finish_hours(session, f_since, f_until, opd, channel, kecamatan))
+    use_cache = use_cache and live_call
+    key = (str(session.get_bind().url), scope)
+    for _ in range(3):
+        version = data_version(session)
+        with _CACHE_LOCK:
+            live = _LIVE.get(key) if use_cache else None
+        if live is None:
+            fresh = None
+        elif live.version == version and now <= live.at:
+            fresh = live
+        else:
+            fresh = _fold_changes(session, scope, live, now, version)
+        if fresh is None:
+            fresh = _count_afresh(session, scope, now, version)
+        total = fresh.incidents["total"]
+        if total is None:  # all incidents: the table's row count (a primary-key count)
+            total = int(session.execute(select(func.count()).select_from(Incident.__table__)).scalar_one())
+        # On PostgreSQL (READ COMMITTED) each statement sees the latest commits: if a change
+        # committed while we read, the parts may disagree; read again (it is rare and cheap).
+        if session.get_bind().dialect.name == "sqlite" or data_version(session) == version:
+            break
     else:
-        base = _cached(cache_key and ("counts",) + cache_key, counts)
-        acc.by_status = dict(base["by_status"])
-        acc.dims = {dim: {k: dict(v) for k, v in d.items()} for dim, d in base["dims"].items()}
-        incidents = base["incidents"]
-        # A median over 30 days of finished tickets hardly moves with one more: recomputed at
-        # most once a minute (CACHE_TTL_S), not at every change.
-        finish = _cached(cache_key and ("medians",) + cache_key[:-1], medians)
-
-        def overdue() -> dict:
-            o = _Acc()
-            _overdue(session, o, now, opd, channel, kecamatan)
-            return o.dims
-
-        # The overdue set only changes with the data or when the next open ticket passes its
-        # due time: cached until then (exact), never longer than the TTL.
-        nxt = session.execute(select(func.min(T.c.due_at)).where(T.c.status.in_(OPEN_STATUSES),
-                                                                   T.c.due_at >= now)).scalar()
-        valid = (_aware(nxt) - now).total_seconds() if nxt is not None else CACHE_TTL_S
-        od = _cached(cache_key and ("overdue",) + cache_key, overdue, valid_s=valid)
-        for dim, d in od.items():
-            for k, v in d.items():
-                if v["overdue"]:
-                    acc.overdue(dim, k, v["overdue"])
+        use_cache = False
+    if use_cache:
+        with _CACHE_LOCK:
+            _LIVE[key] = fresh
+            _LIVE.move_to_end(key)
+            while len(_LIVE) > 128:
+                _LIVE.popitem(last=False)
+    acc = fresh.acc.copy().prune()
+    incidents = _incident_status(fresh.incidents, total)
+    # A median over 30 days of finished tickets hardly moves with one more: recomputed at
+    # most once a minute (CACHE_TTL_S), not at every change.
+    median_key = None
+    if use_cache:
+        median_key = ("medians", key[0], opd, channel, kecamatan) + ((since, until) if scope.period else ())
+    finish = _cached(median_key, lambda: _medians(finish_hours(session, f_since, f_until, opd, channel, kecamatan)))
     by_opd = acc.dims["opd"]
     for code, (median, n) in finish["by_opd"].items():
         d = by_opd.setdefault(code, {"total": 0, "overdue": 0})
@@ -327,7 +478,7 @@ def summary(session: Session, since: datetime | None = None, until: datetime | N
     return {
         "generated_at": now.isoformat(),
         "period": {"since": since.isoformat() if since else None, "until": until.isoformat() if until else None},
-        "source": "tickets" if period else "rollup",
+        "source": "tickets" if scope.period else "rollup",
         "total": sum(acc.by_status.values()),
         "incidents": incidents["total"],
         "incidents_by_status": {k: v for k, v in incidents.items() if k != "total"},
