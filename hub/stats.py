@@ -205,7 +205,7 @@ def _overdue(session: Session, acc: _Acc, now: datetime, conds: list, after: dat
     _fold(acc, session.execute(od), overdue=True)
 
 
-def _from_tickets(session: Session, acc: _Acc, now: datetime, conds: list) -> None:
+def _from_tickets(session: Session, acc: _Acc, now: datetime, conds: list, sign: int = 1) -> None:
     overdue = case((and_(T.c.status.in_(OPEN_STATUSES), T.c.due_at < now), 1), else_=0)
     # Grouping by `status || ''` instead of the bare column: otherwise SQLite walks all of
     # ix_tickets_status_opd to save a sort instead of reading a range of the created_at index
@@ -213,8 +213,8 @@ def _from_tickets(session: Session, acc: _Acc, now: datetime, conds: list) -> No
     key = ((T.c.status + literal("")).label("status"), T.c.opd_code, T.c.channel, T.c.kecamatan_code, T.c.urgency)
     q = select(*key, func.count(), func.sum(overdue)).where(and_(True, *conds)).group_by(*key)
     rows = session.execute(q).all()
-    _fold(acc, ((s, o, c, k, u, n) for s, o, c, k, u, n, _ in rows))
-    _fold(acc, ((s, o, c, k, u, int(od or 0)) for s, o, c, k, u, _, od in rows), overdue=True)
+    _fold(acc, ((s, o, c, k, u, sign * n) for s, o, c, k, u, n, _ in rows))
+    _fold(acc, ((s, o, c, k, u, sign * int(od or 0)) for s, o, c, k, u, _, od in rows), overdue=True)
 
 
 def _incidents(session: Session, conds: list, filtered: bool) -> dict[str, int]:
@@ -237,6 +237,18 @@ def _incident_flags(by_status: dict[str, int]) -> tuple[int, int, int]:
     counted = it has a ticket that is not merged (what the filtered total counts)."""
     has = {st for st, n in by_status.items() if n > 0}
     return int(bool(has - {"digabung"})), int(bool(has & set(OPEN_STATUSES))), int("diproses" in has)
+
+
+def _incidents_by_status(session: Session, ids, conds: list) -> dict[int, dict[str, int]]:
+    """Per incident, its tickets matching conds per status (indexed by incident_id)."""
+    out: dict[int, dict[str, int]] = {i: {} for i in ids}
+    ids = list(ids)
+    for i in range(0, len(ids), 500):
+        q = (select(T.c.incident_id, T.c.status, func.count())
+             .where(T.c.incident_id.in_(ids[i:i + 500]), *conds).group_by(T.c.incident_id, T.c.status))
+        for incident, status, n in session.execute(q):
+            out[incident][status] = int(n)
+    return out
 
 
 def _incident_status(inc: dict[str, int], total: int) -> dict[str, int]:
@@ -394,26 +406,75 @@ def _fold_changes(session: Session, scope: _Scope, live: _Live, now: datetime, v
     incidents = dict(live.incidents)
     conds = scope.conds()
     if touched:
-        # The touched incidents' matching tickets now (indexed by incident_id), and before the
-        # changes (now minus what the rows added): each incident's status before and after.
-        after: dict[int, dict[str, int]] = {i: {} for i in touched}
-        ids = list(touched)
-        for i in range(0, len(ids), 500):
-            q = (select(T.c.incident_id, T.c.status, func.count())
-                 .where(T.c.incident_id.in_(ids[i:i + 500]), *conds).group_by(T.c.incident_id, T.c.status))
-            for incident, status, n in session.execute(q):
-                after[incident][status] = int(n)
+        # The touched incidents' matching tickets now, and before the changes (now minus what
+        # the rows added): each incident's status before and after.
+        after = _incidents_by_status(session, touched, conds)
         for incident, change in touched.items():
             now_ = after[incident]
             before = {st: now_.get(st, 0) - change.get(st, 0) for st in set(now_) | set(change)}
-            (c1, o1, d1), (c0, o0, d0) = _incident_flags(now_), _incident_flags(before)
-            incidents["open"] += o1 - o0
-            incidents["diproses"] += d1 - d0
-            if incidents["total"] is not None:
-                incidents["total"] += c1 - c0
+            _move_incident(incidents, _incident_flags(before), _incident_flags(now_))
     if now > live.at:  # tickets that passed their due time since live.at
         _overdue(session, acc, now, conds, after=live.at)
     return _Live(version, acc, max(now, live.at), incidents)
+
+
+def _move_incident(incidents: dict, before: tuple, after: tuple) -> None:
+    incidents["open"] += after[1] - before[1]
+    incidents["diproses"] += after[2] - before[2]
+    if incidents["total"] is not None:
+        incidents["total"] += after[0] - before[0]
+
+
+MAX_SLIDE = timedelta(days=1)
+
+
+def _slide(session: Session, old: _Scope, new: _Scope, live: _Live) -> _Live | None:
+    """Move an up-to-date cached period to a nearby one with the same filters ("last 7 days"
+    asked again a minute later): take out the tickets of the slices that left the period, add
+    those that entered (with the overdue count as of live.at), re-derive their incidents under
+    both periods. None when the periods are not that close."""
+    if (old.opd, old.channel, old.kecamatan) != (new.opd, new.channel, new.kecamatan) \
+            or (old.since is None) != (new.since is None) or (old.until is None) != (new.until is None):
+        return None
+    slices = []  # (lo, hi, +1 entered / -1 left)
+    for a, b, later_is_in in ((old.since, new.since, False), (old.until, new.until, True)):
+        if a is None or a == b:
+            continue
+        if abs(b - a) > MAX_SLIDE:
+            return None
+        entered = (b > a) == later_is_in
+        slices.append((min(a, b), max(a, b), 1 if entered else -1))
+    acc = live.acc.copy()
+    filters = _ticket_filters(None, None, new.opd, new.channel, new.kecamatan)
+    touched: set[int] = set()
+    for lo, hi, sign in slices:
+        conds = [T.c.created_at >= lo, T.c.created_at < hi, *filters]
+        _from_tickets(session, acc, live.at, conds, sign=sign)
+        touched.update(i for (i,) in session.execute(select(T.c.incident_id).distinct()
+                                                     .where(T.c.incident_id.is_not(None), *conds)))
+    incidents = dict(live.incidents)
+    if touched:
+        was, now_ = _incidents_by_status(session, touched, old.conds()), _incidents_by_status(session, touched, new.conds())
+        for i in touched:
+            _move_incident(incidents, _incident_flags(was[i]), _incident_flags(now_[i]))
+    return _Live(live.version, acc, live.at, incidents)
+
+
+def _nearby_periods(key: tuple, scope: _Scope) -> list[tuple[_Scope, _Live]]:
+    """Cached periods of the same store and filters within MAX_SLIDE of this one, nearest first."""
+    found = []
+    with _CACHE_LOCK:
+        for (url, other), live in _LIVE.items():
+            if url != key[0] or not other.period or (other.opd, other.channel, other.kecamatan) != \
+                    (scope.opd, scope.channel, scope.kecamatan):
+                continue
+            if (other.since is None) != (scope.since is None) or (other.until is None) != (scope.until is None):
+                continue
+            gap = max(abs(a - b) for a, b in ((other.since, scope.since), (other.until, scope.until))
+                      if a is not None and b is not None)
+            if gap <= MAX_SLIDE:
+                found.append((gap, other, live))
+    return [(other, live) for _, other, live in sorted(found, key=lambda f: f[0])]
 
 
 def summary(session: Session, since: datetime | None = None, until: datetime | None = None,
@@ -440,12 +501,18 @@ def summary(session: Session, since: datetime | None = None, until: datetime | N
         version = data_version(session)
         with _CACHE_LOCK:
             live = _LIVE.get(key) if use_cache else None
-        if live is None:
-            fresh = None
-        elif live.version == version and now <= live.at:
-            fresh = live
-        else:
-            fresh = _fold_changes(session, scope, live, now, version)
+        fresh = None
+        if live is not None:
+            fresh = live if live.version == version and now <= live.at else \
+                _fold_changes(session, scope, live, now, version)
+        elif use_cache and scope.period:  # bring a nearby period up to date, then move it here
+            for other, near in _nearby_periods(key, scope)[:3]:
+                fresh = _fold_changes(session, other, near, now, version)
+                fresh = fresh and _slide(session, other, scope, fresh)
+                with _CACHE_LOCK:  # moved here, or stale: one entry per moving period
+                    _LIVE.pop((key[0], other), None)
+                if fresh is not None:
+                    break
         if fresh is None:
             fresh = _count_afresh(session, scope, now, version)
         total = fresh.incidents["total"]

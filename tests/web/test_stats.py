@@ -380,3 +380,41 @@ def test_migration_d9f4b2e6a871_keeps_counts_of_existing_tickets_and_counts_new_
         rows = s.execute(select(TicketCount.created_at, TicketCount.incident_id)
                          .order_by(TicketCount.id.desc()).limit(2)).all()
         assert all(r.created_at is not None and r.incident_id is not None for r in rows)
+
+
+def test_a_moving_period_slides_the_cached_counts_exactly(known, engine, monkeypatch):
+    """"Last 7 days" asked again later: the cached period is moved (tickets that left or
+    entered at both edges, their incidents under both periods), never counted afresh."""
+    from hub import stats
+    from hub.db import session_scope
+
+    with session_scope() as s:
+        a = make_ticket(s, "EDGE001", "PUPR", age=timedelta(hours=4, minutes=30), due_in=timedelta(hours=1))
+        make_ticket(s, "EDGE002", "PUPR", status="diproses", age=timedelta(hours=1), incident_id=a.incident_id)
+        make_ticket(s, "EDGE003", "DLH", age=timedelta(minutes=50), due_in=timedelta(minutes=10))
+    at = datetime.now(timezone.utc)
+    afresh = {"n": 0}
+    real = stats._count_afresh
+
+    def counting(*args, **kw):
+        afresh["n"] += 1
+        return real(*args, **kw)
+
+    monkeypatch.setattr(stats, "_count_afresh", counting)
+    windows = [(5, None), (4, None), (4.6, None), (5, 0.7), (4, 0.9), (3, 0.5)]  # hours ago
+    for filters in ({}, {"opd": "PUPR"}):
+        for since_h, until_h in windows:
+            since = at - timedelta(hours=since_h)
+            until = at - timedelta(hours=until_h) if until_h is not None else None
+            afresh["n"] = 0
+            with session_scope() as s:
+                cached = stats.summary(s, since=since, until=until, **filters)
+                fresh = stats.summary(s, since=since, until=until, use_cache=False, **filters)
+            for out in (cached, fresh):
+                out.pop("generated_at")
+                out.pop("finish_window")
+            assert _comparable(cached, False) == _comparable(fresh, False), (filters, since_h, until_h)
+            assert cached["incidents_by_status"] == fresh["incidents_by_status"], (filters, since_h, until_h)
+            assert cached["incidents"] == fresh["incidents"]
+            first_of_kind = (since_h, until_h) in ((5, None), (5, 0.7))
+            assert afresh["n"] == (2 if first_of_kind else 1), (filters, since_h, until_h)
