@@ -533,10 +533,13 @@ def summary(session: Session, since: datetime | None = None, until: datetime | N
     acc = fresh.acc.copy().prune()
     incidents = _incident_status(fresh.incidents, total)
     # A median over 30 days of finished tickets hardly moves with one more: recomputed at
-    # most once a minute (CACHE_TTL_S), not at every change.
+    # most once a minute (CACHE_TTL_S), not at every change; a period moving with the clock
+    # shares it within the minute (the window may then be up to a minute behind, like the data).
     median_key = None
     if use_cache:
-        median_key = ("medians", key[0], opd, channel, kecamatan) + ((since, until) if scope.period else ())
+        minute = lambda d: d and d.replace(second=0, microsecond=0)  # noqa: E731
+        median_key = ("medians", key[0], opd, channel, kecamatan) + (
+            (minute(since), minute(until)) if scope.period else ())
     finish = _cached(median_key, lambda: _medians(finish_hours(session, f_since, f_until, opd, channel, kecamatan)))
     by_opd = acc.dims["opd"]
     for code, (median, n) in finish["by_opd"].items():
