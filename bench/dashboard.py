@@ -218,7 +218,7 @@ def time_http(url: str, calls: int, label: str) -> dict[str, dict[str, float]]:
                 t = time.perf_counter()
                 client.get(path, params=params).raise_for_status()
                 first = (time.perf_counter() - t) * 1000
-                print(f"  {label:9s} {name:36s} first call (counts afresh) {first:7.1f} ms")
+                print(f"  {label:9s} {name:36s} first call of the case {first:7.1f} ms")
                 for mode in ("warm", "cold"):
                     for _ in range(2):  # warm-up: connection pool, page cache
                         client.get(path, params=params_() if callable(params_) else params_).raise_for_status()
