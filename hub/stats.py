@@ -373,13 +373,12 @@ def _count_afresh(session: Session, scope: _Scope, now: datetime, version: tuple
     return _Live(version, acc, now, _incidents(session, conds, scope.filtered))
 
 
-def _fold_changes(session: Session, scope: _Scope, live: _Live, now: datetime, version: tuple) -> _Live | None:
-    """Bring `live` up to `version` by folding only the rollup rows appended since (O(changes)),
-    then move its overdue count on to `now`. None when that cannot be exact: the rows up to the
-    cached top changed (a compaction folded them, or on PostgreSQL a transaction with a lower
-    id committed late: their count differs), the table was rewritten (TRUNCATE), a row has no
-    details (folded, or from before migration d9f4b2e6a871), or too many rows came since."""
-    top, rows, node = live.version
+def _changes_since(session: Session, cached: tuple, version: tuple) -> list | None:
+    """The rollup rows appended between two versions, in id order: (status, opd, channel,
+    kecamatan, urgency, created_at, due_at, incident_id, n). None when the rows up to the cached
+    top changed (compaction; a late commit with a lower id on PostgreSQL), the table was
+    rewritten (TRUNCATE: new file node), or there are more than MAX_CHANGE_ROWS."""
+    top, rows, node = cached
     if version[2] != node or version[0] < top:
         return None
     new = session.execute(select(C.c.status, C.c.opd_code, C.c.channel, C.c.kecamatan_code, C.c.urgency,
@@ -387,6 +386,18 @@ def _fold_changes(session: Session, scope: _Scope, live: _Live, now: datetime, v
                           .where(C.c.id > top, C.c.id <= version[0]).order_by(C.c.id)
                           .limit(MAX_CHANGE_ROWS + 1)).all()
     if len(new) > MAX_CHANGE_ROWS or rows + len(new) != version[1]:
+        return None
+    return new
+
+
+def _fold_changes(session: Session, scope: _Scope, live: _Live, now: datetime, version: tuple) -> _Live | None:
+    """Bring `live` up to `version` by folding only the rollup rows appended since (O(changes)),
+    then move its overdue count on to `now`. None when that cannot be exact: the rows up to the
+    cached top changed (a compaction folded them, or on PostgreSQL a transaction with a lower
+    id committed late: their count differs), the table was rewritten (TRUNCATE), a row has no
+    details (folded, or from before migration d9f4b2e6a871), or too many rows came since."""
+    new = _changes_since(session, live.version, version)
+    if new is None:
         return None
     acc = live.acc.copy()
     touched: dict[int, dict[str, int]] = {}  # incident -> status -> change in matching tickets
@@ -573,29 +584,76 @@ def trend(session: Session, since: datetime | None = None, until: datetime | Non
     per hour so the window moves on). Buckets are filled with zeros so the chart has no gaps.
     """
     if since is None and until is None and now is None:
-        hour = datetime.now(timezone.utc).strftime("%Y%m%d%H")
-        key = ("trend", str(session.get_bind().url), opd, channel, kecamatan, tz_offset_h, hour,
-               data_version(session))
-        return _cached(key, lambda: _trend(session, None, None, opd, channel, kecamatan, None, tz_offset_h))
+        return _default_trend(session, opd, channel, kecamatan, tz_offset_h)
     return _trend(session, since, until, opd, channel, kecamatan, now, tz_offset_h)
+
+
+@dataclass(frozen=True)
+class _TrendLive:
+    version: tuple[int, int, int]
+    since: datetime
+    until: datetime
+    counts: dict[str, int]  # WIB day -> tickets received
+
+
+_TRENDS: "OrderedDict[tuple, _TrendLive]" = OrderedDict()
+
+
+def _default_trend(session: Session, opd, channel, kecamatan, tz_offset_h: int) -> dict[str, Any]:
+    """The last 12 weeks, kept per process by hour (so the window moves on) and brought up to
+    date like the summary: new rollup rows add or take out their ticket on its day."""
+    now = datetime.now(timezone.utc)
+    key = (str(session.get_bind().url), opd, channel, kecamatan, tz_offset_h, now.strftime("%Y%m%d%H"))
+    scope = _Scope(None, None, opd, channel, kecamatan)
+    tz = timezone(timedelta(hours=tz_offset_h))
+    version = data_version(session)
+    with _CACHE_LOCK:
+        live = _TRENDS.get(key)
+    fresh = None
+    if live is not None and live.version == version:
+        fresh = live
+    elif live is not None:
+        new = _changes_since(session, live.version, version)
+        if new is not None and all(created is not None for *_, created, _d, _i, _n in new):
+            counts = dict(live.counts)
+            for _s, opd_, channel_, kec, _u, created, _due, _inc, n in new:
+                created = _aware(created)
+                if created >= live.since and scope.matches(opd_, channel_, kec, created):
+                    day = created.astimezone(tz).date().isoformat()
+                    counts[day] = counts.get(day, 0) + n
+            fresh = _TrendLive(version, live.since, live.until, counts)
+    if fresh is None:
+        since = now - timedelta(weeks=12)
+        fresh = _TrendLive(version, since, now, _day_counts(session, since, now, opd, channel, kecamatan, tz_offset_h))
+    with _CACHE_LOCK:
+        _TRENDS[key] = fresh
+        while len(_TRENDS) > 64:
+            _TRENDS.popitem(last=False)
+    return _buckets(fresh.counts, fresh.since, fresh.until, tz)
 
 
 def _trend(session: Session, since, until, opd, channel, kecamatan, now, tz_offset_h: int) -> dict[str, Any]:
     now = _aware(now) or datetime.now(timezone.utc)
     until = _aware(until) or now
     since = _aware(since) or (until - timedelta(weeks=12))
-    tz = timezone(timedelta(hours=tz_offset_h))
-    days = (until - since).total_seconds() / 86400
-    weekly = days > 62
+    counts = _day_counts(session, since, until, opd, channel, kecamatan, tz_offset_h)
+    return _buckets(counts, since, until, timezone(timedelta(hours=tz_offset_h)))
+
+
+def _day_counts(session: Session, since, until, opd, channel, kecamatan, tz_offset_h: int) -> dict[str, int]:
+    """Tickets received per local day (YYYY-MM-DD) in [since, until)."""
     conds = _ticket_filters(since, until, opd, channel, kecamatan)
-    counts: dict[str, int] = {}
     # Count per UTC hour-shifted day in Python over a narrow projection (fast on both stores).
     if session.get_bind().dialect.name == "postgresql":
         day = func.to_char(T.c.created_at + timedelta(hours=tz_offset_h), "YYYY-MM-DD")
     else:
         day = func.strftime("%Y-%m-%d", T.c.created_at, f"+{tz_offset_h} hours")
-    for d, n in session.execute(select(day, func.count()).where(*conds).group_by(day)):
-        counts[d] = int(n)
+    return {d: int(n) for d, n in session.execute(select(day, func.count()).where(*conds).group_by(day))}
+
+
+def _buckets(counts: dict[str, int], since: datetime, until: datetime, tz: timezone) -> dict[str, Any]:
+    """Per day (periods up to 62 days) or per week from Monday; zeros fill the gaps."""
+    weekly = (until - since).total_seconds() / 86400 > 62
     start = since.astimezone(tz).date()
     end = (until - timedelta(microseconds=1)).astimezone(tz).date()
     buckets: list[dict[str, Any]] = []

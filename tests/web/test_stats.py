@@ -418,3 +418,48 @@ def test_a_moving_period_slides_the_cached_counts_exactly(known, engine, monkeyp
             assert cached["incidents"] == fresh["incidents"]
             first_of_kind = (since_h, until_h) in ((5, None), (5, 0.7))
             assert afresh["n"] == (2 if first_of_kind else 1), (filters, since_h, until_h)
+
+
+@pytest.mark.parametrize("filters", [{}, {"opd": "PUPR"}, {"kecamatan": KEC_DURENAN}])
+def test_cached_default_trend_folds_each_change_exactly(known, engine, filters, monkeypatch):
+    from sqlalchemy import update
+
+    from hub import stats
+    from hub import tickets as T
+    from hub.db import session_scope
+    from hub.models import Ticket, TicketEvent
+
+    recounts = {"n": 0}
+    real = stats._day_counts
+
+    def counting(*a, **kw):
+        recounts["n"] += 1
+        return real(*a, **kw)
+
+    monkeypatch.setattr(stats, "_day_counts", counting)
+
+    def check(expect_recount: bool = False) -> None:
+        recounts["n"] = 0
+        hour = datetime.now(timezone.utc).hour
+        with session_scope() as s:
+            cached = stats.trend(s, **filters)
+        if datetime.now(timezone.utc).hour == hour:  # a new hour starts a new window: recounted
+            assert recounts["n"] == int(expect_recount)
+        with session_scope() as s:
+            assert cached == stats._trend(s, None, None, filters.get("opd"), None, filters.get("kecamatan"), None, 7)
+
+    check(expect_recount=True)
+    with session_scope() as s:
+        make_ticket(s, "TRD0001", "PUPR", kecamatan=KEC_DURENAN, age=timedelta(days=3))
+    check()
+    with session_scope() as s:
+        T.reroute(s, T.resolve_code(s, "PUPR003"), "DLH", "user:uji", known, learn=False)
+        s.execute(update(Ticket).where(Ticket.code == "PUPR001").values(kecamatan_code=KEC_DURENAN))
+    check()
+    with session_scope() as s:
+        t = T.resolve_code(s, "TRD0001")
+        s.execute(delete(TicketEvent).where(TicketEvent.ticket_id == t.id))
+        s.delete(t)
+    check()
+    stats.compact_counts(engine)
+    check(expect_recount=True)
