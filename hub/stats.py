@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, case, delete, func, insert, literal, select
 from sqlmodel import Session
 
-from hub.models import OPEN_STATUSES, Incident, Ticket, TicketCount
+from hub.models import OPEN_STATUSES, Ticket, TicketCount
 
 T = Ticket.__table__
 C = TicketCount.__table__
@@ -217,24 +217,24 @@ def _from_tickets(session: Session, acc: _Acc, now: datetime, conds: list, sign:
     _fold(acc, ((s, o, c, k, u, sign * int(od or 0)) for s, o, c, k, u, _, od in rows), overdue=True)
 
 
-def _incidents(session: Session, conds: list, filtered: bool) -> dict[str, int]:
-    """Incidents counted afresh: {total, open, diproses}. An incident is diproses if any of
-    its tickets is in process, else menunggu if any is waiting, else selesai (all its tickets
-    finished, rejected or merged): see _incident_status."""
+def _incidents(session: Session, conds: list) -> dict[str, int]:
+    """Incidents counted afresh: {total, open, diproses}. An incident counts when it has a
+    (matching) ticket that is not merged: a merge moves the ticket to the other incident, and
+    an incident left with merged tickets only is not a happening of its own. It is diproses if
+    any of its tickets is in process, else menunggu if any is waiting, else selesai (all its
+    tickets finished or rejected): see _incident_status."""
     in_process = case((T.c.status == "diproses", T.c.incident_id), else_=None)
     diproses, open_ = session.execute(  # one pass over the open tickets (index only)
         select(func.count(func.distinct(in_process)), func.count(func.distinct(T.c.incident_id)))
         .where(T.c.status.in_(OPEN_STATUSES), *conds)).one()
-    total = None  # without a filter: the incidents table itself, counted at every call
-    if filtered:
-        total = int(session.execute(select(func.count(func.distinct(T.c.incident_id)))
-                                    .where(T.c.status != "digabung", *conds)).scalar_one())
-    return {"total": total, "open": int(open_), "diproses": int(diproses)}
+    total = session.execute(select(func.count(func.distinct(T.c.incident_id)))
+                            .where(T.c.status != "digabung", *conds)).scalar_one()
+    return {"total": int(total), "open": int(open_), "diproses": int(diproses)}
 
 
 def _incident_flags(by_status: dict[str, int]) -> tuple[int, int, int]:
     """(counted, open, diproses) of one incident, from its (matching) tickets per status;
-    counted = it has a ticket that is not merged (what the filtered total counts)."""
+    counted = it has a ticket that is not merged (see _incidents)."""
     has = {st for st, n in by_status.items() if n > 0}
     return int(bool(has - {"digabung"})), int(bool(has & set(OPEN_STATUSES))), int("diproses" in has)
 
@@ -251,9 +251,9 @@ def _incidents_by_status(session: Session, ids, conds: list) -> dict[int, dict[s
     return out
 
 
-def _incident_status(inc: dict[str, int], total: int) -> dict[str, int]:
+def _incident_status(inc: dict[str, int]) -> dict[str, int]:
     return {"menunggu": inc["open"] - inc["diproses"], "diproses": inc["diproses"],
-            "selesai": max(0, total - inc["open"]), "total": total}
+            "selesai": inc["total"] - inc["open"], "total": inc["total"]}
 
 
 def finish_hours(session: Session, since: datetime, until: datetime, opd=None, channel=None,
@@ -332,10 +332,6 @@ class _Scope:
     def period(self) -> bool:
         return self.since is not None or self.until is not None
 
-    @property
-    def filtered(self) -> bool:
-        return self.period or bool(self.opd or self.channel or self.kecamatan)
-
     def conds(self) -> list:
         return _ticket_filters(self.since, self.until, self.opd, self.channel, self.kecamatan)
 
@@ -351,7 +347,7 @@ class _Scope:
 @dataclass(frozen=True)
 class _Live:
     """A summary's exact counts at one rollup version: marginals (with the overdue count as of
-    `at`) and incidents {total (filtered only), open, diproses}."""
+    `at`) and incidents {total, open, diproses}."""
 
     version: tuple[int, int, int]
     acc: _Acc
@@ -370,7 +366,7 @@ def _count_afresh(session: Session, scope: _Scope, now: datetime, version: tuple
     else:  # the rollup, plus the open tickets past due (index only)
         _from_rollup(session, acc, now, scope.opd, scope.channel, scope.kecamatan)
         _overdue(session, acc, now, conds)
-    return _Live(version, acc, now, _incidents(session, conds, scope.filtered))
+    return _Live(version, acc, now, _incidents(session, conds))
 
 
 def _changes_since(session: Session, cached: tuple, version: tuple) -> list | None:
@@ -432,8 +428,7 @@ def _fold_changes(session: Session, scope: _Scope, live: _Live, now: datetime, v
 def _move_incident(incidents: dict, before: tuple, after: tuple) -> None:
     incidents["open"] += after[1] - before[1]
     incidents["diproses"] += after[2] - before[2]
-    if incidents["total"] is not None:
-        incidents["total"] += after[0] - before[0]
+    incidents["total"] += after[0] - before[0]
 
 
 MAX_SLIDE = timedelta(days=1)
@@ -526,9 +521,6 @@ def summary(session: Session, since: datetime | None = None, until: datetime | N
                     break
         if fresh is None:
             fresh = _count_afresh(session, scope, now, version)
-        total = fresh.incidents["total"]
-        if total is None:  # all incidents: the table's row count (a primary-key count)
-            total = int(session.execute(select(func.count()).select_from(Incident.__table__)).scalar_one())
         # On PostgreSQL (READ COMMITTED) each statement sees the latest commits: if a change
         # committed while we read, the parts may disagree; read again (it is rare and cheap).
         if session.get_bind().dialect.name == "sqlite" or data_version(session) == version:
@@ -542,7 +534,7 @@ def summary(session: Session, since: datetime | None = None, until: datetime | N
             while len(_LIVE) > 128:
                 _LIVE.popitem(last=False)
     acc = fresh.acc.copy().prune()
-    incidents = _incident_status(fresh.incidents, total)
+    incidents = _incident_status(fresh.incidents)
     # A median over 30 days of finished tickets hardly moves with one more: recomputed at
     # most once a minute (CACHE_TTL_S), not at every change; a period moving with the clock
     # shares it within the minute (the window may then be up to a minute behind, like the data).

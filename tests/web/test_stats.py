@@ -463,3 +463,20 @@ def test_cached_default_trend_folds_each_change_exactly(known, engine, filters, 
     check()
     stats.compact_counts(engine)
     check(expect_recount=True)
+
+
+def test_an_incident_left_empty_by_a_merge_is_not_counted_with_or_without_filters(known, engine):
+    from hub import stats
+    from hub import tickets as T
+    from hub.db import session_scope
+
+    with session_scope() as s:
+        assert stats.summary(s)["incidents"] == 8
+    with session_scope() as s:
+        T.merge(s, T.resolve_code(s, "BPBD002"), T.resolve_code(s, "BPBD001"), "user:uji", known)
+    with session_scope() as s:
+        cached, fresh = stats.summary(s), stats.summary(s, use_cache=False)
+        by_table = stats.summary(s, since=FAR_PAST)
+    for out in (cached, fresh, by_table):
+        assert out["incidents"] == 7
+        assert out["incidents_by_status"] == {"menunggu": 4, "diproses": 1, "selesai": 2}
