@@ -176,6 +176,11 @@ class TicketCount(SQLModel, table=True):
     kecamatan_code: str = Field(default="", max_length=16)  # "" when unknown
     urgency: str = Field(max_length=10)
     n: int = 0
+    # The changed ticket's own times and incident (migration d9f4b2e6a871), so a cached summary
+    # can fold just the new rows, also for a period; NULL once compact_counts folded the row.
+    created_at: Optional[datetime] = None
+    due_at: Optional[datetime] = None
+    incident_id: Optional[int] = None
 
 
 class TicketEvent(SQLModel, table=True):

@@ -61,9 +61,9 @@ def _register() -> None:
         import asyncio
 
         from hub.db import get_engine
-        from hub.stats import compact_counts
+        from hub.stats import COMPACT_MIN_ROWS, compact_counts
 
-        await asyncio.to_thread(compact_counts, get_engine())
+        await asyncio.to_thread(compact_counts, get_engine(), min_rows=COMPACT_MIN_ROWS)
 
     register_periodic("stats_compact", 60.0, compact)
 

@@ -94,7 +94,8 @@ def overview(request: Request):
     now = datetime.now(timezone.utc)
     with _read() as s:
         summ = stats.summary(s, since=since, opd=f["opd"], channel=f["channel"], kecamatan=f["kecamatan"])
-        tr = stats.trend(s, since=since, opd=f["opd"], channel=f["channel"], kecamatan=f["kecamatan"], now=now)
+        # No `now` here: only trend(now=None) may serve the cached default 12 weeks.
+        tr = stats.trend(s, since=since, opd=f["opd"], channel=f["channel"], kecamatan=f["kecamatan"])
         urgent = stats.attention(s, opd=f["opd"], channel=f["channel"], kecamatan=f["kecamatan"], limit=10, now=now)
         last_id = stats.max_ticket_id(s)
     wil = pages.wilayah()

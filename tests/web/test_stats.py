@@ -230,3 +230,253 @@ def test_two_compactions_racing_on_sqlite_never_count_twice(sqlite_url, seeded, 
     with session_scope() as s:
         assert stats.rollup_matches(s)
         assert stats.summary(s, use_cache=False)["total"] == 3
+
+
+_SCOPES = [
+    {}, {"opd": "PUPR"}, {"channel": "bpbd"}, {"kecamatan": KEC_DURENAN}, {"kecamatan": "-"},
+    {"opd": "BPBD", "kecamatan": KEC_DURENAN},
+    # Periods with partial edges: tickets of the known set are 2 h old (finished ones 8 h).
+    {"period": (timedelta(hours=5), timedelta(minutes=30))},
+    {"period": (timedelta(hours=3), None), "opd": "PUPR"},
+    {"period": (timedelta(days=7), None)},
+]
+
+
+def _scoped(s, now: datetime | None = None, use_cache: bool = True, period=None, **filters) -> dict:
+    from hub import stats
+
+    since = until = None
+    if period is not None:
+        base = datetime.now(timezone.utc) if now is None else now
+        since = base - period[0]
+        until = base - period[1] if period[1] is not None else None
+    out = stats.summary(s, since=since, until=until, use_cache=use_cache, **filters)
+    return {**_comparable(out, medians=False), "incidents": out["incidents"],
+            "incidents_by_status": out["incidents_by_status"]}
+
+
+def test_incremental_summary_equals_a_fresh_count_after_every_kind_of_change(known, engine, monkeypatch):
+    """Every cached scope is brought up to date by folding only the new rollup rows; after
+    each kind of change it must equal a summary counted afresh, and it must not have counted
+    afresh itself (except right after a compaction, which folds rows it already had)."""
+    from sqlalchemy import update
+
+    from hub import stats
+    from hub import tickets as T
+    from hub.db import session_scope
+    from hub.models import Ticket, TicketEvent
+
+    cfg = known
+    # Fixed period bounds for the whole test: a scope's cache key is its exact since/until.
+    at = datetime.now(timezone.utc)
+    periods = [dict(sc, period=None) if "period" not in sc else sc for sc in _SCOPES]
+    afresh = {"n": 0}
+    real = stats._count_afresh
+
+    def counting(*a, **kw):
+        afresh["n"] += 1
+        return real(*a, **kw)
+
+    monkeypatch.setattr(stats, "_count_afresh", counting)
+
+    def check(step: str, expect_afresh: bool = False) -> None:
+        afresh["n"] = 0
+        with session_scope() as s:
+            for sc in periods:
+                sc = dict(sc)
+                period = sc.pop("period")
+                cached = _scoped(s, period=period, now=at, **sc)
+                if period is not None:
+                    since, until = at - period[0], (at - period[1] if period[1] is not None else None)
+                    fresh = stats.summary(s, since=since, until=until, use_cache=False, **sc)
+                else:
+                    fresh = stats.summary(s, use_cache=False, **sc)
+                fresh = {**_comparable(fresh, medians=False), "incidents": fresh["incidents"],
+                         "incidents_by_status": fresh["incidents_by_status"]}
+                assert cached == fresh, (step, sc, period)
+        used = afresh["n"] - len(periods)  # the use_cache=False summaries count afresh by design
+        assert (used > 0) if expect_afresh else (used == 0), (step, used)
+
+    def step(name: str, change, expect_afresh: bool = False) -> None:
+        with session_scope() as s:
+            change(s)
+        check(name, expect_afresh)
+
+    afresh["n"] = 0
+    with session_scope() as s:  # first call per scope: counted afresh, then cached
+        for sc in periods:
+            sc = dict(sc)
+            _scoped(s, period=sc.pop("period"), now=at, **sc)
+    check("unchanged")
+    step("insert in the period", lambda s: make_ticket(s, "NEW0001", "PUPR", channel="bpbd", kecamatan=KEC_DURENAN,
+                                                        age=timedelta(hours=1)))
+    step("insert before the period", lambda s: make_ticket(s, "OLD0001", "BPBD", kecamatan=KEC_DURENAN,
+                                                            age=timedelta(days=2), due_in=timedelta(hours=1)))
+    step("status", lambda s: T.change_status(s, T.resolve_code(s, "PUPR001"), "diproses", "user:uji", cfg))
+    step("overdue one finishes", lambda s: T.change_status(s, T.resolve_code(s, "PUPR002"), "selesai", "user:uji",
+                                                            cfg, "beres"))
+    step("reroute", lambda s: T.reroute(s, T.resolve_code(s, "BPBD002"), "PUPR", "user:uji", cfg, learn=False))
+    step("merge into another incident", lambda s: T.merge(s, T.resolve_code(s, "NEW0001"),
+                                                          T.resolve_code(s, "PUPR003"), "user:uji", cfg))
+    step("place corrected", lambda s: s.execute(update(Ticket).where(Ticket.code == "PUPR003")
+                                                .values(kecamatan_code=None)))
+    step("due time moved into the past", lambda s: s.execute(
+        update(Ticket).where(Ticket.code == "DUKC001").values(due_at=datetime.now(timezone.utc) - timedelta(hours=1))))
+    step("created time corrected out of the period", lambda s: s.execute(
+        update(Ticket).where(Ticket.code == "PUPR001").values(created_at=at - timedelta(hours=4))))
+
+    def gone(s) -> None:
+        t = T.resolve_code(s, "DUKC001")
+        s.execute(delete(TicketEvent).where(TicketEvent.ticket_id == t.id))
+        s.delete(t)
+
+    step("delete", gone)
+    assert stats.compact_counts(engine) > 0
+    check("after compaction", expect_afresh=True)
+    step("status after compaction", lambda s: T.change_status(s, T.resolve_code(s, "BPBD001"), "diproses",
+                                                              "user:uji", cfg))
+    with session_scope() as s:
+        assert stats.rollup_matches(s)
+
+
+def test_periodic_compaction_waits_for_enough_change_rows(known, engine):
+    from hub import stats
+    from hub.db import session_scope
+
+    assert stats.compact_counts(engine, min_rows=1_000) == 0  # 8 tickets: not worth folding
+    with session_scope() as s:
+        assert stats.rollup_matches(s)
+    assert stats.compact_counts(engine, min_rows=8) > 0
+    assert stats.compact_counts(engine, min_rows=1) == 0  # folded rows carry no details
+
+
+def test_migration_d9f4b2e6a871_keeps_counts_of_existing_tickets_and_counts_new_changes(known, db_url):
+    """A regency upgrading with tickets: down to the previous revision and up again; the rollup
+    still equals a fresh count, and changes after the upgrade carry their details."""
+    from alembic import command
+
+    from hub import stats
+    from hub import tickets as T
+    from hub.db import reset_engine, session_scope
+    from hub.migrate import alembic_config
+    from hub.models import TicketCount
+
+    reset_engine()
+    command.downgrade(alembic_config(db_url), "c3e8a1f4b6d2")
+    try:
+        with session_scope() as s:
+            make_ticket(s, "MIG0001", "PUPR")  # counted by the old triggers
+    finally:
+        command.upgrade(alembic_config(db_url), "head")
+        reset_engine()
+    with session_scope() as s:
+        assert stats.rollup_matches(s)
+        before = _scoped(s)
+        T.change_status(s, T.resolve_code(s, "MIG0001"), "diproses", "user:uji", known)
+    with session_scope() as s:
+        assert stats.rollup_matches(s)
+        assert _scoped(s) == _scoped(s, use_cache=False)
+        assert _scoped(s)["by_status"]["diproses"] == before["by_status"]["diproses"] + 1
+        rows = s.execute(select(TicketCount.created_at, TicketCount.incident_id)
+                         .order_by(TicketCount.id.desc()).limit(2)).all()
+        assert all(r.created_at is not None and r.incident_id is not None for r in rows)
+
+
+def test_a_moving_period_slides_the_cached_counts_exactly(known, engine, monkeypatch):
+    """"Last 7 days" asked again later: the cached period is moved (tickets that left or
+    entered at both edges, their incidents under both periods), never counted afresh."""
+    from hub import stats
+    from hub.db import session_scope
+
+    with session_scope() as s:
+        a = make_ticket(s, "EDGE001", "PUPR", age=timedelta(hours=4, minutes=30), due_in=timedelta(hours=1))
+        make_ticket(s, "EDGE002", "PUPR", status="diproses", age=timedelta(hours=1), incident_id=a.incident_id)
+        make_ticket(s, "EDGE003", "DLH", age=timedelta(minutes=50), due_in=timedelta(minutes=10))
+    at = datetime.now(timezone.utc)
+    afresh = {"n": 0}
+    real = stats._count_afresh
+
+    def counting(*args, **kw):
+        afresh["n"] += 1
+        return real(*args, **kw)
+
+    monkeypatch.setattr(stats, "_count_afresh", counting)
+    windows = [(5, None), (4, None), (4.6, None), (5, 0.7), (4, 0.9), (3, 0.5)]  # hours ago
+    for filters in ({}, {"opd": "PUPR"}):
+        for since_h, until_h in windows:
+            since = at - timedelta(hours=since_h)
+            until = at - timedelta(hours=until_h) if until_h is not None else None
+            afresh["n"] = 0
+            with session_scope() as s:
+                cached = stats.summary(s, since=since, until=until, **filters)
+                fresh = stats.summary(s, since=since, until=until, use_cache=False, **filters)
+            for out in (cached, fresh):
+                out.pop("generated_at")
+                out.pop("finish_window")
+            assert _comparable(cached, False) == _comparable(fresh, False), (filters, since_h, until_h)
+            assert cached["incidents_by_status"] == fresh["incidents_by_status"], (filters, since_h, until_h)
+            assert cached["incidents"] == fresh["incidents"]
+            first_of_kind = (since_h, until_h) in ((5, None), (5, 0.7))
+            assert afresh["n"] == (2 if first_of_kind else 1), (filters, since_h, until_h)
+
+
+@pytest.mark.parametrize("filters", [{}, {"opd": "PUPR"}, {"kecamatan": KEC_DURENAN}])
+def test_cached_default_trend_folds_each_change_exactly(known, engine, filters, monkeypatch):
+    from sqlalchemy import update
+
+    from hub import stats
+    from hub import tickets as T
+    from hub.db import session_scope
+    from hub.models import Ticket, TicketEvent
+
+    recounts = {"n": 0}
+    real = stats._day_counts
+
+    def counting(*a, **kw):
+        recounts["n"] += 1
+        return real(*a, **kw)
+
+    monkeypatch.setattr(stats, "_day_counts", counting)
+
+    def check(expect_recount: bool = False) -> None:
+        recounts["n"] = 0
+        hour = datetime.now(timezone.utc).hour
+        with session_scope() as s:
+            cached = stats.trend(s, **filters)
+        if datetime.now(timezone.utc).hour == hour:  # a new hour starts a new window: recounted
+            assert recounts["n"] == int(expect_recount)
+        with session_scope() as s:
+            assert cached == stats._trend(s, None, None, filters.get("opd"), None, filters.get("kecamatan"), None, 7)
+
+    check(expect_recount=True)
+    with session_scope() as s:
+        make_ticket(s, "TRD0001", "PUPR", kecamatan=KEC_DURENAN, age=timedelta(days=3))
+    check()
+    with session_scope() as s:
+        T.reroute(s, T.resolve_code(s, "PUPR003"), "DLH", "user:uji", known, learn=False)
+        s.execute(update(Ticket).where(Ticket.code == "PUPR001").values(kecamatan_code=KEC_DURENAN))
+    check()
+    with session_scope() as s:
+        t = T.resolve_code(s, "TRD0001")
+        s.execute(delete(TicketEvent).where(TicketEvent.ticket_id == t.id))
+        s.delete(t)
+    check()
+    stats.compact_counts(engine)
+    check(expect_recount=True)
+
+
+def test_an_incident_left_empty_by_a_merge_is_not_counted_with_or_without_filters(known, engine):
+    from hub import stats
+    from hub import tickets as T
+    from hub.db import session_scope
+
+    with session_scope() as s:
+        assert stats.summary(s)["incidents"] == 8
+    with session_scope() as s:
+        T.merge(s, T.resolve_code(s, "BPBD002"), T.resolve_code(s, "BPBD001"), "user:uji", known)
+    with session_scope() as s:
+        cached, fresh = stats.summary(s), stats.summary(s, use_cache=False)
+        by_table = stats.summary(s, since=FAR_PAST)
+    for out in (cached, fresh, by_table):
+        assert out["incidents"] == 7
+        assert out["incidents_by_status"] == {"menunggu": 4, "diproses": 1, "selesai": 2}
