@@ -310,7 +310,7 @@ def save_incoming(device: Path, sender: str, body: str) -> None:
         f.write_text(f.read_text().replace("PDU = Submit", "PDU = Deliver").replace("State = Sent", "State = UnRead"))
 
 
-def wait_for(fn, timeout: float = 30.0, what: str = "condition"):
+def wait_for(fn, timeout: float = 60.0, what: str = "condition"):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         got = fn()
