@@ -23,6 +23,19 @@ def _comparable(summary: dict, medians: bool = True) -> dict:
     return out
 
 
+def count_calls(monkeypatch, module, name: str) -> dict[str, int]:
+    """Wrap module.name so calls are counted (it still runs): {"n": calls so far}."""
+    calls = {"n": 0}
+    real = getattr(module, name)
+
+    def counting(*args, **kw):
+        calls["n"] += 1
+        return real(*args, **kw)
+
+    monkeypatch.setattr(module, name, counting)
+    return calls
+
+
 @pytest.fixture
 def known(engine, seeded):
     from hub.db import session_scope
@@ -270,14 +283,7 @@ def test_incremental_summary_equals_a_fresh_count_after_every_kind_of_change(kno
     # Fixed period bounds for the whole test: a scope's cache key is its exact since/until.
     at = datetime.now(timezone.utc)
     periods = [dict(sc, period=None) if "period" not in sc else sc for sc in _SCOPES]
-    afresh = {"n": 0}
-    real = stats._count_afresh
-
-    def counting(*a, **kw):
-        afresh["n"] += 1
-        return real(*a, **kw)
-
-    monkeypatch.setattr(stats, "_count_afresh", counting)
+    afresh = count_calls(monkeypatch, stats, "_count_afresh")
 
     def check(step: str, expect_afresh: bool = False) -> None:
         afresh["n"] = 0
@@ -393,14 +399,7 @@ def test_a_moving_period_slides_the_cached_counts_exactly(known, engine, monkeyp
         make_ticket(s, "EDGE002", "PUPR", status="diproses", age=timedelta(hours=1), incident_id=a.incident_id)
         make_ticket(s, "EDGE003", "DLH", age=timedelta(minutes=50), due_in=timedelta(minutes=10))
     at = datetime.now(timezone.utc)
-    afresh = {"n": 0}
-    real = stats._count_afresh
-
-    def counting(*args, **kw):
-        afresh["n"] += 1
-        return real(*args, **kw)
-
-    monkeypatch.setattr(stats, "_count_afresh", counting)
+    afresh = count_calls(monkeypatch, stats, "_count_afresh")
     windows = [(5, None), (4, None), (4.6, None), (5, 0.7), (4, 0.9), (3, 0.5)]  # hours ago
     for filters in ({}, {"opd": "PUPR"}):
         for since_h, until_h in windows:
@@ -429,14 +428,7 @@ def test_cached_default_trend_folds_each_change_exactly(known, engine, filters, 
     from hub.db import session_scope
     from hub.models import Ticket, TicketEvent
 
-    recounts = {"n": 0}
-    real = stats._day_counts
-
-    def counting(*a, **kw):
-        recounts["n"] += 1
-        return real(*a, **kw)
-
-    monkeypatch.setattr(stats, "_day_counts", counting)
+    recounts = count_calls(monkeypatch, stats, "_day_counts")
 
     def check(expect_recount: bool = False) -> None:
         recounts["n"] = 0
