@@ -91,8 +91,9 @@ def body_limit(path: str, default: int) -> int:
 
 
 def create_app(settings: Settings | None = None, workers: bool | None = None,
-               freeze_heap: bool = False) -> FastAPI:
-    """`freeze_heap`: for a server process (`simpul serve`), see hub.runtime; tests leave it off."""
+               server_process: bool = False) -> FastAPI:
+    """`server_process`: this is the long-running `simpul serve` process: freeze the start-up
+    heap (hub.runtime) and keep the dashboard's counts warm (hub.web.warm). Tests leave it off."""
     import hub.plugins  # noqa: F401  (registers routers, senders and jobs of the optional modules)
 
     settings = settings or get_settings()
@@ -113,7 +114,7 @@ def create_app(settings: Settings | None = None, workers: bool | None = None,
             from hub.workers import start_scheduler
 
             sched = start_scheduler(settings)
-        if freeze_heap:
+        if server_process:
             warm_and_freeze(warm_normalizer=run_workers)
         log.info("hub.started", version=__version__, database=get_engine().dialect.name, workers=run_workers)
         try:
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None, workers: bool | None = None,
     app = FastAPI(title="Simpul", version=__version__, lifespan=lifespan, telemetry=otel,
                   description="Joins a regency's complaint lines into one stream of tickets.")
     app.state.settings = settings
+    app.state.server_process = server_process
     app.state.regency = cfg
     from hub.api.intake import IntakeFastPath
 

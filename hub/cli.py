@@ -72,7 +72,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on"),
         child = subprocess.Popen([sys.executable, "-m", "hub", "worker"],
                                  env={**os.environ, "SIMPUL_SERVE_PID": str(os.getpid())})
     try:
-        uvicorn.run(create_app(settings, workers=workers and in_process, freeze_heap=True), host=host, port=port,
+        uvicorn.run(create_app(settings, workers=workers and in_process, server_process=True), host=host, port=port,
                     log_level="warning", access_log=False)
     finally:
         if child is not None:

@@ -55,6 +55,12 @@ def _register() -> None:
         ROUTER_HOOKS.append(_install)
     if api_session_resolver not in SESSION_RESOLVERS:
         SESSION_RESOLVERS.append(api_session_resolver)
+    from hub.app import SHUTDOWN_HOOKS, STARTUP_HOOKS
+    from hub.web import warm
+
+    if warm.start not in STARTUP_HOOKS:
+        STARTUP_HOOKS.append(warm.start)
+        SHUTDOWN_HOOKS.append(warm.stop)
     from hub.workers import register_periodic
 
     async def compact() -> None:

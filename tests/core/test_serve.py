@@ -69,6 +69,8 @@ def test_serve_with_worker_process_makes_tickets_and_stops_its_child(tmp_path):
     frozen = [json.loads(line)["objects"] for line in log_path.read_text().splitlines()
               if '"runtime.heap_frozen"' in line]
     assert len(frozen) == 2 and min(frozen) > 10_000, frozen
+    # the server process primed the dashboard's counts in the background (hub/web/warm.py)
+    assert '"dashboard.warmed"' in log_path.read_text()
 
 
 def test_worker_child_stops_when_serve_is_killed_outright(tmp_path):

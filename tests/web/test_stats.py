@@ -472,3 +472,25 @@ def test_an_incident_left_empty_by_a_merge_is_not_counted_with_or_without_filter
     for out in (cached, fresh, by_table):
         assert out["incidents"] == 7
         assert out["incidents_by_status"] == {"menunggu": 4, "diproses": 1, "selesai": 2}
+
+
+def test_priming_the_overview_leaves_nothing_to_count_afresh(known, engine, monkeypatch):
+    """hub.web.warm asks for every overview period in the background of `simpul serve`: the
+    regional head's own request then finds the counts ready (no fresh count of the store)."""
+    from hub import stats
+    from hub.db import session_scope
+    from hub.web.pages import PERIODS, period_range
+    from hub.web.warm import prime_overview
+
+    afresh = count_calls(monkeypatch, stats, "_count_afresh")
+    assert prime_overview() == len(PERIODS)
+    primed = afresh["n"]
+    assert primed >= len(PERIODS)
+    with session_scope() as s:
+        for key in PERIODS:
+            since, _ = period_range(key)  # a moment later: moving periods slide, never recount
+            got, fresh = stats.summary(s, since=since), stats.summary(s, since=since, use_cache=False)
+            assert _comparable(got, medians=False) == _comparable(fresh, medians=False), key
+            assert (got["incidents"], got["incidents_by_status"]) == \
+                (fresh["incidents"], fresh["incidents_by_status"]), key
+    assert afresh["n"] - primed == len(PERIODS)  # only the use_cache=False comparisons
