@@ -123,6 +123,16 @@ def _lookup_key(session: Session, presented: str) -> Principal | None:
     return Principal(kind="key", name=f"{key.name}", role=key.role, opd_code=key.opd_code)
 
 
+def carries_api_key(scope) -> bool:
+    """Whether an ASGI request presents a Simpul API key (X-API-Key, or a Bearer sk_ token),
+    read from the raw headers before any Request object exists. Another bearer token (a
+    proxy's) does not count: that request keeps its session and the normal routes."""
+    for name, value in scope.get("headers") or ():
+        if name == b"x-api-key" or (name == b"authorization" and value[:10].lower() == b"bearer sk_"):
+            return True
+    return False
+
+
 def presented_key(request: Request) -> str | None:
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):

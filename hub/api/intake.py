@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator
 
-from hub.auth import Principal, require
+from hub.auth import Principal, carries_api_key, require
 from hub.api.deps import principal, regency_config
 from hub.config import RegencyConfig
 from normalizer.types import Attachment, InboundMessage
@@ -107,8 +107,6 @@ def _error(status: int, detail: str) -> Response:
 
 
 async def fast_intake(request: Request) -> Response:
-    from hub.api.deps import principal
-
     try:
         who = await principal(request)
     except HTTPException as exc:
@@ -142,13 +140,6 @@ class _RouteLabel:
     path = "/api/v1/intake/{channel}"
 
 
-def _carries_api_key(scope) -> bool:
-    for name, value in scope.get("headers") or ():
-        if name == b"x-api-key" or (name == b"authorization" and value[:7].lower() == b"bearer "):
-            return True
-    return False
-
-
 class IntakeFastPath:
     """Pure ASGI: POST /api/v1/intake/{channel} with an API key goes straight to fast_intake."""
 
@@ -158,7 +149,7 @@ class IntakeFastPath:
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].startswith(INTAKE_PREFIX):
             channel = scope["path"][len(INTAKE_PREFIX):]
-            if channel and "/" not in channel and _carries_api_key(scope):
+            if channel and "/" not in channel and carries_api_key(scope):
                 scope["path_params"] = {"channel": channel}
                 scope["route"] = _RouteLabel
                 response = await fast_intake(Request(scope, receive))

@@ -7,7 +7,7 @@ from __future__ import annotations
 from starlette.middleware.sessions import SessionMiddleware
 
 from hub.app import ROUTER_HOOKS
-from hub.auth import SESSION_RESOLVERS
+from hub.auth import SESSION_RESOLVERS, carries_api_key
 from hub.web.security import api_session_resolver
 
 
@@ -37,11 +37,9 @@ class SessionUnlessApiKey:
         self.with_session = SessionMiddleware(app, **kwargs)
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            for name, value in scope.get("headers") or ():
-                if name == b"x-api-key" or (name == b"authorization" and value[:10].lower() == b"bearer sk_"):
-                    scope["session"] = {}
-                    return await self.app(scope, receive, send)
+        if scope["type"] == "http" and carries_api_key(scope):
+            scope["session"] = {}
+            return await self.app(scope, receive, send)
         return await self.with_session(scope, receive, send)
 
 
