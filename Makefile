@@ -23,6 +23,9 @@ run: $(STAMP)
 	$(VENV)/bin/simpul serve --host 127.0.0.1 --port 8000
 
 test: $(STAMP)
+	# the import contracts in pyproject.toml: adapters and normalizer never import hub, nothing
+	# imports hub.app, no import cycles in hub (docs/architecture.md)
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Benchmarks print their figures; each compares against a ceiling measured in the same run.

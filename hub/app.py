@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 import uuid
 from contextlib import asynccontextmanager
+from typing import Callable, Sequence
 
 import structlog
 from fastapi import FastAPI, Request
@@ -14,10 +15,12 @@ from hub import __version__, metrics
 from hub.config import regency
 from hub.db import get_engine, session_scope
 from hub.intake import IntakeWriter
+from hub.parts import Line
 from hub.runtime import warm_and_freeze
 from hub.logging import configure_logging, get_logger
 from hub.seed import sync_opds
 from hub.settings import Settings, get_settings
+from hub.wiring import FEATURES, LINES, install, wire
 
 log = get_logger(__name__)
 
@@ -26,9 +29,10 @@ class RequestContext:
     """Request id on every log line, latency metric, and a body size limit (pure ASGI: this
     runs on every intake request, so no BaseHTTPMiddleware overhead)."""
 
-    def __init__(self, app, max_body: int):
+    def __init__(self, app, max_body: int, body_limits: dict[str, int] | None = None):
         self.app = app
         self.max_body = max_body
+        self.body_limits = body_limits or {}  # path prefix -> larger limit (photo uploads)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -38,7 +42,7 @@ class RequestContext:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=rid)
         length = headers.get(b"content-length", b"")
-        max_body = body_limit(scope.get("path", ""), self.max_body)
+        max_body = body_limit(scope.get("path", ""), self.max_body, self.body_limits)
         if length.isdigit() and int(length) > max_body:
             resp = JSONResponse({"detail": f"body too large: {int(length)} bytes, limit {max_body}"},
                                 status_code=413, headers={"x-request-id": rid})
@@ -78,28 +82,26 @@ class BodyTooLarge(Exception):
     pass
 
 
-# Paths that take larger bodies than settings.max_body_bytes (photo uploads of the web pages):
-# path prefix -> limit in bytes. Modules add entries when imported.
-BODY_LIMITS: dict[str, int] = {}
-
-
-def body_limit(path: str, default: int) -> int:
-    for prefix, limit in BODY_LIMITS.items():
+def body_limit(path: str, default: int, limits: dict[str, int]) -> int:
+    """The body limit of a path: a wired part's larger limit for its prefix, else the default."""
+    for prefix, limit in limits.items():
         if path.startswith(prefix):
             return limit
     return default
 
 
 def create_app(settings: Settings | None = None, workers: bool | None = None,
-               server_process: bool = False) -> FastAPI:
+               server_process: bool = False, lines: Sequence[Callable[[Settings], Line]] = LINES,
+               features: Sequence[Callable[[Settings], Line]] = FEATURES) -> FastAPI:
     """`server_process`: this is the long-running `simpul serve` process: freeze the start-up
-    heap (hub.runtime) and keep the dashboard's counts warm (hub.web.warm). Tests leave it off."""
-    import hub.plugins  # noqa: F401  (registers routers, senders and jobs of the optional modules)
-
+    heap (hub.runtime) and keep the dashboard's counts warm (hub.web.warm). Tests leave it off.
+    `lines` / `features`: what to wire (hub.wiring); every line and feature by default."""
     settings = settings or get_settings()
     run_workers = settings.workers if workers is None else workers
     configure_logging(settings.log_level, settings.log_json)
     cfg = regency(str(settings.config_dir))  # a broken config stops start-up here
+    wired = wire(settings, lines, features)
+    install(wired)  # the outbox sends through these lines' and features' senders
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -107,13 +109,13 @@ def create_app(settings: Settings | None = None, workers: bool | None = None,
             sync_opds(s, cfg)
         app.state.intake_writer = IntakeWriter(get_engine(), dedup_window_s=settings.dedup_window_s)
         await app.state.intake_writer.start()
-        for hook in STARTUP_HOOKS:
+        for hook in wired.startup:
             await hook(app, settings)
         sched = None
         if run_workers:
             from hub.workers import start_scheduler
 
-            sched = start_scheduler(settings)
+            sched = start_scheduler(settings, wired.periodic)
         if server_process:
             warm_and_freeze(warm_normalizer=run_workers)
         log.info("hub.started", version=__version__, database=get_engine().dialect.name, workers=run_workers)
@@ -122,7 +124,7 @@ def create_app(settings: Settings | None = None, workers: bool | None = None,
         finally:
             if sched is not None:
                 sched.shutdown(wait=False)
-            for hook in SHUTDOWN_HOOKS:
+            for hook in wired.shutdown:
                 await hook(app, settings)
             await app.state.intake_writer.stop()
 
@@ -134,10 +136,12 @@ def create_app(settings: Settings | None = None, workers: bool | None = None,
     app.state.settings = settings
     app.state.server_process = server_process
     app.state.regency = cfg
+    app.state.wiring = wired
+    app.state.session_resolvers = list(wired.session_resolvers)  # hub.auth asks them in turn
     from hub.api.intake import IntakeFastPath
 
     app.add_middleware(IntakeFastPath)  # added first, so it runs just inside RequestContext
-    app.add_middleware(RequestContext, max_body=settings.max_body_bytes)
+    app.add_middleware(RequestContext, max_body=settings.max_body_bytes, body_limits=wired.body_limits)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError):
@@ -148,17 +152,11 @@ def create_app(settings: Settings | None = None, workers: bool | None = None,
 
     from hub.api import health, intake, stats, tickets
 
-    for r in (health.router, intake.router, tickets.router, stats.router):
+    for r in (health.router, intake.router, tickets.router, stats.router, *wired.routers):
         app.include_router(r)
-    for extend in ROUTER_HOOKS:
-        extend(app)
+    for install_part in wired.installs:
+        install_part(app)
     return app
-
-
-# Extension points for the lines, delivery and dashboard modules (imported by hub.plugins).
-ROUTER_HOOKS: list = []
-STARTUP_HOOKS: list = []
-SHUTDOWN_HOOKS: list = []
 
 
 def app_factory() -> FastAPI:

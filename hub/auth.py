@@ -12,7 +12,6 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -41,10 +40,6 @@ class Principal:
 
     def can_read_all(self) -> bool:
         return self.role in ("admin", "pimpinan", "operator", "intake")
-
-
-# The web console registers a resolver that reads its session cookie (hub/web).
-SESSION_RESOLVERS: list[Callable[[Request], Principal | None]] = []
 
 
 def hash_password(password: str) -> str:
@@ -147,7 +142,8 @@ def authenticate(request: Request, session: Session) -> Principal:
         if p is None:
             raise HTTPException(401, "invalid or revoked API key")
         return p
-    for resolver in SESSION_RESOLVERS:
+    # Who else may vouch for a request: the web's session cookie (hub/web), wired by hub.wiring.
+    for resolver in getattr(request.app.state, "session_resolvers", ()):
         p = resolver(request)
         if p is not None:
             return p

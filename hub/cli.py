@@ -123,13 +123,9 @@ def _safe_url(url: str) -> str:
 
 def _prepared_session():
     from hub.db import session_scope
-    from hub.migrate import upgrade
-    from hub.seed import sync_opds
+    from hub.seed import prepare_database
 
-    upgrade()
-    cfg = _cfg()
-    with session_scope() as s:
-        sync_opds(s, cfg)
+    prepare_database(_cfg())
     return session_scope
 
 
@@ -201,7 +197,7 @@ def demo(config_only: bool = typer.Option(False, "--config-only", help="Only the
 
 def _register_extras() -> None:
     """Commands owned by other modules (normalizer tools, importers)."""
-    from hub.cli_import import import_app
+    from hub.lines.hotline.cli import import_app
     from hub.cli_router import router_app, triage
 
     app.command("triage", help="Classify JSON lines: category, OPD, place, urgency.")(triage)

@@ -30,8 +30,9 @@ from hub.config import RegencyConfig
 from hub.db import get_engine
 from hub.logging import get_logger
 from hub.models import Opd, Outbox, Status, Ticket, TicketEvent
-from hub.outbox import enqueue, prepared, register_sender
-from hub.settings import get_settings
+from hub.parts import Line, OutboxSender, Periodic
+from hub.outbox import enqueue, prepared
+from hub.settings import Settings, get_settings
 
 log = get_logger(__name__)
 EVENTS = ("ticket.created", "ticket.rerouted", "ticket.reminder", "ticket.escalated")
@@ -283,8 +284,6 @@ def _record_delivered(conn: Connection, row: Outbox, detail: dict[str, Any] | No
               "kind": row.kind}))
 
 
-register_sender("deliver", send_delivery, _record_delivered, _load_batch)
-register_sender("notify", send_notify, _record_delivered)
 
 
 async def outbox_gauges_job() -> None:
@@ -298,11 +297,13 @@ async def outbox_gauges_job() -> None:
     await asyncio.to_thread(run)
 
 
-def _register_jobs() -> None:
-    from hub.workers import register_periodic
-
-    register_periodic("outbox_gauges", 30, outbox_gauges_job)
-    register_periodic("outbox_purge", 3600, outbox_purge_job)
+def feature(settings: Settings) -> Line:
+    """Delivery to OPD systems (`deliver`), e-mails to people (`notify`), outbox upkeep."""
+    return Line("delivery",
+                outbox_senders={"deliver": OutboxSender(send_delivery, _record_delivered, _load_batch),
+                                "notify": OutboxSender(send_notify, _record_delivered)},
+                periodic=[Periodic("outbox_gauges", 30, outbox_gauges_job),
+                          Periodic("outbox_purge", 3600, outbox_purge_job)])
 
 
 async def outbox_purge_job() -> None:
@@ -315,8 +316,6 @@ async def outbox_purge_job() -> None:
     while await asyncio.to_thread(purge_done, get_engine(), timedelta(days=days)) == 5000:
         pass
 
-
-_register_jobs()
 
 
 # ---------------------------------------------------------------- the loop back from an OPD

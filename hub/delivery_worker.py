@@ -13,12 +13,12 @@ import time
 
 from sqlalchemy import func, select
 
-import hub.plugins  # noqa: F401  (registers the senders of every optional module)
 from hub.db import get_engine
 from hub.logging import configure_logging, get_logger
 from hub.models import Outbox
 from hub.outbox import WORKER_ID, run_once
 from hub.settings import get_settings
+from hub.wiring import install, wire
 
 log = get_logger(__name__)
 
@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-seconds", type=float, default=None)
     a = ap.parse_args(argv)
     configure_logging(s.log_level, s.log_json)
+    install(wire(s))  # the senders of every wired line and feature
     kinds = [k.strip() for k in a.kinds.split(",") if k.strip()] or None
     handled = asyncio.run(work(kinds, a.batch, a.concurrency, a.lease, a.max_attempts, a.idle_sleep,
                                a.until_empty, a.max_seconds))

@@ -19,9 +19,10 @@ from sqlmodel import Session
 from hub import tickets as T
 from hub.config import RegencyConfig, regency
 from hub.db import get_engine, writer
+from hub.parts import Line, Periodic
 from hub.logging import get_logger
 from hub.models import OPEN_STATUSES, Opd, Ticket, TicketEvent
-from hub.settings import get_settings
+from hub.settings import Settings, get_settings
 
 log = get_logger(__name__)
 LEVEL_NAMES = {1: "pengingat ke OPD", 2: "eskalasi ke kepala OPD", 3: "eskalasi ke kepala daerah"}
@@ -178,10 +179,5 @@ async def escalation_job() -> None:
     await asyncio.to_thread(escalate_once)
 
 
-def register() -> None:
-    from hub.workers import register_periodic
-
-    register_periodic("sla_escalation", get_settings().escalation_interval_s, escalation_job)
-
-
-register()
+def feature(settings: Settings) -> Line:
+    return Line("escalation", periodic=[Periodic("sla_escalation", settings.escalation_interval_s, escalation_job)])

@@ -1,7 +1,7 @@
 """The outbox: every message that leaves the hub is a row written in its cause's transaction.
 
 Workers claim due rows with a lease (FOR UPDATE SKIP LOCKED on PostgreSQL, BEGIN IMMEDIATE on
-SQLite), send them through the sender registered for their kind, and mark them done, retry
+SQLite), send them through the sender wired for their kind (hub.wiring), and mark them done, retry
 later with backoff and jitter, or park them as dead letters. Never send outside this module.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import socket
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Mapping
 
 from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 from sqlmodel import Session
@@ -22,6 +22,7 @@ from sqlmodel import Session
 from adapters.base import PermanentError, RetryableError
 from hub import metrics
 from hub.db import get_engine, writer
+from hub.parts import OutboxSender
 from hub.logging import get_logger
 from hub.models import Outbox
 
@@ -35,22 +36,25 @@ OnDone = Callable[[Connection, Outbox, dict[str, Any] | None], None]
 # load what the senders need in a few queries instead of a few per row. What it returns is
 # available to the senders through `prepared()`.
 Prepare = Callable[[list[Outbox]], Any]
-SENDERS: dict[str, Sender] = {}
-ON_DONE: dict[str, OnDone] = {}
-PREPARE: dict[str, Prepare] = {}
+Senders = Mapping[str, OutboxSender]  # kind -> who sends it (hub.wiring builds this)
 _PREPARED: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("outbox_prepared", default={})
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"[:64]
 STATES = ("pending", "done", "dead")
 
 
-def register_sender(kind: str, sender: Sender, on_done: OnDone | None = None,
-                    prepare: Prepare | None = None) -> None:
-    SENDERS[kind] = sender
-    for table, fn in ((ON_DONE, on_done), (PREPARE, prepare)):
-        if fn is not None:
-            table[kind] = fn
-        else:
-            table.pop(kind, None)
+class _Installed:
+    """The senders of this process, set once by hub.wiring.install (create_app, the workers);
+    `run_once(senders=...)` overrides them for one call."""
+    senders: Senders = {}
+
+
+def use_senders(senders: Senders) -> None:
+    _Installed.senders = dict(senders)
+
+
+def _on_done(senders: Senders, kind: str) -> OnDone | None:
+    s = senders.get(kind)
+    return s.on_done if s is not None else None
 
 
 def prepared(kind: str) -> Any:
@@ -69,13 +73,15 @@ def enqueue(session: Session, kind: str, target: str, payload: dict[str, Any],
     return row
 
 
-def backoff_seconds(attempt: int, base: float = 2.0, cap: float = 3600.0) -> float:
-    """Exponential backoff with jitter: attempt 1 -> 1-2 s, 2 -> 2-4 s, 3 -> 4-8 s ... capped.
+def backoff_seconds(attempt: int, first: float = 2.0, cap: float = 3600.0) -> float:
+    """Exponential backoff with jitter, the hub's one (outbox rows, the LAPOR! pull): attempt 1
+    -> first/2 to first, 2 -> first to 2*first, 3 -> 2*first to 4*first ... capped. For outbox
+    rows: 1-2 s, 2-4 s, 4-8 s ...
 
     The random half keeps many rows that failed together (an OPD server restarting) from
     coming back in one burst.
     """
-    top = min(cap, base ** attempt)
+    top = min(cap, first * 2 ** max(0, attempt - 1))
     return random.uniform(top / 2, top)
 
 
@@ -153,8 +159,10 @@ def _log_outcome(row: Outbox, result: str, values: dict[str, Any]) -> None:
                  delay_s=round(delay, 2), error=values["last_error"][:300])
 
 
-def mark_done(engine: Engine, row: Outbox, owner: str = WORKER_ID, detail: dict | None = None) -> bool:
-    ok = _finish(engine, row, owner, ON_DONE.get(row.kind), detail, **_done_values(row))
+def mark_done(engine: Engine, row: Outbox, owner: str = WORKER_ID, detail: dict | None = None,
+              senders: Senders | None = None) -> bool:
+    ok = _finish(engine, row, owner, _on_done(_Installed.senders if senders is None else senders, row.kind),
+                 detail, **_done_values(row))
     if ok:
         metrics.OUTBOX_SENT.labels(kind=row.kind, result="done").inc()
     return ok
@@ -172,18 +180,20 @@ def mark_failed(engine: Engine, row: Outbox, error: Exception, max_attempts: int
 Outcome = tuple[Outbox, dict[str, Any] | None, Exception | None]
 
 
-def finish_batch(engine: Engine, outcomes: list[Outcome], max_attempts: int, owner: str = WORKER_ID) -> None:
+def finish_batch(engine: Engine, outcomes: list[Outcome], max_attempts: int, owner: str = WORKER_ID,
+                 senders: Senders | None = None) -> None:
     """Record a whole batch's outcomes in one transaction (one commit, not one per row).
 
     If the process dies before this commits, the rows stay leased to it and are sent again
     after the lease: at-least-once, with the same message id, which receivers dedup on.
     """
+    senders = _Installed.senders if senders is None else senders
     logged: list[tuple[Outbox, str, dict[str, Any]]] = []
     with writer(engine).begin() as conn:
         for row, detail, error in outcomes:
             if error is None:
                 values, result = _done_values(row), "done"
-                ok = _finish_in(conn, row, owner, ON_DONE.get(row.kind), detail, **values)
+                ok = _finish_in(conn, row, owner, _on_done(senders, row.kind), detail, **values)
             else:
                 result, values = _failed_values(row, error, max_attempts)
                 ok = _finish_in(conn, row, owner, **values)
@@ -193,12 +203,12 @@ def finish_batch(engine: Engine, outcomes: list[Outcome], max_attempts: int, own
         _log_outcome(row, result, values)
 
 
-async def _send_one(row: Outbox) -> Outcome:
-    sender = SENDERS.get(row.kind)
+async def _send_one(row: Outbox, senders: Senders) -> Outcome:
+    sender = senders.get(row.kind)
     try:
         if sender is None:
             raise PermanentError(f"no sender registered for outbox kind {row.kind!r}")
-        return row, await sender(row), None
+        return row, await sender.send(row), None
     except (RetryableError, PermanentError) as exc:
         return row, None, exc
     except Exception as exc:  # an unexpected bug in a sender is retried, then dead-lettered
@@ -208,7 +218,8 @@ async def _send_one(row: Outbox) -> Outcome:
 
 async def run_once(engine: Engine | None = None, limit: int = 50, lease_s: int = 60,
                    max_attempts: int = 12, owner: str = WORKER_ID,
-                   kinds: list[str] | None = None, concurrency: int = 8) -> int:
+                   kinds: list[str] | None = None, concurrency: int = 8,
+                   senders: Senders | None = None) -> int:
     """Claim and send one batch. Returns how many rows were handled.
 
     Rows of one ticket are sent one after the other in queue order; different tickets are
@@ -216,6 +227,7 @@ async def run_once(engine: Engine | None = None, limit: int = 50, lease_s: int =
     The outcomes are written together when the batch is through.
     """
     engine = engine or get_engine()
+    senders = _Installed.senders if senders is None else senders
     rows = await asyncio.to_thread(claim, engine, limit, lease_s, owner, kinds)
     if not rows:
         return 0
@@ -225,9 +237,12 @@ async def run_once(engine: Engine | None = None, limit: int = 50, lease_s: int =
     gate = asyncio.Semaphore(max(1, concurrency))
     outcomes: list[Outcome] = []
     ready: dict[str, Any] = {}
-    for kind in {r.kind for r in rows} & PREPARE.keys():
+    for kind in {r.kind for r in rows}:
+        prepare = senders[kind].prepare if kind in senders else None
+        if prepare is None:
+            continue
         try:
-            ready[kind] = await asyncio.to_thread(PREPARE[kind], [r for r in rows if r.kind == kind])
+            ready[kind] = await asyncio.to_thread(prepare, [r for r in rows if r.kind == kind])
         except Exception:  # the senders load for themselves then
             log.exception("outbox.prepare_failed", kind=kind)
     token = _PREPARED.set(ready)
@@ -235,13 +250,13 @@ async def run_once(engine: Engine | None = None, limit: int = 50, lease_s: int =
     async def run_group(group: list[Outbox]) -> None:
         for row in group:
             async with gate:
-                outcomes.append(await _send_one(row))
+                outcomes.append(await _send_one(row, senders))
 
     try:
         await asyncio.gather(*(run_group(g) for g in groups.values()))
     finally:
         _PREPARED.reset(token)
-    await asyncio.to_thread(finish_batch, engine, outcomes, max_attempts, owner)
+    await asyncio.to_thread(finish_batch, engine, outcomes, max_attempts, owner, senders)
     return len(rows)
 
 

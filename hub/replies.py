@@ -1,27 +1,28 @@
 """Replies to reporters on the line they used: receipt, status changes, status answers.
 
 Text comes from the regency's templates (Bahasa Indonesia). Replies are outbox rows of kind
-"reply"; the sender for each line is registered by the hub's adapter wiring (hub/channels.py).
+"reply"; hub/wiring.py gives each line's reply sender to `reply_outbox_sender`.
 """
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Mapping
 
 from sqlmodel import Session
 
 from adapters.base import OutboundMessage, PermanentError, SendResult
 from hub.config import RegencyConfig
-from hub.models import Outbox, RawMessage, Ticket
-from hub.outbox import enqueue, register_sender
+from hub.parts import OutboxSender
+from hub.models import Opd, Outbox, RawMessage, Ticket
+from hub.outbox import enqueue
 
 STATUS_LABELS = {"menunggu": "menunggu", "diproses": "sedang diproses", "selesai": "selesai",
                  "ditolak": "ditolak / bukan kewenangan", "digabung": "digabung"}
 ReplySender = Callable[[OutboundMessage], Awaitable[SendResult]]
-REPLY_SENDERS: dict[str, ReplySender] = {}
 
 
-def register_reply_sender(channel: str, sender: ReplySender) -> None:
-    REPLY_SENDERS[channel] = sender
+def opd_name(session: Session, code: str) -> str:
+    opd = session.get(Opd, code)
+    return opd.name if opd else code
 
 
 def reply_route(channel: str, cfg: RegencyConfig, phone: str | None, chat_id: str | None,
@@ -78,8 +79,6 @@ def queue_receipt(session: Session, ticket: Ticket, cfg: RegencyConfig, opd_labe
         return None
     if (ticket.fields or {}).get("receipt_sent"):  # the line already answered with the code (TwiML)
         return None
-    from hub.tickets import opd_name
-
     name = "receipt_telegram" if route[0] == "telegram" else "receipt"
     text = cfg.template(name, code=ticket.code, opd_name=opd_label or opd_name(session, ticket.opd_code))
     return enqueue(session, "reply", route[0],
@@ -88,8 +87,6 @@ def queue_receipt(session: Session, ticket: Ticket, cfg: RegencyConfig, opd_labe
 
 
 def status_text(session: Session, ticket: Ticket, cfg: RegencyConfig, note: str | None) -> str:
-    from hub.tickets import opd_name
-
     return cfg.template(f"status_{ticket.status}", code=ticket.code,
                         opd_name=opd_name(session, ticket.opd_code),
                         note_suffix=f" Keterangan: {note.strip()}" if note and note.strip() else "",
@@ -112,22 +109,19 @@ def queue_status(session: Session, ticket: Ticket, cfg: RegencyConfig, note: str
 
 
 def status_answer(session: Session, ticket: Ticket, cfg: RegencyConfig) -> str:
-    from hub.tickets import opd_name
-
     return cfg.template("status_answer", code=ticket.code, status_label=STATUS_LABELS[ticket.status],
                         opd_name=opd_name(session, ticket.opd_code),
                         updated=ticket.updated_at.strftime("%d-%m-%Y %H:%M UTC"))
 
 
-async def send_reply(row: Outbox) -> dict[str, Any] | None:
-    """Outbox sender for kind 'reply': dispatch to the line's adapter."""
-    p = row.payload
-    sender = REPLY_SENDERS.get(p["channel"])
-    if sender is None:
-        raise PermanentError(f"no reply sender configured for line {p['channel']!r}")
-    res = await sender(OutboundMessage(channel=p["channel"], to=p["to"], text=p["text"],
-                                       ticket_code=p.get("ticket_code"), extra={"message_id": row.message_id}))
-    return {"provider_id": res.provider_id}
-
-
-register_sender("reply", send_reply)
+def reply_outbox_sender(senders: Mapping[str, ReplySender]) -> OutboxSender:
+    """The outbox sender for kind 'reply': dispatch to the reply sender of the row's line."""
+    async def send_reply(row: Outbox) -> dict[str, Any] | None:
+        p = row.payload
+        sender = senders.get(p["channel"])
+        if sender is None:
+            raise PermanentError(f"no reply sender configured for line {p['channel']!r}")
+        res = await sender(OutboundMessage(channel=p["channel"], to=p["to"], text=p["text"],
+                                           ticket_code=p.get("ticket_code"), extra={"message_id": row.message_id}))
+        return {"provider_id": res.provider_id}
+    return OutboxSender(send_reply)

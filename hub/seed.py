@@ -19,3 +19,13 @@ def sync_opds(session: Session, cfg: RegencyConfig) -> int:
             row.active = False
             session.add(row)
     return len(configured)
+
+
+def prepare_database(cfg: RegencyConfig) -> None:
+    """Migrate to head and put the OPDs in place: what a CLI command that writes needs first."""
+    from hub.db import session_scope
+    from hub.migrate import upgrade
+
+    upgrade()
+    with session_scope() as s:
+        sync_opds(s, cfg)

@@ -19,6 +19,7 @@ from hub.logging import get_logger
 from hub.models import (ALLOWED_MOVES, OPEN_STATUSES, Incident, Opd, RawMessage, Status, Ticket,
                         TicketEvent, utcnow)
 from hub.outbox import enqueue
+from hub.replies import opd_name  # noqa: F401  (part of this module's API: T.opd_name)
 from hub.sla import compute_due
 from normalizer import IncidentCandidate, category_family, is_repeat, match_incident
 from normalizer.types import TicketDraft
@@ -162,11 +163,6 @@ def _link_incident(session: Session, ctx: BatchContext, draft: TicketDraft, now:
     session.flush([inc])
     ctx.incidents.insert(0, inc)
     return inc
-
-
-def opd_name(session: Session, code: str) -> str:
-    opd = session.get(Opd, code)
-    return opd.name if opd else code
 
 
 def create_from_draft(session: Session, raw: RawMessage, draft: TicketDraft, cfg: RegencyConfig,

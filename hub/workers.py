@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Sequence
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from hub.parts import Periodic
 from hub.logging import get_logger
 from hub.settings import Settings
 
 log = get_logger(__name__)
-# Other modules add periodic jobs here: (name, seconds, async function).
-PERIODIC: list[tuple[str, float, Callable[[], Awaitable[object]]]] = []
-
-
-def register_periodic(name: str, seconds: float, fn: Callable[[], Awaitable[object]]) -> None:
-    PERIODIC[:] = [p for p in PERIODIC if p[0] != name]
-    PERIODIC.append((name, seconds, fn))
 
 
 BUSY_BATCH = 25  # while requests are coming in: at most this many tickets per wake-up
@@ -54,10 +48,12 @@ def _guard(name: str, fn: Callable[[], Awaitable[object]]) -> Callable[[], Await
     return run
 
 
-def start_scheduler(settings: Settings) -> AsyncIOScheduler:
+def start_scheduler(settings: Settings, periodic: Sequence[Periodic] = ()) -> AsyncIOScheduler:
+    """The hub's own jobs plus the periodic jobs of the wired lines and features (hub.wiring)."""
     sched = AsyncIOScheduler(timezone="UTC")
     jobs = [("process_intake", settings.process_interval_s, lambda: process_intake_job(settings.process_batch)),
-            ("outbox", settings.outbox_interval_s, lambda: outbox_job(settings)), *PERIODIC]
+            ("outbox", settings.outbox_interval_s, lambda: outbox_job(settings)),
+            *((p.name, p.seconds, p.run) for p in periodic)]
     for name, seconds, fn in jobs:
         sched.add_job(_guard(name, fn), "interval", seconds=seconds, id=name, max_instances=1,
                       coalesce=True, misfire_grace_time=None)
@@ -70,12 +66,12 @@ async def run_forever(settings: Settings) -> None:
     """`simpul worker`: the scheduler and its jobs, until SIGTERM/SIGINT."""
     import signal
 
-    import hub.plugins  # noqa: F401  (every module's senders and periodic jobs)
     from hub.db import session_scope
     from hub.config import regency
     from hub.logging import configure_logging
     from hub.runtime import warm_and_freeze
     from hub.seed import sync_opds
+    from hub.wiring import install, wire
 
     configure_logging(settings.log_level, settings.log_json)
     with session_scope() as s:
@@ -84,7 +80,9 @@ async def run_forever(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    sched = start_scheduler(settings)
+    wired = wire(settings)
+    install(wired)
+    sched = start_scheduler(settings, wired.periodic)
     warm_and_freeze(warm_normalizer=True)
     log.info("worker.started")
     parent = os.environ.get("SIMPUL_SERVE_PID")

@@ -33,6 +33,18 @@ def _use_url(url: str, monkeypatch) -> None:
     hub_config.regency.cache_clear()
 
 
+@pytest.fixture(autouse=True)
+def wired_process():
+    """Like `simpul serve`, the test process sends outbox rows through every wired line's and
+    feature's senders (hub.wiring). A test that creates an app or wires other settings (another
+    SMS provider) installs its own wiring; the next test starts from the default again."""
+    from hub.settings import get_settings
+    from hub.wiring import install, wire
+
+    install(wire(get_settings()))
+    yield
+
+
 @pytest.fixture(scope="session")
 def _sqlite_template(tmp_path_factory) -> Path:
     from hub.migrate import upgrade

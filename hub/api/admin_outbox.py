@@ -11,7 +11,6 @@ from sqlmodel import Session
 
 from hub import outbox
 from hub.api.deps import db_session, principal, write_session
-from hub.app import ROUTER_HOOKS
 from hub.auth import Principal, require
 
 router = APIRouter(prefix="/api/v1/admin/outbox", tags=["admin"])
@@ -65,6 +64,3 @@ def replay_outbox_row(outbox_id: int, session: Session = Depends(write_session),
         raise HTTPException(409, str(exc)) from None
     session.commit()
     return outbox.row_dict(row)
-
-
-ROUTER_HOOKS.append(lambda app: app.include_router(router))

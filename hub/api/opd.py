@@ -17,7 +17,6 @@ from sqlmodel import Session
 
 from hub import tickets as T
 from hub.api.deps import db_session, principal, regency_config, write_session
-from hub.app import ROUTER_HOOKS
 from hub.auth import Principal, require
 from hub.config import RegencyConfig
 from hub.delivery import apply_opd_update, ticket_payload
@@ -126,6 +125,3 @@ def report_status(code: str, body: StatusUpdate, session: Session = Depends(writ
         raise HTTPException(exc.status_code, str(exc)) from None
     session.refresh(t)
     return ticket_payload(t)
-
-
-ROUTER_HOOKS.append(lambda app: app.include_router(router))

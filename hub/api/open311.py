@@ -18,7 +18,6 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from hub.api.deps import db_session, regency_config
-from hub.app import ROUTER_HOOKS
 from hub.auth import principal_for_key
 from hub.config import RegencyConfig, load_yaml
 from hub.models import OPEN_STATUSES, Opd, Ticket, TicketEvent
@@ -253,6 +252,3 @@ async def create_request(fmt: str, request: Request, cfg: RegencyConfig = Depend
     accepted = await request.app.state.intake_writer.submit(msg)
     return [{"service_request_id": accepted.ticket_code, "service_notice": "Laporan diterima dan akan diteruskan "
              "ke OPD yang berwenang.", "account_id": None}]
-
-
-ROUTER_HOOKS.append(lambda app: app.include_router(router))

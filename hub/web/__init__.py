@@ -1,4 +1,4 @@
-"""The web front of Simpul, served by the hub: dashboard, ticket pages, hotline console, OPD
+"""The web front of Simpul, served by the hub: dashboard, ticket pages, OPD
 view, admin, and the citizens' report and follow-up pages. Server-rendered Jinja2 with a little
 plain JavaScript; never third-party front-end code. Pages call hub functions, not HTTP.
 """
@@ -6,15 +6,15 @@ from __future__ import annotations
 
 from starlette.middleware.sessions import SessionMiddleware
 
-from hub.app import ROUTER_HOOKS
-from hub.auth import SESSION_RESOLVERS, carries_api_key
-from hub.web.security import api_session_resolver
+from hub.auth import carries_api_key
+from hub.parts import Line, Periodic
+from hub.settings import Settings
 
 
 def _install(app) -> None:
     from fastapi.staticfiles import StaticFiles
 
-    from hub.web import admin, console, public, routes
+    from hub.web import admin, public, routes
     from hub.web.pages import STATIC_DIR, install_error_pages
     from hub.web.security import SESSION_HOURS
 
@@ -23,7 +23,7 @@ def _install(app) -> None:
                        max_age=SESSION_HOURS * 3600, same_site="lax",
                        https_only=str(settings.public_url).startswith("https://"))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for module in (routes, console, admin, public):
+    for module in (routes, admin, public):
         app.include_router(module.router)
     install_error_pages(app)
 
@@ -43,33 +43,24 @@ class SessionUnlessApiKey:
         return await self.with_session(scope, receive, send)
 
 
-def _register() -> None:
-    from hub.app import BODY_LIMITS
+async def _compact_stats() -> None:
+    import asyncio
+
+    from hub.db import get_engine
+    from hub.stats import COMPACT_MIN_ROWS, compact_counts
+
+    await asyncio.to_thread(compact_counts, get_engine(), min_rows=COMPACT_MIN_ROWS)
+
+
+def feature(settings: Settings) -> Line:
+    """The pages (the hotline console is the hotline line's), the session cookie also for the
+    JSON API, larger bodies for the forms that carry a photo, the dashboard's warm counts."""
+    from hub.web import warm
+    from hub.web.security import api_session_resolver
     from hub.web.uploads import MAX_BYTES
 
-    for prefix in ("/lapor", "/tiket/"):  # forms that carry a photo
-        BODY_LIMITS[prefix] = MAX_BYTES + 256 * 1024
-    if _install not in ROUTER_HOOKS:
-        ROUTER_HOOKS.append(_install)
-    if api_session_resolver not in SESSION_RESOLVERS:
-        SESSION_RESOLVERS.append(api_session_resolver)
-    from hub.app import SHUTDOWN_HOOKS, STARTUP_HOOKS
-    from hub.web import warm
-
-    if warm.start not in STARTUP_HOOKS:
-        STARTUP_HOOKS.append(warm.start)
-        SHUTDOWN_HOOKS.append(warm.stop)
-    from hub.workers import register_periodic
-
-    async def compact() -> None:
-        import asyncio
-
-        from hub.db import get_engine
-        from hub.stats import COMPACT_MIN_ROWS, compact_counts
-
-        await asyncio.to_thread(compact_counts, get_engine(), min_rows=COMPACT_MIN_ROWS)
-
-    register_periodic("stats_compact", 60.0, compact)
-
-
-_register()
+    return Line("web", install=_install,
+                body_limits={prefix: MAX_BYTES + 256 * 1024 for prefix in ("/lapor", "/tiket/")},
+                session_resolvers=[api_session_resolver],
+                startup=[warm.start], shutdown=[warm.stop],
+                periodic=[Periodic("stats_compact", 60.0, _compact_stats)])

@@ -17,7 +17,6 @@ from typing import Callable
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-import hub.delivery  # noqa: F401  (registers the deliver/notify outbox senders)
 
 SECRET = "whsec_" + base64.b64encode(b"simpul-test-secret-0123456789ab").decode()
 SECRET_ENV = "SIMPUL_TEST_WEBHOOK_SECRET"

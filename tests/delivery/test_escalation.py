@@ -128,13 +128,11 @@ def test_many_processes_step_each_level_once(engine, seeded):
 
 
 def test_job_is_registered():
-    """hub.plugins imports hub.escalation, whose register() adds the periodic job (other test
-    modules may restore PERIODIC to an earlier snapshot, so register again here)."""
-    from hub import plugins
-    from hub.escalation import escalation_job, register
+    """hub.wiring wires hub.escalation's periodic job into every app and worker."""
+    from hub.escalation import escalation_job, feature
+    from hub.parts import Periodic
     from hub.settings import get_settings
-    from hub.workers import PERIODIC
+    from hub.wiring import FEATURES, wire
 
-    assert "hub.escalation" in plugins.MODULES
-    register()
-    assert ("sla_escalation", get_settings().escalation_interval_s, escalation_job) in PERIODIC
+    assert feature in FEATURES
+    assert Periodic("sla_escalation", get_settings().escalation_interval_s, escalation_job) in wire(get_settings()).periodic

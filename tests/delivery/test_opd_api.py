@@ -169,8 +169,6 @@ async def test_status_reaches_telegram_bot_api(client, world, monkeypatch):
     from hub.settings import reset_settings
     from tests.fakes.telegram_api import TOKEN, FakeTelegramAPI
 
-    import hub.lines.telegram  # noqa: F401  (registers the telegram reply sender)
-
     with FakeTelegramAPI() as tg:
         monkeypatch.setenv("SIMPUL_TELEGRAM_BOT_TOKEN", TOKEN)
         monkeypatch.setenv("SIMPUL_TELEGRAM_BASE_URL", tg.base_url)

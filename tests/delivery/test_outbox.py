@@ -13,6 +13,7 @@ from sqlmodel import Session
 from adapters.base import PermanentError, RetryableError
 from hub import outbox
 from hub.db import session_scope
+from hub.parts import OutboxSender
 from hub.models import Outbox
 
 
@@ -106,18 +107,18 @@ async def test_run_once_maps_sender_outcomes(engine):
             raise KeyError("oops")
         return {"ok": True}
 
-    outbox.register_sender("test_kind", sender)
+    senders = {"test_kind": OutboxSender(sender)}
     with session_scope() as s:
         ids = {how: outbox.enqueue(s, "test_kind", "x", {"how": how}) for how in ("ok", "retry", "permanent", "bug")}
         ids["nosender"] = outbox.enqueue(s, "no_such_kind", "x", {})
         s.flush()
         ids = {k: r.id for k, r in ids.items()}
-    assert await outbox.run_once(engine, limit=10, max_attempts=5) == 5
+    assert await outbox.run_once(engine, limit=10, max_attempts=5, senders=senders) == 5
     states = {k: (_get(engine, i).state, _get(engine, i).attempts) for k, i in ids.items()}
     assert states == {"ok": ("done", 1), "retry": ("pending", 1), "permanent": ("dead", 1),
                       "bug": ("pending", 1), "nosender": ("dead", 1)}
     assert "KeyError" in _get(engine, ids["bug"]).last_error
-    assert await outbox.run_once(engine, limit=10) == 0  # nothing due: retries wait for their time
+    assert await outbox.run_once(engine, limit=10, senders=senders) == 0  # nothing due: retries wait for their time
 
 
 def test_replay_keeps_the_message_id(engine):

@@ -17,12 +17,12 @@ from hub.commands import answer_status_query, parse_status_query
 from hub.config import RegencyConfig, regency
 from hub.db import get_engine, session_scope
 from hub.lines import ratelimit
+from hub.parts import Line, Periodic
 from hub.logging import get_logger
 from hub.models import Outbox
 from hub.outbox import enqueue
-from hub.replies import queue_text, register_reply_sender
+from hub.replies import queue_text
 from hub.settings import Settings, get_settings
-from hub.workers import register_periodic
 
 log = get_logger(__name__)
 BATCH = 500
@@ -108,15 +108,7 @@ async def send_reply(message: OutboundMessage) -> SendResult:
     return await adapter_for(get_settings()).send(message)
 
 
-def configure(settings: Settings) -> None:
-    if settings.sms_provider == "gammu":
-        register_reply_sender("sms", send_reply)
-    if settings.gammu_database_url:
-        register_periodic("gammu_poll", settings.gammu_poll_interval_s, poll_job)
-
-
 async def _startup(app: FastAPI, settings: Settings) -> None:
-    configure(settings)
     if settings.gammu_database_url:
         try:
             version = await asyncio.to_thread(adapter_for(settings).schema_version)
@@ -127,7 +119,12 @@ async def _startup(app: FastAPI, settings: Settings) -> None:
             log.error("gammu.unreachable", error=type(exc).__name__)
 
 
-from hub.app import STARTUP_HOOKS  # noqa: E402
 
-STARTUP_HOOKS.append(_startup)
-configure(get_settings())
+def line(settings: Settings) -> Line:
+    """Replies to SMS when Gammu is the SMS provider; polls the modem when one is configured."""
+    return Line(
+        "gammu",
+        reply_senders={"sms": send_reply} if settings.sms_provider == "gammu" else {},
+        periodic=[Periodic("gammu_poll", settings.gammu_poll_interval_s, poll_job)]
+        if settings.gammu_database_url else [],
+        startup=[_startup])

@@ -16,7 +16,7 @@ from sqlmodel import Session
 from adapters.base import InvalidPayload
 from hub.api.deps import db_session, principal
 from hub.auth import Principal, require
-from hub.lines.hotline import call_outcome, earlier_calls, hotline_adapter
+from hub.lines.hotline.calls import call_outcome, earlier_calls, hotline_adapter
 from hub.logging import get_logger
 from normalizer.reporter import to_e164
 
@@ -110,12 +110,3 @@ def lookup(phone: str = Query(min_length=3, max_length=40, description="Caller n
     if not e164:
         raise HTTPException(422, "phone is not a phone number (e.g. 081234567890 or +6281234567890)")
     return {"phone": e164, "tickets": earlier_calls(session, e164, limit)}
-
-
-def _mount(app) -> None:
-    app.include_router(router)
-
-
-from hub.app import ROUTER_HOOKS  # noqa: E402
-
-ROUTER_HOOKS.append(_mount)

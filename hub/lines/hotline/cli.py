@@ -1,6 +1,6 @@
 """`simpul import psc119|bpbd F.csv|F.xlsx`: old hotline call logs into the hub, with a progress
 bar, every bad row named by its row number on stderr, and a summary. Re-importing adds nothing.
-The import itself is hub/importer.py; this file only talks to the person at the terminal.
+The import itself is hub/lines/hotline/importer.py; this file only talks to the person at the terminal.
 """
 from __future__ import annotations
 
@@ -22,15 +22,17 @@ MAPPING_HELP = "YAML file naming the sheet's columns, e.g. 'columns: {time: Tgl 
 
 def _run(line: str, file: Path, mapping: Optional[Path], sheet: Optional[str], id_column: Optional[str],
          chunk: int, progress: bool) -> None:
-    from hub.cli import _prepared_session
-    from hub.importer import ImportError_, import_file, load_mapping
+    from hub.config import regency
+    from hub.lines.hotline.importer import ImportError_, import_file, load_mapping
+    from hub.seed import prepare_database
+    from hub.settings import get_settings
 
     try:
         cols = load_mapping(mapping)
     except ConfigError as exc:
         err.print(f"[bold red]error:[/] mapping file: {exc}")
         raise typer.Exit(2)
-    _prepared_session()  # database migrated and OPDs in place before the first row
+    prepare_database(regency(str(get_settings().config_dir)))  # database migrated and OPDs in place before the first row
     shown = 0
 
     def bad_row(n: int, reason: str) -> None:

@@ -1,7 +1,7 @@
 """Hotline console for PSC 119 and BPBD call takers: one keyboard-first form per line, caller
 history by phone number, kecamatan/desa pickers from the gazetteer, Ctrl+Enter saves.
 
-Stores through the hotline line's own functions (hub.lines.hotline) when that module is present,
+Stores through the hotline line's own functions (hub.lines.hotline.calls) when they load,
 else straight through hub.intake; never builds a ticket itself.
 """
 from __future__ import annotations
@@ -33,10 +33,10 @@ FALLBACK_TYPES = {"psc119": ["kecelakaan", "ibu melahirkan", "penyakit jantung",
 
 
 def _hotline():
-    """The hotline line module (hub.lines.hotline), or None while it is not installed."""
+    """The hotline line's call functions (hub.lines.hotline.calls), or None if they do not load."""
     try:
-        from hub.lines import hotline
-        return hotline
+        from hub.lines.hotline import calls
+        return calls
     except ImportError:
         return None
 
@@ -138,7 +138,7 @@ async def record(request: Request, line: str, form: dict[str, Any], call_id: str
         accepted = await request.app.state.intake_writer.submit(msg)
         outcome = await asyncio.to_thread(hl.call_outcome, accepted)
         return {"code": accepted.ticket_code, "duplicate": accepted.duplicate, **outcome}
-    # Fallback while hub.lines.hotline is missing: plain intake with structured fields.
+    # Fallback while hub.lines.hotline.calls is missing: plain intake with structured fields.
     from normalizer.types import InboundMessage
 
     if not form.get("kecamatan") or not form.get("incident_type"):

@@ -21,7 +21,7 @@ from adapters.hotline import canon
 from hub.config import ConfigError, load_yaml
 from hub.db import get_engine
 from hub.intake import accept_many
-from hub.lines.hotline import hotline_adapter
+from hub.lines.hotline.calls import hotline_adapter
 from hub.logging import get_logger
 
 log = get_logger(__name__)
@@ -256,26 +256,9 @@ def import_file(path: Path, line: str, mapping: dict[str, str] | None = None, sh
         if len(pending) >= chunk:
             flush()
 
-    for n, cells in rows:
-        if header is None:  # the header may sit under a title block: take the best row of the first 10
-            scanned.append((n, cells))
-            if len(scanned) < 10:
-                continue
-            best = max(scanned, key=lambda r: _header_score(r[1]))
-            header = best[1]
-            cols, report.ignored_columns = find_columns(header, mapping or {}, id_column)
-            report.columns = {k: str(header[i]) for k, i in cols.items()}
-            for m, c in scanned:
-                if m > best[0]:
-                    handle(m, c)
-            scanned = []
-        else:
-            handle(n, cells)
-        if on_progress and n % 500 == 0:
-            on_progress(n, total)
-    if header is None:  # a short file: fewer than 10 rows
-        if not scanned:
-            raise ImportError_(f"{path}: the file is empty")
+    def take_header() -> None:
+        """The best-scoring of the scanned rows is the header; the rows under it are data."""
+        nonlocal header, cols, scanned
         best = max(scanned, key=lambda r: _header_score(r[1]))
         header = best[1]
         cols, report.ignored_columns = find_columns(header, mapping or {}, id_column)
@@ -283,6 +266,22 @@ def import_file(path: Path, line: str, mapping: dict[str, str] | None = None, sh
         for m, c in scanned:
             if m > best[0]:
                 handle(m, c)
+        scanned = []
+
+    for n, cells in rows:
+        if header is None:  # the header may sit under a title block: take the best row of the first 10
+            scanned.append((n, cells))
+            if len(scanned) < 10:
+                continue
+            take_header()
+        else:
+            handle(n, cells)
+        if on_progress and n % 500 == 0:
+            on_progress(n, total)
+    if header is None:  # a short file: fewer than 10 rows
+        if not scanned:
+            raise ImportError_(f"{path}: the file is empty")
+        take_header()
     flush()
     if on_progress:
         on_progress(total, total)

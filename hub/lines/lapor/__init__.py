@@ -8,14 +8,12 @@ identity of an anonymous or confidential reporter (the adapter drops it before i
 from __future__ import annotations
 
 import asyncio
-import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from adapters.base import DeliveryError, OutboundMessage, RetryableError, SendResult
@@ -25,12 +23,12 @@ from hub.db import get_engine, writer
 from hub.intake import accept_many
 from hub.logging import get_logger
 from hub.models import OPEN_STATUSES, ChannelState, Outbox, Ticket
-from hub.outbox import register_sender
-from hub.replies import register_reply_sender
+from hub.lines import health
+from hub.outbox import backoff_seconds
+from hub.parts import Line, OutboxSender, Periodic
 from hub.settings import Settings, get_settings
 from hub.sla import WorkCalendar
 from hub.tickets import TicketError, add_event, change_status
-from hub.workers import register_periodic
 
 log = get_logger(__name__)
 CHANNEL = "lapor"
@@ -73,7 +71,7 @@ def make_adapter(settings: Settings | None = None) -> LaporAdapter:
     return LaporAdapter(base_url=s.lapor_base_url or "", token=s.lapor_token or "", timeout_s=s.lapor_timeout_s)
 
 
-# --- line health in channel_state ----------------------------------------------------------
+# --- line health in channel_state (hub.lines.health) ----------------------------------------
 
 def _utc(d: datetime | None) -> datetime | None:
     if d is None:
@@ -90,39 +88,20 @@ def _parse(v: Any) -> datetime | None:
 
 
 def _ensure_state(engine: Engine) -> None:
-    with Session(writer(engine)) as s:
-        if s.get(ChannelState, CHANNEL) is None:
-            s.add(ChannelState(channel=CHANNEL, cursor={}))
-            try:
-                s.commit()
-            except IntegrityError:  # another process created it first
-                s.rollback()
+    health.ensure_row(engine, CHANNEL)
 
 
 def record_ok(engine: Engine, **values: Any) -> None:
-    _ensure_state(engine)
-    with writer(engine).begin() as conn:
-        conn.execute(update(STATE).where(STATE.c.channel == CHANNEL)
-                     .values(last_ok_at=datetime.now(timezone.utc), consecutive_failures=0, **values))
+    health.record_ok(engine, CHANNEL, **values)
 
 
 def record_failure(engine: Engine, error: str) -> None:
-    _ensure_state(engine)
-    with writer(engine).begin() as conn:
-        conn.execute(update(STATE).where(STATE.c.channel == CHANNEL)
-                     .values(last_error_at=datetime.now(timezone.utc), last_error=error[:2000],
-                             consecutive_failures=STATE.c.consecutive_failures + 1))
+    health.record_failure(engine, CHANNEL, error)
 
 
 def line_state(engine: Engine | None = None) -> dict[str, Any] | None:
     """What the dashboard shows for the LAPOR! line."""
-    with Session(engine or get_engine()) as s:
-        st = s.get(ChannelState, CHANNEL)
-        if st is None:
-            return None
-        return {"channel": CHANNEL, "last_ok_at": _utc(st.last_ok_at), "last_error_at": _utc(st.last_error_at),
-                "last_error": st.last_error, "consecutive_failures": st.consecutive_failures,
-                "last_message_at": _utc(st.last_message_at), "cursor": dict(st.cursor or {})}
+    return health.line_state(CHANNEL, engine)
 
 
 def _claim(engine: Engine, now: datetime, lease_s: float, force: bool) -> dict[str, Any] | None:
@@ -150,12 +129,6 @@ def _release(engine: Engine, cursor: dict[str, Any]) -> None:
     cursor = {k: v for k, v in cursor.items() if k != "lease_until"}
     with writer(engine).begin() as conn:
         conn.execute(update(STATE).where(STATE.c.channel == CHANNEL).values(cursor=cursor))
-
-
-def backoff_s(failures: int, base: float, cap: float) -> float:
-    """Exponential backoff with jitter for the pull: base, 2*base, 4*base, ... up to cap."""
-    top = min(cap, base * 2 ** max(0, failures - 1))
-    return random.uniform(top / 2, top)
 
 
 # --- the pull ------------------------------------------------------------------------------
@@ -292,7 +265,7 @@ async def pull_once(engine: Engine | None = None, settings: Settings | None = No
             page = got.next_page or page
     except (DeliveryError, OSError) as exc:
         failures = int(cursor.get("pull_failures", 0)) + 1
-        delay = backoff_s(failures, pull["backoff_base_s"], pull["backoff_cap_s"])
+        delay = backoff_seconds(failures, pull["backoff_base_s"], pull["backoff_cap_s"])
         res.error = str(exc)
         cursor.update(pull_failures=failures, next_pull_at=_iso(now + timedelta(seconds=delay)))
         if newest and newest != since:  # pages already stored stay stored; go on from there
@@ -345,6 +318,9 @@ async def reply_sender(message: OutboundMessage) -> SendResult:
     return await make_adapter().send(message)
 
 
-register_sender("lapor_push", push_sender)
-register_reply_sender(CHANNEL, reply_sender)
-register_periodic("lapor_pull", float(min(get_settings().lapor_pull_interval_s, 15)), pull_job)
+def line(settings: Settings) -> Line:
+    """The pull job (it decides itself when a pull is due), the push of our status changes,
+    and replies to reporters through LAPOR!."""
+    return Line(CHANNEL, reply_senders={CHANNEL: reply_sender},
+                outbox_senders={"lapor_push": OutboxSender(push_sender)},
+                periodic=[Periodic("lapor_pull", float(min(settings.lapor_pull_interval_s, 15)), pull_job)])

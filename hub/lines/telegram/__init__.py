@@ -36,17 +36,17 @@ from sqlmodel import Session
 
 from adapters.base import DeliveryError, InvalidPayload, OutboundMessage, PermanentError, SendResult
 from adapters.telegram import TelegramAdapter, TelegramUpdate, bot_id_of, parse_update, provider_id
-from hub import app as hub_app
 from hub.commands import answer_status_query, parse_status_query
 from hub.config import RegencyConfig, regency
 from hub.db import get_engine, writer
+from hub.lines import health
+from hub.parts import Line, Periodic
 from hub.intake import accept, message_from_json, message_to_json
 from hub.logging import get_logger, mask_text
-from hub.models import ChannelState, Conversation, RawMessage, Ticket, utcnow
-from hub.replies import queue_text, register_reply_sender
+from hub.models import Conversation, RawMessage, Ticket, utcnow
+from hub.replies import queue_text
 from hub.settings import Settings, get_settings
 from hub.tickets import add_event, resolve_code
-from hub.workers import register_periodic
 from normalizer.types import Attachment, InboundMessage, Urgency
 
 log = get_logger(__name__)
@@ -579,28 +579,19 @@ async def _note_health(ok: bool, error: str | None = None) -> None:
         log.warning("telegram.health_write_failed")
 
 
-def _add_routes(app: FastAPI) -> None:
-    app.include_router(router)
-
-
 # --- polling and start-up -----------------------------------------------------------------
 
 def _health(ok: bool, error: str | None = None, offset: int | None = None, got: bool = False) -> None:
-    """Line health for the admin page (channel_state row "telegram")."""
-    now = datetime.now(timezone.utc)
-    with Session(writer(get_engine())) as s:
-        row = s.get(ChannelState, CHANNEL) or ChannelState(channel=CHANNEL)
-        if ok:
-            row.last_ok_at, row.consecutive_failures = now, 0
-        else:
-            row.last_error_at, row.last_error = now, (error or "")[:500]
-            row.consecutive_failures = (row.consecutive_failures or 0) + 1
-        if got:
-            row.last_message_at = now
-        if offset is not None:
-            row.cursor = {**(row.cursor or {}), "offset": offset}
-        s.add(row)
-        s.commit()
+    """Line health for the admin page (channel_state row "telegram", hub.lines.health)."""
+    if not ok:
+        health.record_failure(get_engine(), CHANNEL, error or "", max_len=500)
+        return
+    values: dict[str, Any] = {}
+    if got:
+        values["last_message_at"] = datetime.now(timezone.utc)
+    if offset is not None:
+        values["cursor"] = {"offset": offset}  # the line's only cursor value
+    health.record_ok(get_engine(), CHANNEL, **values)
 
 
 async def poll(settings: Settings, stop: asyncio.Event) -> None:
@@ -697,8 +688,10 @@ class _RedactTokens(logging.Filter):
 
 for _name in ("httpx", "telegram", "telegram.Bot"):  # logger filters are not inherited by children
     logging.getLogger(_name).addFilter(_RedactTokens())
-register_reply_sender(CHANNEL, send_reply)
-register_periodic("telegram_conversations", 60, _stale_job)
-hub_app.ROUTER_HOOKS.append(_add_routes)
-hub_app.STARTUP_HOOKS.append(on_startup)
-hub_app.SHUTDOWN_HOOKS.append(on_shutdown)
+
+
+def line(settings: Settings) -> Line:
+    """The webhook, polling (started at start-up), replies, and submitting stale conversations."""
+    return Line(CHANNEL, routers=[router], reply_senders={CHANNEL: send_reply},
+                periodic=[Periodic("telegram_conversations", 60, _stale_job)],
+                startup=[on_startup], shutdown=[on_shutdown])

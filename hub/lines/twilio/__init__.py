@@ -11,7 +11,7 @@ import dataclasses
 from datetime import datetime, timezone
 from functools import lru_cache
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sqlmodel import Session
 
@@ -21,8 +21,8 @@ from hub.commands import answer_status_query, parse_status_query
 from hub.config import RegencyConfig
 from hub.db import get_engine
 from hub.lines import ratelimit
+from hub.parts import Line
 from hub.logging import get_logger
-from hub.replies import register_reply_sender
 from hub.settings import Settings, get_settings
 from normalizer.types import InboundMessage
 
@@ -123,22 +123,9 @@ async def send_reply(message: OutboundMessage) -> SendResult:
     return await adapter_for(get_settings()).send(message)
 
 
-def configure(settings: Settings) -> None:
-    register_reply_sender("whatsapp", send_reply)
+def line(settings: Settings) -> Line:
+    """The webhooks; replies on WhatsApp, and on SMS when Twilio is the SMS provider."""
+    senders = {"whatsapp": send_reply}
     if settings.sms_provider == "twilio":
-        register_reply_sender("sms", send_reply)
-
-
-async def _startup(app: FastAPI, settings: Settings) -> None:
-    configure(settings)
-
-
-def _routes(app: FastAPI) -> None:
-    app.include_router(router)
-
-
-from hub.app import ROUTER_HOOKS, STARTUP_HOOKS  # noqa: E402  (hub.app imports plugins lazily)
-
-ROUTER_HOOKS.append(_routes)
-STARTUP_HOOKS.append(_startup)
-configure(get_settings())
+        senders["sms"] = send_reply
+    return Line("twilio", routers=[router], reply_senders=senders)

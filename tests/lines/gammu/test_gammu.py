@@ -28,7 +28,6 @@ EXAMPLES = Path("/usr/share/doc/gammu-smsd/examples")
 NIK = "3503114506900002"
 
 
-pytestmark = pytest.mark.usefixtures("restore_line_registrations")  # tests/adapters/conftest.py
 
 
 def need_gammu(*binaries: str) -> None:
@@ -328,6 +327,7 @@ def test_round_trip_with_gammu_smsd(gammu_db, tmp_path, sqlite_url, seeded, cfg,
     from hub.processing import drain
     from hub.settings import get_settings, reset_settings
     from hub.tickets import change_status
+    from hub.wiring import install, wire
 
     driver, gammu_url_obj = gammu_db
     gammu_url = gammu_url_obj.render_as_string(hide_password=False)
@@ -335,7 +335,7 @@ def test_round_trip_with_gammu_smsd(gammu_db, tmp_path, sqlite_url, seeded, cfg,
     monkeypatch.setenv("SIMPUL_SMS_PROVIDER", "gammu")
     reset_settings()
     settings = get_settings()
-    line.configure(settings)
+    install(wire(settings))  # SMS replies through Gammu from now on
     device = tmp_path / "dummy"
     for folder in range(1, 6):
         (device / "sms" / str(folder)).mkdir(parents=True)

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from tests.adapters.runner import Case, run_case
+from tests.lines.runner import Case, run_case
 
-FIXTURES = Path(__file__).parent / "fixtures" / "hotline"
-CONFIG = Path(__file__).parents[2] / "config" / "trenggalek"
+FIXTURES = Path(__file__).parent / "fixtures"
+CONFIG = Path(__file__).parents[3] / "config" / "trenggalek"
 WIB = ZoneInfo("Asia/Jakarta")
 
 CASES = [
@@ -112,7 +112,7 @@ URGENCY = [
 def test_incident_type_urgency(line, itype, urgency):
     """Console form -> adapter -> normalizer, without HTTP or database (the call path is
     covered above; this pins the urgency of every configured type)."""
-    from hub.lines.hotline import hotline_spec
+    from hub.lines.hotline.calls import hotline_spec
     from hub.regency import load_normalizer_regency
     from normalizer import normalize
     from adapters.hotline import HotlineAdapter
@@ -129,17 +129,16 @@ def test_triage_colour_raises_urgency(sqlite_client, admin_headers):
 
 
 @pytest.fixture
-def operator_login():
-    """Stands in for the web console's session cookie (hub/web registers the real resolver)."""
-    from hub.auth import SESSION_RESOLVERS, Principal
+def operator_login(sqlite_client):
+    """Stands in for the web console's session cookie (hub/web contributes the real resolver)."""
+    from hub.auth import Principal
 
     def resolve(request):
         role = request.headers.get("x-test-role")
         return Principal(kind="user", name=f"{role}1", role=role) if role else None
 
-    SESSION_RESOLVERS.append(resolve)
+    sqlite_client.app.state.session_resolvers.append(resolve)
     yield
-    SESSION_RESOLVERS.remove(resolve)
 
 
 @pytest.mark.parametrize("who,post,get", [
@@ -243,7 +242,7 @@ def test_adapter_send_is_permanent():
     import asyncio
 
     from adapters.base import OutboundMessage, PermanentError, load_adapter
-    from hub.lines.hotline import hotline_spec
+    from hub.lines.hotline.calls import hotline_spec
 
     cls = load_adapter("hotline")
     adapter = cls(hotline_spec(str(CONFIG)))
@@ -264,7 +263,7 @@ def test_hotlines_config_errors(tmp_path, edit, problem):
     import shutil
 
     from hub.config import ConfigError
-    from hub.lines.hotline import hotline_spec
+    from hub.lines.hotline.calls import hotline_spec
 
     d = tmp_path / "cfg"
     shutil.copytree(CONFIG, d)

@@ -68,7 +68,7 @@ def count(engine, model, *where) -> int:
 
 
 def run_import(path, line="psc119", **kw):
-    from hub.importer import import_file
+    from hub.lines.hotline.importer import import_file
 
     bad: list[tuple[int, str]] = []
     rep = import_file(path, line, on_bad_row=lambda n, r: bad.append((n, r)), **kw)
@@ -125,7 +125,7 @@ def test_reopening_an_imported_ticket_texts_nobody(tmp_path, engine, seeded, cfg
 
 
 def test_xlsx_import_excel_dates_and_sheet(tmp_path, engine, seeded):
-    from hub.importer import ImportError_
+    from hub.lines.hotline.importer import ImportError_
     from hub.models import Ticket
 
     path = write_xlsx(tmp_path / "bpbd.xlsx")
@@ -146,7 +146,7 @@ def test_xlsx_import_excel_dates_and_sheet(tmp_path, engine, seeded):
 
 
 def test_mapping_file_for_other_column_names(tmp_path, engine, seeded):
-    from hub.importer import ImportError_, load_mapping
+    from hub.lines.hotline.importer import ImportError_, load_mapping
     from hub.models import Ticket
 
     header = ["Tgl Lapor", "Penelpon", "Kontak Person", "Kec.", "Jenis Kasus", "Uraian Singkat", "No Register"]
@@ -178,7 +178,7 @@ def test_mapping_file_for_other_column_names(tmp_path, engine, seeded):
                                           ("- a\n- b\n", "expected a mapping")])
 def test_bad_mapping_file(tmp_path, text, problem):
     from hub.config import ConfigError
-    from hub.importer import load_mapping
+    from hub.lines.hotline.importer import load_mapping
 
     (tmp_path / "m.yaml").write_text(text)
     with pytest.raises(ConfigError, match=problem):

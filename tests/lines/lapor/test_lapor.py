@@ -15,7 +15,7 @@ from adapters.base import InvalidPayload
 from adapters.lapor import map_status, parse_report
 from tests.fakes.lapor_api import FakeLapor
 
-FIXTURES = Path(__file__).parent / "fixtures" / "lapor"
+FIXTURES = Path(__file__).parent / "fixtures"
 INSTANSI = "Pemerintah Kabupaten Trenggalek"
 
 
@@ -350,7 +350,7 @@ def test_pages_are_followed(fake, lapor, engine, tmp_path, monkeypatch):
     from hub.settings import reset_settings
 
     cfg_dir = tmp_path / "cfg"
-    shutil.copytree(Path(__file__).parents[2] / "config" / "trenggalek", cfg_dir)
+    shutil.copytree(Path(__file__).parents[3] / "config" / "trenggalek", cfg_dir)
     text = (cfg_dir / "lapor.yaml").read_text().replace("per_page: 50", "per_page: 2")
     (cfg_dir / "lapor.yaml").write_text(text)
     monkeypatch.setenv("SIMPUL_CONFIG_DIR", str(cfg_dir))
@@ -380,7 +380,7 @@ def test_lapor_config_errors(tmp_path, yaml_text, problem):
 def test_shipped_lapor_config():
     from hub.lines.lapor import lapor_config
 
-    c = lapor_config(Path(__file__).parents[2] / "config" / "trenggalek")
+    c = lapor_config(Path(__file__).parents[3] / "config" / "trenggalek")
     assert c["service_levels"] == {"verify_working_days": 3, "follow_up_working_days": 5,
                                    "auto_close_working_days": 10}
 

@@ -15,10 +15,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from tests.adapters.runner import Case, load_fixture, run_case
+from tests.lines.runner import Case, load_fixture, run_case
 from tests.fakes.telegram_api import BOT_ID, TOKEN, FakeTelegramAPI
 
-FIXTURES = Path(__file__).parent / "fixtures" / "telegram"
+FIXTURES = Path(__file__).parent / "fixtures"
 SECRET = "s3cret-Telegram-webhook_0123456789"
 CHAT = 555001
 PATH = "/webhooks/telegram"
