@@ -21,6 +21,7 @@ from sqlmodel import Session
 
 from adapters.base import OutboundMessage, PermanentError
 from adapters.gammu import GammuAdapter, GammuSchemaError, gsm7_length, parse_udh, split_sms
+from tests.lines.runner import Expect, PullCase, run_pull
 
 IN_CI = os.environ.get("CI") == "true"
 PG_URL = os.environ.get("SIMPUL_TEST_POSTGRES_URL")
@@ -123,35 +124,48 @@ def insert_inbox(url: str, rows: list[dict]) -> None:
 PART1 = "Jalan di desa Ngadirenggo kecamatan Pogalan rusak parah sejak banjir bulan lalu, " \
         "banyak lubang besar dan sudah ada pengendara motor yang jatuh. Mohon segera "
 PART2 = "diperbaiki sebelum musim hujan. Terima kasih."
+def _sms(text_: str) -> tuple[Expect]:
+    return (Expect(channel="sms", text=text_, sender="+6281234567890"),)
+
+
+# items: (Gammu schema version, rows of its inbox)
 VERSION_CASES = [
-    ("v15 udh", 15, [dict(text=PART1, udh="050003110201"), dict(text=PART2, udh="050003110202")], PART1 + PART2),
-    ("v16 udh parts out of order", 16, [dict(text=PART2, udh="050003120202"), dict(text=PART1, udh="050003120201")],
-     PART1 + PART2),
-    ("v17 daemon-joined text in part 1", 17,
-     [dict(text=PART1, decoded=PART1 + PART2, udh="0608040A0B0201"), dict(text=PART2, decoded="", udh="0608040A0B0202")],
-     PART1 + PART2),
-    ("v18 MessageID/SequencePosition", 18,
-     [dict(text=PART2, mid=77, seq=2, udh="050003130202"), dict(text=PART1, mid=77, seq=1, udh="050003130201")],
-     PART1 + PART2),
-    ("v17 single", 17, [dict(text="Lampu jalan mati di Sumbergedong")], "Lampu jalan mati di Sumbergedong"),
-    ("v17 unicode", 17, [dict(text="Jembatan “Bendungan” retak", coding="Unicode_No_Compression")],
-     "Jembatan “Bendungan” retak"),
+    PullCase("v15 udh", (15, [dict(text=PART1, udh="050003110201"), dict(text=PART2, udh="050003110202")]),
+             _sms(PART1 + PART2)),
+    PullCase("v16 udh parts out of order",
+             (16, [dict(text=PART2, udh="050003120202"), dict(text=PART1, udh="050003120201")]), _sms(PART1 + PART2)),
+    PullCase("v17 daemon-joined text in part 1",
+             (17, [dict(text=PART1, decoded=PART1 + PART2, udh="0608040A0B0201"),
+                   dict(text=PART2, decoded="", udh="0608040A0B0202")]), _sms(PART1 + PART2)),
+    PullCase("v18 MessageID/SequencePosition",
+             (18, [dict(text=PART2, mid=77, seq=2, udh="050003130202"), dict(text=PART1, mid=77, seq=1, udh="050003130201")]),
+             _sms(PART1 + PART2)),
+    PullCase("v17 single", (17, [dict(text="Lampu jalan mati di Sumbergedong")]), _sms("Lampu jalan mati di Sumbergedong")),
+    PullCase("v17 unicode", (17, [dict(text="Jembatan “Bendungan” retak", coding="Unicode_No_Compression")]),
+             _sms("Jembatan “Bendungan” retak")),
 ]
 
 
-@pytest.mark.parametrize("label,version,rows,expected", VERSION_CASES, ids=[v[0] for v in VERSION_CASES])
-def test_schema_versions_join_multipart(label, version, rows, expected, tmp_path):
-    url = gammu_sqlite(tmp_path, version)
-    insert_inbox(url, rows)
-    adapter = GammuAdapter(url)
-    assert adapter.schema_version() == version
-    [sms] = adapter.fetch()
-    assert sms.text == expected and sms.sender == "+6281234567890" and not sms.missing
-    msg = adapter.to_inbound(sms)
-    assert msg.channel == "sms" and msg.provider_id == f"{min(sms.ids)}@20261128T100000"
-    assert adapter.mark_processed(sms.ids) == len(rows)
-    assert adapter.fetch() == []
-    adapter.dispose()
+@pytest.mark.parametrize("case", VERSION_CASES, ids=lambda c: c.label)
+def test_schema_versions_join_multipart(case, tmp_path):
+    version, rows = case.items
+
+    def pull(items):
+        url = gammu_sqlite(tmp_path, version)
+        insert_inbox(url, rows)
+        adapter = GammuAdapter(url)
+        assert adapter.schema_version() == version
+        fetched = adapter.fetch()
+        messages = [adapter.to_inbound(sms) for sms in fetched]
+        for sms, msg in zip(fetched, messages):
+            assert sms.text == msg.text and sms.sender == "+6281234567890" and not sms.missing
+            assert msg.provider_id == f"{min(sms.ids)}@20261128T100000"
+        assert adapter.mark_processed([i for sms in fetched for i in sms.ids]) == len(rows)
+        assert adapter.fetch() == []
+        adapter.dispose()
+        return messages
+
+    run_pull(case, pull)
 
 
 def test_unsupported_schema_version_is_refused(tmp_path):
