@@ -116,6 +116,24 @@ class Case:
         return self.stored if self.stored is not None else self.channel is not None
 
 
+def use_env(monkeypatch, env: dict[str, str]) -> None:
+    """The line's settings for this test: environment variables, read afresh."""
+    from hub.settings import reset_settings
+
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    reset_settings()
+
+
+def app_client():
+    """A TestClient on a fresh app wired for the current settings, workers off."""
+    from fastapi.testclient import TestClient
+
+    from hub.app import create_app
+
+    return TestClient(create_app(workers=False))
+
+
 def load_fixture(fixture_dir: Path, name: str) -> Any:
     """A fixture as data: .json -> object, .txt -> list of (key, value) form pairs."""
     path = Path(fixture_dir) / name

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from tests.lines.runner import Case, load_fixture, run_case
+from tests.lines.runner import Case, app_client, load_fixture, run_case, use_env
 from tests.fakes.telegram_api import BOT_ID, TOKEN, FakeTelegramAPI
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -33,23 +33,14 @@ def tg():
 
 
 def _configure(monkeypatch, tg, **extra: str) -> None:
-    from hub.settings import reset_settings
-
-    env = {"SIMPUL_TELEGRAM_BOT_TOKEN": TOKEN, "SIMPUL_TELEGRAM_WEBHOOK_SECRET": SECRET,
-           "SIMPUL_TELEGRAM_BASE_URL": tg.base_url, "SIMPUL_TELEGRAM_MODE": "webhook",
-           "SIMPUL_PUBLIC_URL": "http://127.0.0.1:8000", **extra}
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    reset_settings()
+    use_env(monkeypatch, {"SIMPUL_TELEGRAM_BOT_TOKEN": TOKEN, "SIMPUL_TELEGRAM_WEBHOOK_SECRET": SECRET,
+                          "SIMPUL_TELEGRAM_BASE_URL": tg.base_url, "SIMPUL_TELEGRAM_MODE": "webhook",
+                          "SIMPUL_PUBLIC_URL": "http://127.0.0.1:8000", **extra})
 
 
 def _app_client(monkeypatch, tg, **extra: str):
-    from fastapi.testclient import TestClient
-
-    from hub.app import create_app
-
     _configure(monkeypatch, tg, **extra)
-    return TestClient(create_app(workers=False))
+    return app_client()
 
 
 @pytest.fixture

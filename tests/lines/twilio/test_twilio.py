@@ -14,7 +14,7 @@ from twilio.request_validator import RequestValidator
 
 from adapters.base import OutboundMessage, PermanentError, RetryableError
 from adapters.twilio_sms import TwilioAdapter
-from tests.lines.runner import Case, OutCase, load_fixture, run_case, run_outgoing
+from tests.lines.runner import Case, OutCase, app_client, load_fixture, run_case, run_outgoing, use_env
 from tests.fakes.twilio_api import FakeTwilio
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -36,26 +36,18 @@ def fake_twilio():
 
 
 def _env(monkeypatch, fake: FakeTwilio | None, **extra) -> None:
-    from hub.settings import reset_settings
-
     env = {"SIMPUL_PUBLIC_URL": PUBLIC, "SIMPUL_TWILIO_ACCOUNT_SID": ACCOUNT, "SIMPUL_TWILIO_AUTH_TOKEN": TOKEN,
            "SIMPUL_TWILIO_FROM_NUMBER": SMS_FROM, "SIMPUL_TWILIO_WHATSAPP_FROM": WA_FROM,
            "SIMPUL_SMS_PROVIDER": "twilio", "SIMPUL_GAMMU_DATABASE_URL": ""}
     if fake is not None:
         env["SIMPUL_TWILIO_BASE_URL"] = fake.url
     env.update(extra)
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    reset_settings()
+    use_env(monkeypatch, env)
 
 
 def _client(monkeypatch, fake_twilio):
-    from fastapi.testclient import TestClient
-
-    from hub.app import create_app
-
     _env(monkeypatch, fake_twilio)
-    return TestClient(create_app(workers=False))
+    return app_client()
 
 
 @pytest.fixture
