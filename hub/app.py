@@ -146,7 +146,9 @@ def create_app(settings: Settings | None = None, workers: bool | None = None,
         status = 400 if any(e["type"] == "json_invalid" for e in errors) else 422
         return JSONResponse({"detail": "invalid request", "errors": errors}, status_code=status)
 
-    from hub.api import health, intake, stats, tickets
+    from hub.api import errors, health, intake, stats, tickets
+
+    errors.install(app)  # hub.tickets errors → 400/403/404/409/422
 
     for r in (health.router, intake.router, tickets.router, stats.router):
         app.include_router(r)

@@ -26,7 +26,6 @@ from sqlmodel import Session
 from adapters import email_smtp, open311_client, opd_webhook
 from adapters.base import PermanentError, RetryableError
 from hub import tickets as T
-from hub.config import RegencyConfig
 from hub.db import get_engine
 from hub.logging import get_logger
 from hub.models import Opd, Outbox, Status, Ticket, TicketEvent
@@ -319,10 +318,7 @@ async def outbox_purge_job() -> None:
 _register_jobs()
 
 
-# ---------------------------------------------------------------- the loop back from an OPD
-ACTIONS = ("diterima", "diproses", "selesai", "bukan_kewenangan")
-
-
+# ---------------------------------------------------------------- notify e-mails
 def queue_notify_email(session: Session, ticket: Ticket, to: str | list[str], subject: str, text: str,
                        html_body: str | None = None) -> Outbox | None:
     if not recipients(to):
@@ -330,64 +326,3 @@ def queue_notify_email(session: Session, ticket: Ticket, to: str | list[str], su
     return enqueue(session, "notify", ",".join(recipients(to))[:200],
                    {"channel": "email", "to": list(recipients(to)), "subject": subject, "text": text,
                     "html": html_body, "ticket_code": ticket.code}, ticket_id=ticket.id)
-
-
-def apply_opd_update(session: Session, ticket: Ticket, action: str, actor: str, cfg: RegencyConfig,
-                     note: str | None = None, photo_url: str | None = None,
-                     external_id: str | None = None) -> Ticket:
-    """What an OPD system reports back. Raises hub.tickets errors (400/409) for illegal moves.
-
-    - diterima: acknowledged; an event, no status change, nothing to the reporter
-    - diproses / selesai: status change (the reporter is told on their own line; LAPOR! pushed)
-    - bukan_kewenangan: handed back to the triage OPD, flagged needs_triage, the event says why
-    """
-    data = {k: v for k, v in (("photo_url", photo_url), ("external_id", external_id)) if v}
-    note = note.strip() if note and note.strip() else None
-    if action == "diterima":
-        if ticket.status not in (Status.MENUNGGU.value, Status.DIPROSES.value):
-            raise T.IllegalMove(f"ticket {ticket.code} is {ticket.status}; only open tickets can be acknowledged")
-        T.add_event(session, ticket, actor, "acknowledged", note=note, data=data)
-        ticket.updated_at = datetime.now(timezone.utc)  # pull feeds (cursor by updated_at) show it
-        session.add(ticket)
-        return ticket
-    if action in ("diproses", "selesai"):
-        if photo_url and action == "selesai":
-            ticket.attachments = [*(ticket.attachments or []), {"url": photo_url, "kind": "photo",
-                                                                 "mime": None, "name": "bukti penyelesaian"}]
-        return T.change_status(session, ticket, action, actor, cfg, note, data=data)
-    if action == "bukan_kewenangan":
-        if not note:
-            raise T.TicketError("a hand-back needs a note saying why it is not this OPD's authority")
-        from_opd = ticket.opd_code
-        if from_opd == cfg.triage_opd:
-            raise T.IllegalMove(f"ticket {ticket.code} is already with the triage OPD {cfg.triage_opd}; "
-                                "re-route it to the right OPD instead")
-        T.reroute(session, ticket, cfg.triage_opd, actor, cfg,
-                  note=f"Dikembalikan oleh {from_opd} (bukan kewenangan): {note}", learn=False)
-        ticket.needs_triage = True
-        ticket.routing_confidence, ticket.routing_rule = 0.0, f"handed back by {from_opd}: {note}"[:500]
-        session.add(ticket)
-        T.add_event(session, ticket, actor, "handed_back", note=note, from_opd=from_opd,
-                    to_opd=cfg.triage_opd, data={**data, "reason": "bukan_kewenangan"})
-        _tell_reporter_handed_back(session, ticket, cfg)
-        return ticket
-    raise T.TicketError(f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
-
-
-def _tell_reporter_handed_back(session: Session, ticket: Ticket, cfg: RegencyConfig) -> None:
-    from hub import replies
-
-    route = replies.reply_route(ticket.channel, cfg, ticket.reporter_phone, ticket.reporter_chat_id,
-                                ticket.reporter_lapor_id)
-    if route is None:
-        return
-    text = cfg.template("status_dialihkan", code=ticket.code, opd_name=T.opd_name(session, ticket.opd_code)) \
-        if "status_dialihkan" in cfg.templates else \
-        f"Laporan {ticket.code} sedang ditinjau ulang untuk diteruskan ke instansi yang berwenang."
-    if route[0] == "lapor":
-        enqueue(session, "lapor_push", "lapor",
-                {"tracking_id": route[1], "status": ticket.status, "opd": ticket.opd_code, "text": text,
-                 "note": None, "ticket_code": ticket.code}, ticket_id=ticket.id)
-    else:
-        enqueue(session, "reply", route[0], {"channel": route[0], "to": route[1], "text": text,
-                                             "ticket_code": ticket.code}, ticket_id=ticket.id)

@@ -11,13 +11,20 @@ from sqlmodel import Session
 
 from adapters.base import OutboundMessage, PermanentError, SendResult
 from hub.config import RegencyConfig
-from hub.models import Outbox, RawMessage, Ticket
+from hub.models import Opd, Outbox, RawMessage, Ticket
 from hub.outbox import enqueue, register_sender
 
 STATUS_LABELS = {"menunggu": "menunggu", "diproses": "sedang diproses", "selesai": "selesai",
                  "ditolak": "ditolak / bukan kewenangan", "digabung": "digabung"}
 ReplySender = Callable[[OutboundMessage], Awaitable[SendResult]]
 REPLY_SENDERS: dict[str, ReplySender] = {}
+
+
+def opd_name(session: Session, code: str) -> str:
+    """An OPD's display name (its code when unknown). Here, not in hub.tickets: replies are
+    below ticket rules (hub.tickets queues replies; replies never import hub.tickets)."""
+    opd = session.get(Opd, code)
+    return opd.name if opd else code
 
 
 def register_reply_sender(channel: str, sender: ReplySender) -> None:
@@ -78,8 +85,6 @@ def queue_receipt(session: Session, ticket: Ticket, cfg: RegencyConfig, opd_labe
         return None
     if (ticket.fields or {}).get("receipt_sent"):  # the line already answered with the code (TwiML)
         return None
-    from hub.tickets import opd_name
-
     name = "receipt_telegram" if route[0] == "telegram" else "receipt"
     text = cfg.template(name, code=ticket.code, opd_name=opd_label or opd_name(session, ticket.opd_code))
     return enqueue(session, "reply", route[0],
@@ -88,18 +93,18 @@ def queue_receipt(session: Session, ticket: Ticket, cfg: RegencyConfig, opd_labe
 
 
 def status_text(session: Session, ticket: Ticket, cfg: RegencyConfig, note: str | None) -> str:
-    from hub.tickets import opd_name
-
     return cfg.template(f"status_{ticket.status}", code=ticket.code,
                         opd_name=opd_name(session, ticket.opd_code),
                         note_suffix=f" Keterangan: {note.strip()}" if note and note.strip() else "",
                         merged_into=ticket.merged_into or "")
 
 
-def queue_status(session: Session, ticket: Ticket, cfg: RegencyConfig, note: str | None) -> Outbox | None:
-    """A status change goes back to the reporter's line (LAPOR! tickets: pushed to LAPOR!)."""
+def queue_status(session: Session, ticket: Ticket, cfg: RegencyConfig, note: str | None,
+                 skip_line: str | None = None) -> Outbox | None:
+    """A status change goes back to the reporter's line (LAPOR! tickets: pushed to LAPOR!),
+    unless that line is `skip_line`, the system the change came from."""
     route = _ticket_route(ticket, cfg)
-    if route is None:
+    if route is None or (skip_line is not None and route[0] == skip_line):
         return None
     text = status_text(session, ticket, cfg, note)
     if route[0] == "lapor":
@@ -112,8 +117,6 @@ def queue_status(session: Session, ticket: Ticket, cfg: RegencyConfig, note: str
 
 
 def status_answer(session: Session, ticket: Ticket, cfg: RegencyConfig) -> str:
-    from hub.tickets import opd_name
-
     return cfg.template("status_answer", code=ticket.code, status_label=STATUS_LABELS[ticket.status],
                         opd_name=opd_name(session, ticket.opd_code),
                         updated=ticket.updated_at.strftime("%d-%m-%Y %H:%M UTC"))

@@ -181,17 +181,11 @@ def _process_new(engine: Engine) -> None:
 
 def _quiet_change(s: Session, t: Ticket, to: str, cfg: RegencyConfig, note: str) -> bool:
     """Follow a change LAPOR! made, without pushing it back to LAPOR!."""
-    before = set(s.scalars(select(Outbox.id).where(Outbox.ticket_id == t.id, Outbox.kind == "lapor_push")))
     try:
-        change_status(s, t, to, f"channel:{CHANNEL}", cfg, note=note)
+        change_status(s, t, to, f"channel:{CHANNEL}", cfg, note=note, from_line=CHANNEL)
     except TicketError as exc:
         log.info("lapor.sync_skipped", ticket=t.code, to=to, reason=str(exc))
         return False
-    s.flush()
-    for row in s.scalars(select(Outbox).where(Outbox.ticket_id == t.id, Outbox.kind == "lapor_push",
-                                              Outbox.state == "pending")):
-        if row.id not in before:
-            s.delete(row)
     return True
 
 

@@ -45,7 +45,7 @@ from hub.logging import get_logger, mask_text
 from hub.models import ChannelState, Conversation, RawMessage, Ticket, utcnow
 from hub.replies import queue_text, register_reply_sender
 from hub.settings import Settings, get_settings
-from hub.tickets import add_event, resolve_code
+from hub.tickets import add_attachments, add_event, resolve_code
 from hub.workers import register_periodic
 from normalizer.types import Attachment, InboundMessage, Urgency
 
@@ -439,10 +439,7 @@ def _apply_late(s: Session, item: dict[str, Any]) -> bool:
     if ticket is None:
         return False
     if "attachment" in item:
-        ticket.attachments = [*(ticket.attachments or []), item["attachment"]]
-        s.add(ticket)
-        add_event(s, ticket, f"channel:{CHANNEL}", "note", note="Pelapor menambahkan lampiran",
-                  data={"attachment": item["attachment"]})
+        add_attachments(s, ticket, [item["attachment"]], f"channel:{CHANNEL}")
     if "note" in item:
         add_event(s, ticket, f"channel:{CHANNEL}", "note", note=item["note"])
     return True
