@@ -8,7 +8,6 @@ identity of an anonymous or confidential reporter (the adapter drops it before i
 from __future__ import annotations
 
 import asyncio
-import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,7 +17,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from adapters.base import DeliveryError, OutboundMessage, RetryableError, SendResult
+from adapters.base import DeliveryError, OutboundMessage, RetryableError, SendResult, backoff_delay
 from adapters.lapor import LaporAdapter, LaporReport
 from hub.config import ConfigError, RegencyConfig, load_yaml, regency
 from hub.db import get_engine, writer
@@ -152,12 +151,6 @@ def _release(engine: Engine, cursor: dict[str, Any]) -> None:
         conn.execute(update(STATE).where(STATE.c.channel == CHANNEL).values(cursor=cursor))
 
 
-def backoff_s(failures: int, base: float, cap: float) -> float:
-    """Exponential backoff with jitter for the pull: base, 2*base, 4*base, ... up to cap."""
-    top = min(cap, base * 2 ** max(0, failures - 1))
-    return random.uniform(top / 2, top)
-
-
 # --- the pull ------------------------------------------------------------------------------
 
 @dataclass
@@ -286,7 +279,7 @@ async def pull_once(engine: Engine | None = None, settings: Settings | None = No
             page = got.next_page or page
     except (DeliveryError, OSError) as exc:
         failures = int(cursor.get("pull_failures", 0)) + 1
-        delay = backoff_s(failures, pull["backoff_base_s"], pull["backoff_cap_s"])
+        delay = backoff_delay(failures, pull["backoff_base_s"], pull["backoff_cap_s"])
         res.error = str(exc)
         cursor.update(pull_failures=failures, next_pull_at=_iso(now + timedelta(seconds=delay)))
         if newest and newest != since:  # pages already stored stay stored; go on from there

@@ -34,7 +34,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
-from adapters.base import DeliveryError, InvalidPayload, OutboundMessage, PermanentError, SendResult
+from adapters.base import DeliveryError, InvalidPayload, OutboundMessage, PermanentError, SendResult, backoff_delay
 from adapters.telegram import TelegramAdapter, TelegramUpdate, bot_id_of, parse_update, provider_id
 from hub import app as hub_app
 from hub.commands import answer_status_query, parse_status_query
@@ -608,21 +608,22 @@ async def poll(settings: Settings, stop: asyncio.Event) -> None:
     except DeliveryError as exc:
         log.warning("telegram.delete_webhook_failed", error=str(exc)[:200])
     offset: int | None = None
-    delay = 1.0
+    failures = 0
     log.info("telegram.polling_started")
     while not stop.is_set():
         try:
             updates = await adapter.get_updates(offset, settings.telegram_poll_timeout_s)
         except DeliveryError as exc:
+            failures += 1
+            delay = backoff_delay(failures, 1.0, 60.0, jitter=False)  # 1, 2, 4 ... 60 s
             log.warning("telegram.poll_failed", error=str(exc)[:300], retry_in_s=delay)
             await asyncio.to_thread(_health, False, str(exc))
             try:
                 await asyncio.wait_for(stop.wait(), delay)
             except asyncio.TimeoutError:
                 pass
-            delay = min(60.0, delay * 2)
             continue
-        delay = 1.0
+        failures = 0
         handled = 0
         for update in updates:
             try:
