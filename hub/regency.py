@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from hub.config import ConfigError, load_yaml
+from hub.config import ConfigError, load_yaml, regency
 from hub.models import RouterModel
 from hub.settings import get_settings
 from normalizer import Regency, RegencyConfigError, build_regency
@@ -23,10 +23,9 @@ _CACHE_MAX = 4
 def _read_config(config_dir: Path) -> tuple[str, dict, dict, list[dict], str]:
     config_dir = Path(config_dir)
     wpath = config_dir / "wilayah.csv"
-    try:
-        wilayah = wpath.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(wpath, None, "file not found") from None
+    wilayah = regency(str(config_dir)).wilayah_csv  # read once, by the regency config
+    if wilayah is None:
+        raise ConfigError(wpath, None, "file not found")
     cpath = config_dir / "lapor_categories.json"
     try:
         categories = json.loads(cpath.read_text(encoding="utf-8"))

@@ -6,8 +6,6 @@ against routing.yaml at load. Never sends anything itself; replies go through hu
 """
 from __future__ import annotations
 
-import csv
-import io
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -73,9 +71,7 @@ def hotline_spec(config_dir: str) -> HotlineSpec:
         colours = tuple(str(c).lower() for c in (spec.get("triage_colours") or []))
         lines[name] = HotlineLine(name=name, label=str(spec.get("label") or name), incident_types=tuple(types),
                                   triage_colours=colours)
-    rows = csv.reader(io.StringIO((d / "wilayah.csv").read_text(encoding="utf-8")))
-    next(rows, None)
-    places = Places.from_rows((r[0].strip(), r[1].strip(), r[2].strip()) for r in rows if len(r) >= 3)
+    places = Places.from_rows(regency(config_dir).places)  # wilayah.csv, parsed once by the config
     sla = load_yaml(d / "sla.yaml") or {}
     return HotlineSpec(lines=lines, places=places, timezone=str(sla.get("timezone") or "Asia/Jakarta"))
 
