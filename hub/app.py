@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from hub import __version__, metrics
-from hub.config import regency
+from hub.config import regency_config
 from hub.db import get_engine, session_scope
 from hub.intake import IntakeWriter
 from hub.runtime import warm_and_freeze
@@ -99,7 +99,7 @@ def create_app(settings: Settings | None = None, workers: bool | None = None,
     settings = settings or get_settings()
     run_workers = settings.workers if workers is None else workers
     configure_logging(settings.log_level, settings.log_json)
-    cfg = regency(str(settings.config_dir))  # a broken config stops start-up here
+    cfg = regency_config(str(settings.config_dir))  # a broken config stops start-up here
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

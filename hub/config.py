@@ -212,5 +212,6 @@ def load_regency(directory: Path) -> RegencyConfig:
 
 
 @lru_cache(maxsize=8)
-def regency(directory: str) -> RegencyConfig:
+def regency_config(directory: str) -> RegencyConfig:
+    """The regency's configuration (OPDs, lines, SLA, templates, gazetteer), loaded once per directory."""
     return load_regency(Path(directory))

@@ -72,14 +72,14 @@ async def run_forever(settings: Settings) -> None:
 
     import hub.plugins  # noqa: F401  (every module's senders and periodic jobs)
     from hub.db import session_scope
-    from hub.config import regency
+    from hub.config import regency_config
     from hub.logging import configure_logging
     from hub.runtime import warm_and_freeze
     from hub.seed import sync_opds
 
     configure_logging(settings.log_level, settings.log_json)
     with session_scope() as s:
-        sync_opds(s, regency(str(settings.config_dir)))
+        sync_opds(s, regency_config(str(settings.config_dir)))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -12,7 +12,7 @@ import jinja2
 from sqlmodel import Session
 
 from adapters import email_smtp
-from hub.config import RegencyConfig, regency
+from hub.config import RegencyConfig, regency_config
 from hub.delivery.payloads import ticket_payload
 from hub.delivery.targets import recipients
 from hub.models import Opd, Outbox, Ticket
@@ -45,7 +45,7 @@ def email_for(event: str, t: Ticket, opd: Opd, to: tuple[str, ...], message_id: 
               note: str | None = None) -> email_smtp.Email:
     """The e-mail to an OPD about one ticket."""
     settings = get_settings()
-    cfg = regency(str(settings.config_dir))
+    cfg = regency_config(str(settings.config_dir))
     data = ticket_payload(t)
     names = cfg.place_names
     place = ", ".join(p for p in (t.address, names.get(t.desa_code or ""),

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from adapters import open311_client
-from hub.config import regency
+from hub.config import regency_config
 from hub.models import Ticket
 from hub.settings import get_settings
 from hub.tickets import ticket_dict
@@ -35,7 +35,7 @@ def open311_request(t: Ticket) -> open311_client.ServiceRequest:
     reporter = data["reporter"] or {}
     address = t.address or (f"kecamatan {t.kecamatan_code}" if t.kecamatan_code else None)
     if t.latitude is None and not address:
-        address = regency(str(get_settings().config_dir)).region_label  # GeoReport needs a location
+        address = regency_config(str(get_settings().config_dir)).region_label  # GeoReport needs a location
     return open311_client.ServiceRequest(
         description=f"[Simpul {t.code}] {t.text_original}", lat=t.latitude, long=t.longitude,
         address_string=address, media_url=photos[0] if photos else None,

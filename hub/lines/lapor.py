@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from adapters.base import DeliveryError, OutboundMessage, RetryableError, SendResult, backoff_delay
 from adapters.lapor import LaporAdapter, LaporReport
-from hub.config import ConfigError, RegencyConfig, load_yaml, regency
+from hub.config import ConfigError, RegencyConfig, load_yaml, regency_config
 from hub.db import get_engine, writer
 from hub.intake import accept_many
 from hub.logging import get_logger
@@ -244,7 +244,7 @@ async def pull_once(engine: Engine | None = None, settings: Settings | None = No
     engine = engine or get_engine()
     settings = settings or get_settings()
     adapter = adapter or make_adapter(settings)
-    cfg = regency(str(settings.config_dir))
+    cfg = regency_config(str(settings.config_dir))
     lcfg = lapor_config(settings.config_dir)
     pull = lcfg["pull"]
     now = datetime.now(timezone.utc)

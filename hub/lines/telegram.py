@@ -38,7 +38,7 @@ from adapters.base import DeliveryError, InvalidPayload, OutboundMessage, Perman
 from adapters.telegram import TelegramAdapter, TelegramUpdate, bot_id_of, parse_update, provider_id
 from hub import app as hub_app
 from hub.commands import answer_status_query, parse_status_query
-from hub.config import RegencyConfig, regency
+from hub.config import RegencyConfig, regency_config
 from hub.db import get_engine, writer
 from hub.intake import accept, message_from_json, message_to_json
 from hub.logging import get_logger, mask_text
@@ -344,7 +344,7 @@ def _att_json(att: Attachment) -> dict[str, Any]:
 def _normalize(session: Session, msg: InboundMessage, now: datetime):
     """The normalizer's draft of what would be submitted (to see whether it names a place)."""
     try:
-        from hub.regency import current_regency
+        from hub.normalizer_loader import current_regency
         from normalizer import normalize
 
         return normalize(msg, current_regency(session), now)
@@ -361,7 +361,7 @@ def handle_update(update: TelegramUpdate, bot_id: str, settings: Settings | None
     Safe to call again with the same update (Telegram retries): it is recognised and skipped.
     """
     settings = settings or get_settings()
-    cfg = cfg or regency(str(settings.config_dir))
+    cfg = cfg or regency_config(str(settings.config_dir))
     engine = engine or get_engine()
     now = now or datetime.now(timezone.utc)
     if update.kind == "other" or update.chat_id is None:
@@ -451,7 +451,7 @@ def submit_stale(settings: Settings | None = None, engine: Engine | None = None,
     settings = settings or get_settings()
     engine = engine or get_engine()
     now = now or datetime.now(timezone.utc)
-    cfg = regency(str(settings.config_dir))
+    cfg = regency_config(str(settings.config_dir))
     asked_before = now - timedelta(seconds=settings.telegram_ask_timeout_s)
     with Session(engine) as s:
         rows = s.execute(select(Conversation.chat_id, Conversation.state).where(

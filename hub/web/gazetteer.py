@@ -56,9 +56,9 @@ def _load(places: tuple[tuple[str, str, str], ...]) -> Wilayah:
 
 
 def load(config_dir: str) -> Wilayah:
-    from hub.config import regency
+    from hub.config import regency_config
 
-    return _load(regency(str(config_dir)).places)
+    return _load(regency_config(str(config_dir)).places)
 
 
 def wilayah() -> Wilayah:

@@ -355,7 +355,7 @@ def test_pages_are_followed(fake, lapor, engine, tmp_path, monkeypatch):
     (cfg_dir / "lapor.yaml").write_text(text)
     monkeypatch.setenv("SIMPUL_CONFIG_DIR", str(cfg_dir))
     reset_settings()
-    hub_config.regency.cache_clear()
+    hub_config.regency_config.cache_clear()
     for i in range(5):
         fake.submit(9180000 + i, f"Lampu jalan mati {i}", f"Lampu PJU di Jalan Soekarno-Hatta nomor {i} mati.")
         fake.verify(9180000 + i)
