@@ -7,11 +7,12 @@ out. It never imports `hub` and never touches the database of the hub.
 from __future__ import annotations
 
 import random
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from importlib.metadata import entry_points
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Iterator, Protocol, runtime_checkable
 
 ENTRY_POINT_GROUP = "simpul.adapters"
 
@@ -43,6 +44,23 @@ def http_error(status: int, message: str, retry_after: str | float | None = None
     if is_retryable_status(status):
         return RetryableError(message, retry_after=parse_retry_after(retry_after))
     return PermanentError(message)
+
+
+@contextmanager
+def http_call(what: str, timeout_s: float | None = None) -> Iterator[None]:
+    """Wrap one httpx request: a timeout or a failed connection (refused, reset, DNS: the peer is
+    down) becomes RetryableError, an invalid URL PermanentError. `what` starts each message."""
+    import httpx
+
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        after = f" after {timeout_s}s" if timeout_s is not None else ""
+        raise RetryableError(f"{what}: timeout{after} ({type(exc).__name__})") from None
+    except httpx.TransportError as exc:
+        raise RetryableError(f"{what}: connection failed: {type(exc).__name__}: {exc}"[:300]) from None
+    except httpx.InvalidURL as exc:
+        raise PermanentError(f"{what}: invalid URL: {exc}") from None
 
 
 def parse_retry_after(value: str | float | None, now: datetime | None = None) -> float | None:

@@ -14,7 +14,8 @@ from typing import Any
 
 import httpx
 
-from adapters.base import InvalidPayload, OutboundMessage, PermanentError, RetryableError, SendResult, http_error
+from adapters.base import (InvalidPayload, OutboundMessage, PermanentError, RetryableError, SendResult, http_call,
+                           http_error)
 from normalizer.types import Attachment, InboundMessage
 
 # --- The assumed HTTP shape: change it here, and only here, once checked against LAPOR!'s docs ---
@@ -213,13 +214,9 @@ class LaporAdapter:
                                           "Accept": "application/json"})
 
     async def _request(self, method: str, path: str, what: str, **kw: Any) -> dict[str, Any]:
-        try:
+        with http_call(f"LAPOR! {what}"):
             async with self._client() as c:
                 resp = await c.request(method, path, **kw)
-        except httpx.TimeoutException as exc:
-            raise RetryableError(f"LAPOR! {what}: timeout ({type(exc).__name__})") from None
-        except httpx.TransportError as exc:
-            raise RetryableError(f"LAPOR! {what}: {type(exc).__name__}: {exc}") from None
         _raise_for(resp, what)
         try:
             data = resp.json() if resp.content else {}

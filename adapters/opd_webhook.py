@@ -14,7 +14,7 @@ from typing import NoReturn
 
 import httpx
 
-from adapters.base import PermanentError, RetryableError, SendResult, http_error, parse_retry_after
+from adapters.base import PermanentError, SendResult, http_call, http_error, parse_retry_after
 
 SECRET_PREFIX = "whsec_"
 DEFAULT_TIMEOUT_S = 10.0
@@ -83,14 +83,9 @@ async def send(target: WebhookTarget, msg_id: str, body: bytes,
     own = client is None
     client = client or httpx.AsyncClient()
     try:
-        resp = await client.post(target.url, content=body, headers=headers, timeout=target.timeout_s,
-                                 follow_redirects=False)
-    except httpx.TimeoutException as exc:
-        raise RetryableError(f"timeout after {target.timeout_s}s: {type(exc).__name__}") from None
-    except httpx.TransportError as exc:  # refused, reset, DNS: the OPD server is down
-        raise RetryableError(f"connection failed: {type(exc).__name__}: {exc}"[:300]) from None
-    except httpx.InvalidURL as exc:
-        raise PermanentError(f"invalid webhook URL: {exc}") from None
+        with http_call("webhook", target.timeout_s):
+            resp = await client.post(target.url, content=body, headers=headers, timeout=target.timeout_s,
+                                     follow_redirects=False)
     finally:
         if own:
             await client.aclose()

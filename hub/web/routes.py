@@ -394,7 +394,7 @@ def opd_view(request: Request):
     tab = request.query_params.get("tab", "terbuka")
     now = datetime.now(timezone.utc)
     with _read() as s:
-        base = select(Ticket).where(Ticket.opd_code == opd)
+        base = T.TicketFilter(opd=opd).query(who)
         counts = dict(s.execute(select(Ticket.status, func.count()).where(Ticket.opd_code == opd)
                                 .group_by(Ticket.status)).all())
         overdue = s.execute(select(func.count()).select_from(Ticket).where(
