@@ -14,7 +14,8 @@ from typing import Any
 
 import httpx
 
-from adapters.base import InvalidPayload, OutboundMessage, PermanentError, RetryableError, SendResult
+from adapters.base import (InvalidPayload, OutboundMessage, PermanentError, RetryableError, SendResult, http_call,
+                           http_error)
 from normalizer.types import Attachment, InboundMessage
 
 # --- The assumed HTTP shape: change it here, and only here, once checked against LAPOR!'s docs ---
@@ -188,21 +189,12 @@ def parse_report(item: dict[str, Any]) -> LaporReport:
                        message=msg, responses=responses)
 
 
-def _retry_after(resp: httpx.Response) -> float | None:
-    v = resp.headers.get("retry-after")
-    try:
-        return float(v) if v else None
-    except ValueError:
-        return None
-
-
 def _raise_for(resp: httpx.Response, what: str) -> None:
     if resp.status_code < 300:
         return
     detail = resp.text[:200].replace("\n", " ")
-    if resp.status_code in (408, 429) or resp.status_code >= 500:
-        raise RetryableError(f"LAPOR! {what}: HTTP {resp.status_code} {detail}", _retry_after(resp))
-    raise PermanentError(f"LAPOR! {what}: HTTP {resp.status_code} {detail}")
+    raise http_error(resp.status_code, f"LAPOR! {what}: HTTP {resp.status_code} {detail}",
+                     resp.headers.get("retry-after"))
 
 
 @dataclass
@@ -222,13 +214,9 @@ class LaporAdapter:
                                           "Accept": "application/json"})
 
     async def _request(self, method: str, path: str, what: str, **kw: Any) -> dict[str, Any]:
-        try:
+        with http_call(f"LAPOR! {what}"):
             async with self._client() as c:
                 resp = await c.request(method, path, **kw)
-        except httpx.TimeoutException as exc:
-            raise RetryableError(f"LAPOR! {what}: timeout ({type(exc).__name__})") from None
-        except httpx.TransportError as exc:
-            raise RetryableError(f"LAPOR! {what}: {type(exc).__name__}: {exc}") from None
         _raise_for(resp, what)
         try:
             data = resp.json() if resp.content else {}

@@ -11,12 +11,10 @@ import hmac
 import time
 from dataclasses import dataclass
 from typing import NoReturn
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 
 import httpx
 
-from adapters.base import PermanentError, RetryableError, SendResult
+from adapters.base import PermanentError, SendResult, http_call, http_error, parse_retry_after
 
 SECRET_PREFIX = "whsec_"
 DEFAULT_TIMEOUT_S = 10.0
@@ -62,28 +60,13 @@ def headers_for(secret: str, msg_id: str, body: bytes, timestamp: int | None = N
             "webhook-timestamp": str(ts), "webhook-signature": sign(secret, msg_id, ts, body)}
 
 
-def retry_after_seconds(value: str | None) -> float | None:
-    """Retry-After as delta-seconds or an HTTP date; None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+retry_after_seconds = parse_retry_after  # the one Retry-After parser (adapters.base)
 
 
 def classify(status: int, retry_after: str | None, text: str) -> NoReturn:
     """Raise the typed error for a non-2xx answer: 408/429/5xx retry, other 4xx/3xx are permanent."""
     snippet = " ".join(text.split())[:200]
-    if status in (408, 429) or status >= 500:
-        raise RetryableError(f"HTTP {status}: {snippet}", retry_after=retry_after_seconds(retry_after))
-    raise PermanentError(f"HTTP {status}: {snippet}")
+    raise http_error(status, f"HTTP {status}: {snippet}", retry_after)
 
 
 @dataclass(frozen=True)
@@ -100,14 +83,9 @@ async def send(target: WebhookTarget, msg_id: str, body: bytes,
     own = client is None
     client = client or httpx.AsyncClient()
     try:
-        resp = await client.post(target.url, content=body, headers=headers, timeout=target.timeout_s,
-                                 follow_redirects=False)
-    except httpx.TimeoutException as exc:
-        raise RetryableError(f"timeout after {target.timeout_s}s: {type(exc).__name__}") from None
-    except httpx.TransportError as exc:  # refused, reset, DNS: the OPD server is down
-        raise RetryableError(f"connection failed: {type(exc).__name__}: {exc}"[:300]) from None
-    except httpx.InvalidURL as exc:
-        raise PermanentError(f"invalid webhook URL: {exc}") from None
+        with http_call("webhook", target.timeout_s):
+            resp = await client.post(target.url, content=body, headers=headers, timeout=target.timeout_s,
+                                     follow_redirects=False)
     finally:
         if own:
             await client.aclose()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from adapters.base import PermanentError, RetryableError, SendResult
+from adapters.base import PermanentError, SendResult, http_call
 from adapters.opd_webhook import classify
 
 
@@ -72,14 +72,9 @@ async def post_request(target: Open311Target, req: ServiceRequest,
     own = client is None
     client = client or httpx.AsyncClient()
     try:
-        resp = await client.post(url, data=form(target, req), timeout=target.timeout_s,
-                                 headers={"accept": "application/json"})
-    except httpx.TimeoutException:
-        raise RetryableError(f"timeout after {target.timeout_s}s") from None
-    except httpx.TransportError as exc:
-        raise RetryableError(f"connection failed: {type(exc).__name__}: {exc}"[:300]) from None
-    except httpx.InvalidURL as exc:
-        raise PermanentError(f"invalid Open311 endpoint: {exc}") from None
+        with http_call("Open311", target.timeout_s):
+            resp = await client.post(url, data=form(target, req), timeout=target.timeout_s,
+                                     headers={"accept": "application/json"})
     finally:
         if own:
             await client.aclose()

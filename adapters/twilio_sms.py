@@ -20,7 +20,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from adapters import dukcapil
 from adapters.base import (BadSignature, InvalidPayload, OutboundMessage, PermanentError,
-                           RetryableError, SendResult)
+                           RetryableError, SendResult, http_error, is_retryable_status, parse_retry_after)
 from normalizer.types import Attachment, InboundMessage
 
 TWILIO_API = "https://api.twilio.com"
@@ -200,20 +200,15 @@ def _coordinate(value: str | None, lo: float, hi: float) -> float | None:
 
 def _retry_after(client: Client) -> float | None:
     resp = getattr(client.http_client, "_test_only_last_response", None)
-    value = (resp.headers or {}).get("Retry-After") if resp is not None else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+    return parse_retry_after((resp.headers or {}).get("Retry-After") if resp is not None else None)
 
 
 def _classify(exc: TwilioRestException, client: Client) -> Exception:
     # Twilio's own message may quote the phone number: keep only the code and our reading of it.
     code = f" (Twilio error {exc.code})" if exc.code else ""
     reason = PERMANENT_CODES.get(exc.code or 0, "see https://www.twilio.com/docs/errors")
-    if exc.status in (408, 429) or exc.status >= 500:
-        return RetryableError(f"Twilio HTTP {exc.status}{code}: {reason}", retry_after=_retry_after(client))
-    return PermanentError(f"Twilio HTTP {exc.status}{code}: {reason}")
+    return http_error(exc.status, f"Twilio HTTP {exc.status}{code}: {reason}",
+                      _retry_after(client) if is_retryable_status(exc.status) else None)
 
 
 def _is_network_error(exc: Exception) -> bool:

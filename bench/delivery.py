@@ -88,7 +88,7 @@ def start_receiver(tmp: Path) -> tuple[subprocess.Popen, str]:
 
 def prepare(url: str, n: int, receiver: str) -> None:
     os.environ["SIMPUL_DATABASE_URL"] = url
-    from hub.config import regency
+    from hub.config import regency_config
     from hub.db import reset_engine, session_scope
     from hub.models import Opd
     from hub.seed import sync_opds
@@ -99,7 +99,7 @@ def prepare(url: str, n: int, receiver: str) -> None:
     with session_scope() as s:
         s.execute(text("TRUNCATE outbox, ticket_events, tickets RESTART IDENTITY CASCADE"))
     with session_scope() as s:
-        sync_opds(s, regency(str(get_settings().config_dir)))
+        sync_opds(s, regency_config(str(get_settings().config_dir)))
         opd = s.get(Opd, "PUPR")
         opd.delivery = {"type": "webhook", "url": receiver + "/simpul", "secret_env": "BENCH_WEBHOOK_SECRET",
                         "timeout_s": 10}

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from hub import __version__, metrics
-from hub.config import regency
+from hub.config import regency_config
 from hub.db import get_engine, session_scope
 from hub.intake import IntakeWriter
 from hub.parts import Line
@@ -99,7 +99,7 @@ def create_app(settings: Settings | None = None, workers: bool | None = None,
     settings = settings or get_settings()
     run_workers = settings.workers if workers is None else workers
     configure_logging(settings.log_level, settings.log_json)
-    cfg = regency(str(settings.config_dir))  # a broken config stops start-up here
+    cfg = regency_config(str(settings.config_dir))  # a broken config stops start-up here
     wired = wire(settings, lines, features)
     install(wired)  # the outbox sends through these lines' and features' senders
 
@@ -150,7 +150,9 @@ def create_app(settings: Settings | None = None, workers: bool | None = None,
         status = 400 if any(e["type"] == "json_invalid" for e in errors) else 422
         return JSONResponse({"detail": "invalid request", "errors": errors}, status_code=status)
 
-    from hub.api import health, intake, stats, tickets
+    from hub.api import errors, health, intake, stats, tickets
+
+    errors.install(app)  # hub.tickets errors → 400/403/404/409/422
 
     for r in (health.router, intake.router, tickets.router, stats.router, *wired.routers):
         app.include_router(r)

@@ -30,11 +30,11 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def _cfg():
-    from hub.config import regency
+    from hub.config import regency_config
     from hub.settings import get_settings
 
     try:
-        return regency(str(get_settings().config_dir))
+        return regency_config(str(get_settings().config_dir))
     except ConfigError as exc:
         _fail(f"broken config: {exc}")
 

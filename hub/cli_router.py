@@ -42,7 +42,7 @@ def _learned_model() -> dict | None:
         from sqlalchemy.engine import make_url
 
         from hub.db import get_engine, session_scope
-        from hub.regency import newest_model
+        from hub.normalizer_loader import newest_model
         from hub.settings import get_settings
 
         url = make_url(get_settings().database_url)
@@ -57,7 +57,7 @@ def _learned_model() -> dict | None:
 
 
 def _regency(learned: dict | None):
-    from hub.regency import load_normalizer_regency
+    from hub.normalizer_loader import load_normalizer_regency
     from hub.settings import get_settings
 
     try:

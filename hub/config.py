@@ -4,8 +4,10 @@ A broken file stops start-up with the file, the line and what is wrong.
 """
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +87,33 @@ class RegencyConfig:
 
     def opd_codes(self) -> set[str]:
         return {o.code for o in self.opds}
+
+    # The gazetteer, wilayah.csv (kode, nama, level), read once per loaded config and handed to
+    # whoever needs it: the normalizer (its text), the pages, the hotline line, e-mails, Open311.
+    @cached_property
+    def wilayah_csv(self) -> str | None:
+        """The text of wilayah.csv, or None when the config has none."""
+        try:
+            return (self.directory / "wilayah.csv").read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+
+    @cached_property
+    def places(self) -> tuple[tuple[str, str, str], ...]:
+        """wilayah.csv as (kode, nama, level) rows, stripped; () without the file."""
+        rows = csv.DictReader(io.StringIO(self.wilayah_csv or ""))
+        return tuple(((r.get("kode") or "").strip(), (r.get("nama") or "").strip(), (r.get("level") or "").strip())
+                     for r in rows if r.get("kode"))
+
+    @cached_property
+    def place_names(self) -> dict[str, str]:
+        """Any place code -> its name."""
+        return {code: name for code, name, _ in self.places}
+
+    @cached_property
+    def region_label(self) -> str:
+        """The regency's own name ("Kabupaten Trenggalek"), from wilayah.csv; "daerah" without it."""
+        return next((name for _, name, level in self.places if level in ("kabupaten", "kota")), "daerah")
 
     def template(self, name: str, **values: Any) -> str:
         return self.templates[name].format(**values)
@@ -183,5 +212,6 @@ def load_regency(directory: Path) -> RegencyConfig:
 
 
 @lru_cache(maxsize=8)
-def regency(directory: str) -> RegencyConfig:
+def regency_config(directory: str) -> RegencyConfig:
+    """The regency's configuration (OPDs, lines, SLA, templates, gazetteer), loaded once per directory."""
     return load_regency(Path(directory))

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, and_, exists, or_, select, update
 from sqlmodel import Session
 
 from hub import tickets as T
-from hub.config import RegencyConfig, regency
+from hub.config import RegencyConfig, regency_config
 from hub.db import get_engine, writer
 from hub.parts import Line, Periodic
 from hub.logging import get_logger
@@ -125,7 +125,7 @@ def escalate_once(engine: Engine | None = None, cfg: RegencyConfig | None = None
                   now: datetime | None = None, limit: int = 500) -> dict[str, int]:
     """One pass: mark overdue, step escalation levels. Returns counts of what this process did."""
     engine = engine or get_engine()
-    cfg = cfg or regency(str(get_settings().config_dir))
+    cfg = cfg or regency_config(str(get_settings().config_dir))
     now = now or datetime.now(timezone.utc)
     stats = {"overdue": 0, "escalated": 0, "lost_race": 0}
     after = None

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import os
-import random
 import socket
 import uuid
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import Any, Awaitable, Callable, Mapping
 from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 from sqlmodel import Session
 
-from adapters.base import PermanentError, RetryableError
+from adapters.base import PermanentError, RetryableError, backoff_delay
 from hub import metrics
 from hub.db import get_engine, writer
 from hub.parts import OutboxSender
@@ -73,16 +72,10 @@ def enqueue(session: Session, kind: str, target: str, payload: dict[str, Any],
     return row
 
 
-def backoff_seconds(attempt: int, first: float = 2.0, cap: float = 3600.0) -> float:
-    """Exponential backoff with jitter, the hub's one (outbox rows, the LAPOR! pull): attempt 1
-    -> first/2 to first, 2 -> first to 2*first, 3 -> 2*first to 4*first ... capped. For outbox
-    rows: 1-2 s, 2-4 s, 4-8 s ...
-
-    The random half keeps many rows that failed together (an OPD server restarting) from
-    coming back in one burst.
-    """
-    top = min(cap, first * 2 ** max(0, attempt - 1))
-    return random.uniform(top / 2, top)
+def backoff_seconds(attempt: int, base: float = 2.0, cap: float = 3600.0) -> float:
+    """The outbox's back-off (adapters.base.backoff_delay): attempt 1 -> 1-2 s, 2 -> 2-4 s,
+    3 -> 4-8 s ... up to an hour, with jitter."""
+    return backoff_delay(attempt, base, cap)
 
 
 def claim(engine: Engine, limit: int, lease_s: int, owner: str = WORKER_ID,

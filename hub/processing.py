@@ -11,12 +11,12 @@ from datetime import datetime, timezone
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
-from hub.config import RegencyConfig, regency
+from hub.config import RegencyConfig, regency_config
 from hub.db import get_engine, writer
 from hub.intake import message_from_json
 from hub.logging import get_logger
 from hub.models import RawMessage
-from hub.regency import current_regency
+from hub.normalizer_loader import current_regency
 from hub.settings import get_settings
 from hub.tickets import batch_context, create_from_draft, create_many
 from normalizer import normalize
@@ -90,7 +90,7 @@ def process_pending(engine: Engine | None = None, limit: int = 500, cfg: Regency
     behind the normalizer.
     """
     engine = engine or get_engine()
-    cfg = cfg or regency(str(get_settings().config_dir))
+    cfg = cfg or regency_config(str(get_settings().config_dir))
     q = select(RawMessage).where(RawMessage.state == "pending").order_by(RawMessage.id).limit(limit)
     now = datetime.now(timezone.utc)
     if engine.dialect.name == "postgresql":

@@ -21,6 +21,8 @@ ReplySender = Callable[[OutboundMessage], Awaitable[SendResult]]
 
 
 def opd_name(session: Session, code: str) -> str:
+    """An OPD's display name (its code when unknown). Here, not in hub.tickets: replies are
+    below ticket rules (hub.tickets queues replies; replies never import hub.tickets)."""
     opd = session.get(Opd, code)
     return opd.name if opd else code
 
@@ -93,10 +95,12 @@ def status_text(session: Session, ticket: Ticket, cfg: RegencyConfig, note: str 
                         merged_into=ticket.merged_into or "")
 
 
-def queue_status(session: Session, ticket: Ticket, cfg: RegencyConfig, note: str | None) -> Outbox | None:
-    """A status change goes back to the reporter's line (LAPOR! tickets: pushed to LAPOR!)."""
+def queue_status(session: Session, ticket: Ticket, cfg: RegencyConfig, note: str | None,
+                 skip_line: str | None = None) -> Outbox | None:
+    """A status change goes back to the reporter's line (LAPOR! tickets: pushed to LAPOR!),
+    unless that line is `skip_line`, the system the change came from."""
     route = _ticket_route(ticket, cfg)
-    if route is None:
+    if route is None or (skip_line is not None and route[0] == skip_line):
         return None
     text = status_text(session, ticket, cfg, note)
     if route[0] == "lapor":

@@ -1,12 +1,12 @@
 """The router learns from the hub's own history: staff re-routes and `simpul router learn`
 store (text, correct OPD) examples; the model is retrained from all of them and stored as JSON
-in router_models. Never changes tickets; live routing picks the model up via hub.regency."""
+in router_models. Never changes tickets; live routing picks the model up via hub.normalizer_loader."""
 from __future__ import annotations
 
 from sqlalchemy import func, select
 
 from hub.models import RouterModel, RoutingExample
-from hub.regency import newest_model
+from hub.normalizer_loader import newest_model
 from normalizer.router import add_example, train_router
 
 MIN_EXAMPLES_FOR_MODEL = 20

@@ -20,7 +20,7 @@ def warm_and_freeze(warm_normalizer: bool) -> int:
     if warm_normalizer:
         try:
             from hub.db import session_scope
-            from hub.regency import current_regency
+            from hub.normalizer_loader import current_regency
 
             with session_scope() as s:
                 current_regency(s)

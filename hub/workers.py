@@ -67,7 +67,7 @@ async def run_forever(settings: Settings) -> None:
     import signal
 
     from hub.db import session_scope
-    from hub.config import regency
+    from hub.config import regency_config
     from hub.logging import configure_logging
     from hub.runtime import warm_and_freeze
     from hub.seed import sync_opds
@@ -75,7 +75,7 @@ async def run_forever(settings: Settings) -> None:
 
     configure_logging(settings.log_level, settings.log_json)
     with session_scope() as s:
-        sync_opds(s, regency(str(settings.config_dir)))
+        sync_opds(s, regency_config(str(settings.config_dir)))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -2,7 +2,7 @@
 gazetteer, category, urgency, routing. Never touches a database, network or the clock."""
 from normalizer.core import normalize
 from normalizer.incidents import IncidentCandidate, category_family, is_repeat, match_incident
-from normalizer.regency import Regency, RegencyConfigError, build_regency
+from normalizer.knowledge import Regency, RegencyConfigError, build_regency
 from normalizer.router import train_router
 
 __all__ = [

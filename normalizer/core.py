@@ -8,7 +8,7 @@ from typing import Any
 
 from normalizer.incidents import category_family
 from normalizer.reporter import find_name, find_nik, find_phone, is_valid_nik, mask_nik, mask_niks, to_e164
-from normalizer.regency import URGENCY_CALM, URGENCY_DARURAT, URGENCY_TINGGI, Regency
+from normalizer.knowledge import URGENCY_CALM, URGENCY_DARURAT, URGENCY_TINGGI, Regency
 from normalizer.router import discount_landmarks, route, words_from_tokens
 from normalizer.text import clean_text, fold, raw_tokens, stem
 from normalizer.types import InboundMessage, Place, Reporter, Routing, TicketDraft, Urgency

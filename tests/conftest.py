@@ -30,7 +30,7 @@ def _use_url(url: str, monkeypatch) -> None:
     monkeypatch.setenv("SIMPUL_DATABASE_URL", url)
     reset_settings()
     reset_engine()
-    hub_config.regency.cache_clear()
+    hub_config.regency_config.cache_clear()
 
 
 @pytest.fixture(autouse=True)
@@ -137,10 +137,10 @@ def sqlite_engine(sqlite_url):
 
 @pytest.fixture
 def cfg():
-    from hub.config import regency
+    from hub.config import regency_config
     from hub.settings import get_settings
 
-    return regency(str(get_settings().config_dir))
+    return regency_config(str(get_settings().config_dir))
 
 
 @pytest.fixture

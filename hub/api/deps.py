@@ -9,7 +9,8 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from hub.auth import Principal, authenticate, cached_key_principal, presented_key
-from hub.config import RegencyConfig, regency
+from hub.config import RegencyConfig
+from hub.config import regency_config as _regency_config
 from hub.db import get_engine, writer
 from hub.settings import get_settings
 
@@ -43,4 +44,4 @@ async def principal(request: Request) -> Principal:
 
 
 async def regency_config() -> RegencyConfig:
-    return regency(str(get_settings().config_dir))
+    return _regency_config(str(get_settings().config_dir))

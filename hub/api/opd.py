@@ -2,15 +2,14 @@
 
 Thin routes: an OPD API key (or OPD user) only ever sees its own OPD's tickets; another OPD's
 ticket is a 404, never a 403, so codes of other OPDs cannot be probed. Rules live in
-hub.delivery.apply_opd_update and hub.tickets.
+hub.tickets (hub.tickets.opd_updates; lists through hub.tickets.TicketFilter).
 """
 from __future__ import annotations
 
-import base64
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import AnyHttpUrl, BaseModel, Field
 from sqlalchemy import and_, or_, select
 from sqlmodel import Session
@@ -19,34 +18,17 @@ from hub import tickets as T
 from hub.api.deps import db_session, principal, regency_config, write_session
 from hub.auth import Principal, require
 from hub.config import RegencyConfig
-from hub.delivery import apply_opd_update, ticket_payload
+from hub.delivery import ticket_payload
 from hub.models import Ticket, TicketEvent
 
 router = APIRouter(prefix="/api/v1/opd", tags=["opd"])
-
-
-def _encode(t: Ticket) -> str:
-    raw = f"{t.updated_at.astimezone(timezone.utc).isoformat()}|{t.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode(cursor: str) -> tuple[datetime, int]:
-    try:
-        at, tid = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split("|")
-        return datetime.fromisoformat(at), int(tid)
-    except Exception:
-        raise HTTPException(400, "invalid cursor: pass next_cursor of the previous page unchanged") from None
-
-
-def _aware(d: datetime) -> datetime:
-    return d if d.tzinfo else d.replace(tzinfo=timezone.utc)
 
 
 def _opd_scope(who: Principal, opd: str | None) -> str | None:
     require(who, "opd", "admin")
     if who.role == "opd":
         if opd and opd != who.opd_code:
-            raise HTTPException(403, f"this key belongs to OPD {who.opd_code}")
+            raise T.Forbidden(f"this key belongs to OPD {who.opd_code}")
         return who.opd_code
     return opd
 
@@ -63,32 +45,23 @@ def pull_tickets(
     """Tickets of the caller's OPD, oldest change first. Keep the last `next_cursor` and pass it
     next time to get only what changed since (a ticket that changes again comes back)."""
     scope = _opd_scope(who, opd)
-    q = select(Ticket)
-    if scope:
-        q = q.where(Ticket.opd_code == scope)
-    if status:
-        wanted = [s.strip() for s in status.split(",") if s.strip()]
-        bad = sorted(set(wanted) - {"menunggu", "diproses", "selesai", "ditolak", "digabung"})
-        if bad:
-            raise HTTPException(400, f"unknown status {', '.join(bad)}")
-        q = q.where(Ticket.status.in_(wanted))
-    if since:
-        q = q.where(Ticket.updated_at >= _aware(since))
-    if cursor:
-        at, tid = _decode(cursor)
+    wanted = [s.strip() for s in status.split(",") if s.strip()] if status else []
+    bad = sorted(set(wanted) - {"menunggu", "diproses", "selesai", "ditolak", "digabung"})
+    if bad:
+        raise T.TicketError(f"unknown status {', '.join(bad)}")
+    q = T.TicketFilter(statuses=wanted, opd=scope, updated_since=since).query(who)
+    if cursor:  # changed later than the last ticket of the previous page (time, then id)
+        at, tid = T.decode_cursor(cursor, datetime, int)
         q = q.where(or_(Ticket.updated_at > at, and_(Ticket.updated_at == at, Ticket.id > tid)))
     rows = list(session.scalars(q.order_by(Ticket.updated_at, Ticket.id).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
     return {"items": [ticket_payload(t) for t in rows], "has_more": more,
-            "next_cursor": _encode(rows[-1]) if rows else cursor}
+            "next_cursor": T.encode_cursor(rows[-1].updated_at, rows[-1].id) if rows else cursor}
 
 
 def _ticket_for(session: Session, code: str, who: Principal) -> Ticket:
-    t = T.resolve_code(session, code)
-    if t is None or (who.role == "opd" and t.opd_code != who.opd_code):
-        raise HTTPException(404, f"ticket {code} not found")
-    return t
+    return T.get_visible(session, code, who)
 
 
 @router.get("/tickets/{code}")
@@ -116,12 +89,8 @@ def report_status(code: str, body: StatusUpdate, session: Session = Depends(writ
                   who: Principal = Depends(principal), cfg: RegencyConfig = Depends(regency_config)):
     require(who, "opd", "admin")
     t = _ticket_for(session, code, who)
-    try:
-        apply_opd_update(session, t, body.status, who.actor, cfg, body.note,
-                         str(body.photo_url) if body.photo_url else None, body.external_id)
-        session.commit()
-    except T.TicketError as exc:
-        session.rollback()
-        raise HTTPException(exc.status_code, str(exc)) from None
+    T.apply_opd_update(session, t, body.status, who.actor, cfg, body.note,
+                       str(body.photo_url) if body.photo_url else None, body.external_id)
+    session.commit()
     session.refresh(t)
     return ticket_payload(t)

@@ -100,8 +100,6 @@ def request_dict(t: Ticket, cfg: RegencyConfig, opd_names: dict[str, str], notes
 
 
 def _render(session: Session, ts: list[Ticket], cfg: RegencyConfig) -> list[dict[str, Any]]:
-    from hub.delivery import _place_names
-
     names = dict(session.execute(select(Opd.code, Opd.name)).all())
     notes: dict[int, str] = {}
     if ts:
@@ -110,7 +108,7 @@ def _render(session: Session, ts: list[Ticket], cfg: RegencyConfig) -> list[dict
                                      TicketEvent.kind == "status", TicketEvent.note.is_not(None))
                               .order_by(TicketEvent.id))
         notes = {tid: note for tid, note in evs}  # the latest status note wins
-    places = _place_names(str(cfg.directory))
+    places = cfg.place_names  # wilayah.csv, read once by the regency config
     return [request_dict(t, cfg, names, notes, places) for t in ts]
 
 

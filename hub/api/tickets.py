@@ -1,48 +1,31 @@
 """Ticket API: list with filters and cursor pagination, one ticket with history, changes."""
 from __future__ import annotations
 
-import base64
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlmodel import Session
 
 from hub import tickets as T
 from hub.api.deps import db_session, principal, regency_config, write_session
 from hub.auth import Principal, require
 from hub.config import RegencyConfig
-from hub.models import OPEN_STATUSES, RawMessage, Ticket, TicketEvent
+from hub.models import RawMessage, Ticket, TicketEvent
 
 router = APIRouter(prefix="/api/v1", tags=["tickets"])
 
 
-def _cursor_encode(ticket_id: int) -> str:
-    return base64.urlsafe_b64encode(str(ticket_id).encode()).decode().rstrip("=")
-
-
-def _cursor_decode(cursor: str) -> int:
-    try:
-        return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
-    except Exception:
-        raise HTTPException(400, "invalid cursor") from None
-
-
 def visible(q, who: Principal):
-    """OPD staff and OPD keys see only their own OPD's tickets."""
-    if who.role == "opd":
-        return q.where(Ticket.opd_code == who.opd_code)
-    return q
+    """OPD staff and OPD keys see only their own OPD's tickets (hub.tickets.visible_to)."""
+    return T.visible_to(q, who)
 
 
 def get_visible_ticket(session: Session, code: str, who: Principal) -> Ticket:
-    t = T.resolve_code(session, code)
-    if t is None or (who.role == "opd" and t.opd_code != who.opd_code):
-        raise HTTPException(404, f"ticket {code} not found")
-    return t
+    return T.get_visible(session, code, who)
 
 
 @router.get("/tickets")
@@ -55,41 +38,18 @@ def list_tickets(
     limit: int = Query(50, ge=1, le=500), cursor: str | None = None,
     session: Session = Depends(db_session), who: Principal = Depends(principal),
 ):
-    stmt = visible(select(Ticket), who)
-    if status:
-        stmt = stmt.where(Ticket.status.in_([s.strip() for s in status.split(",")]))
-    if opd:
-        stmt = stmt.where(Ticket.opd_code == opd)
-    if channel:
-        stmt = stmt.where(Ticket.channel == channel)
-    if kecamatan:
-        stmt = stmt.where(Ticket.kecamatan_code == kecamatan)
-    if urgency:
-        stmt = stmt.where(Ticket.urgency == urgency)
-    if q:
-        like = f"%{q.strip()}%"
-        stmt = stmt.where(or_(Ticket.text_original.ilike(like), Ticket.code == q.strip().upper()))
-    if since:
-        stmt = stmt.where(Ticket.created_at >= _aware(since))
-    if until:
-        stmt = stmt.where(Ticket.created_at < _aware(until))
-    if overdue is not None:
-        now = datetime.now(timezone.utc)
-        cond = (Ticket.status.in_(OPEN_STATUSES)) & (Ticket.due_at < now)
-        stmt = stmt.where(cond if overdue else ~cond)
-    if needs_triage is not None:
-        stmt = stmt.where(Ticket.needs_triage.is_(needs_triage))
+    stmt = T.TicketFilter(
+        statuses=[s.strip() for s in status.split(",")] if status else (), opd=opd, channel=channel,
+        kecamatan=kecamatan, urgency=urgency, text=q, created_since=since, created_until=until,
+        overdue=overdue, needs_triage=needs_triage).query(who)
     if cursor:
-        stmt = stmt.where(Ticket.id < _cursor_decode(cursor))
+        (before,) = T.decode_cursor(cursor, int)
+        stmt = stmt.where(Ticket.id < before)
     rows = list(session.scalars(stmt.order_by(Ticket.id.desc()).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
     return {"items": [T.ticket_dict(t, include_reporter=who.role != "opd") for t in rows],
-            "next_cursor": _cursor_encode(rows[-1].id) if more and rows else None}
-
-
-def _aware(d: datetime) -> datetime:
-    return d if d.tzinfo else d.replace(tzinfo=timezone.utc)
+            "next_cursor": T.encode_cursor(rows[-1].id) if more and rows else None}
 
 
 @router.get("/tickets/{code}")
@@ -125,20 +85,17 @@ def patch_ticket(code: str, body: TicketPatch, session: Session = Depends(write_
     if body.status is None and body.opd is None and body.merge_into is None:
         raise HTTPException(400, "nothing to change: give status, opd or merge_into")
     t = get_visible_ticket(session, code, who)
-    try:
-        if body.opd is not None:
-            if who.role == "opd":
-                raise HTTPException(403, "OPD users hand a ticket back with status 'ditolak'; re-routing is for admins")
-            T.reroute(session, t, body.opd, who.actor, cfg, body.note)
-        if body.merge_into is not None:
-            into = T.resolve_code(session, body.merge_into)
-            if into is None:
-                raise HTTPException(404, f"ticket {body.merge_into} not found")
-            T.merge(session, t, into, who.actor, cfg, body.note)
-        if body.status is not None:
-            T.change_status(session, t, body.status, who.actor, cfg, body.note)
-        session.commit()
-    except T.TicketError as exc:
-        session.rollback()
-        raise HTTPException(exc.status_code, str(exc)) from None
+    # hub.tickets errors become 4xx in hub.api.errors; the session is rolled back on the way out
+    if body.opd is not None:
+        if who.role == "opd":
+            raise T.Forbidden("OPD users hand a ticket back with status 'ditolak'; re-routing is for admins")
+        T.reroute(session, t, body.opd, who.actor, cfg, body.note)
+    if body.merge_into is not None:
+        into = T.resolve_code(session, body.merge_into)
+        if into is None:
+            raise T.NotFound(f"ticket {body.merge_into} not found")
+        T.merge(session, t, into, who.actor, cfg, body.note)
+    if body.status is not None:
+        T.change_status(session, t, body.status, who.actor, cfg, body.note)
+    session.commit()
     return get_ticket(t.code, session, who)

@@ -63,7 +63,7 @@ def _is_emergency(engine: Engine, msg: InboundMessage, now: datetime) -> bool:
     the normalizer cannot tell, the message is not held either: a flood costs the OPD some
     tickets; a held cry for help could cost a life."""
     try:
-        from hub.regency import current_regency
+        from hub.normalizer_loader import current_regency
         from normalizer import normalize
         from normalizer.types import Urgency
 

@@ -1,13 +1,11 @@
-"""Kecamatan and desa names for the pages, read once from the regency's wilayah.csv.
+"""Kecamatan and desa names for the pages, from the regency config's wilayah.csv rows (read once there).
 
 Display and pickers only: place recognition in free text is the normalizer's job, never here.
 """
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -36,22 +34,31 @@ class Wilayah:
         return None
 
 
-@lru_cache(maxsize=4)
-def load(config_dir: str) -> Wilayah:
+def from_places(places: tuple[tuple[str, str, str], ...]) -> Wilayah:
+    """Built from the config's parsed rows (hub.config.RegencyConfig.places)."""
     kec: list[tuple[str, str]] = []
     desa: dict[str, list[tuple[str, str]]] = {}
     names: dict[str, str] = {}
-    with open(Path(config_dir) / "wilayah.csv", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            code, name, level = row["kode"].strip(), row["nama"].strip(), row["level"].strip()
-            names[code] = name
-            if level == "kecamatan":
-                kec.append((code, name))
-            elif level.startswith("desa"):
-                desa.setdefault(code.rsplit(".", 1)[0], []).append((code, name))
+    for code, name, level in places:
+        names[code] = name
+        if level == "kecamatan":
+            kec.append((code, name))
+        elif level.startswith("desa"):
+            desa.setdefault(code.rsplit(".", 1)[0], []).append((code, name))
     return Wilayah(kecamatan=tuple(sorted(kec, key=lambda x: x[1])),
                    desa={k: tuple(sorted(v, key=lambda x: x[1])) for k, v in desa.items()},
                    names=names)
+
+
+@lru_cache(maxsize=4)
+def _load(places: tuple[tuple[str, str, str], ...]) -> Wilayah:
+    return from_places(places)
+
+
+def load(config_dir: str) -> Wilayah:
+    from hub.config import regency_config
+
+    return _load(regency_config(str(config_dir)).places)
 
 
 def wilayah() -> Wilayah:

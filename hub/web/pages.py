@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from hub.auth import Principal
-from hub.config import regency
+from hub.config import regency_config
 from hub.settings import get_settings
 from hub.web.gazetteer import wilayah
 from hub.web.security import csrf_ok, csrf_token, session_user
@@ -74,7 +74,7 @@ def check_csrf(request: Request, form) -> None:
 
 
 def cfg():
-    return regency(str(get_settings().config_dir))
+    return regency_config(str(get_settings().config_dir))
 
 
 def channel_labels() -> dict[str, str]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlmodel import Session
 
 from hub import stats
@@ -163,40 +163,38 @@ def live(request: Request, after: int = 0):
 # --- ticket list -----------------------------------------------------------------------------
 
 def ticket_query(who, params) -> tuple[Any, dict[str, Any]]:
-    q = select(Ticket)
+    """The page's query parameters as a hub.tickets.TicketFilter, seen as `who` may see them;
+    also the filters actually applied (for the page's description and links)."""
     f: dict[str, Any] = {}
-    if who.role == "opd":
-        q = q.where(Ticket.opd_code == who.opd_code)
+    tf = T.TicketFilter()
     status = params.get("status")
     if status:
         wanted = [x for x in status.split(",") if x in pages.STATUS_LABELS]
         if wanted:
-            q = q.where(Ticket.status.in_(wanted))
-            f["status"] = ",".join(wanted)
-    for key, col in (("opd", Ticket.opd_code), ("channel", Ticket.channel), ("urgency", Ticket.urgency)):
+            tf.statuses, f["status"] = wanted, ",".join(wanted)
+    for key in ("opd", "channel", "urgency"):
         v = params.get(key)
         if v:
-            q = q.where(col == v)
+            setattr(tf, key, v)
             f[key] = v
     kec = params.get("kecamatan")
     if kec:
-        q = q.where(Ticket.kecamatan_code.is_(None) if kec == stats.NO_PLACE else Ticket.kecamatan_code == kec)
+        if kec == stats.NO_PLACE:
+            tf.no_place = True
+        else:
+            tf.kecamatan = kec
         f["kecamatan"] = kec
     since, key = period_range(params.get("periode"))
     if since is not None:
-        q = q.where(Ticket.created_at >= since)
-        f["periode"] = key
+        tf.created_since, f["periode"] = since, key
     if params.get("overdue") in ("1", "true"):
-        q = q.where(Ticket.status.in_(OPEN_STATUSES), Ticket.due_at < datetime.now(timezone.utc))
-        f["overdue"] = "1"
+        tf.overdue, f["overdue"] = True, "1"
     if params.get("triase") in ("1", "true"):
-        q = q.where(Ticket.needs_triage.is_(True), Ticket.status.in_(OPEN_STATUSES))
-        f["triase"] = "1"
+        tf.needs_triage, tf.open_only, f["triase"] = True, True, "1"
     text = (params.get("q") or "").strip()[:200]
     if text:
-        q = q.where(or_(Ticket.code == text.upper(), Ticket.text_original.ilike(f"%{text}%")))
-        f["q"] = text
-    return q, f
+        tf.text, f["q"] = text, text
+    return tf.query(who), f
 
 
 def _describe(f: dict[str, Any]) -> list[str]:
@@ -243,10 +241,10 @@ def ticket_list(request: Request):
 # --- one ticket ------------------------------------------------------------------------------
 
 def _visible(s: Session, code: str, who) -> Ticket:
-    t = T.resolve_code(s, code)
-    if t is None or (who.role == "opd" and t.opd_code != who.opd_code):
-        raise PageError(404, f"Tiket {code} tidak ditemukan.")
-    return t
+    try:
+        return T.get_visible(s, code, who)
+    except T.NotFound:
+        raise PageError(404, f"Tiket {code} tidak ditemukan.") from None
 
 
 def timeline(s: Session, t: Ticket) -> list[dict[str, Any]]:
@@ -277,9 +275,7 @@ def ticket_page(request: Request, code: str):
         items = timeline(s, t)
         others = []
         if t.incident_id:
-            q = select(Ticket).where(Ticket.incident_id == t.incident_id, Ticket.id != t.id)
-            if who.role == "opd":
-                q = q.where(Ticket.opd_code == who.opd_code)
+            q = T.visible_to(select(Ticket).where(Ticket.incident_id == t.incident_id, Ticket.id != t.id), who)
             others = list(s.scalars(q.order_by(Ticket.id).limit(50)))
     hide_reporter = who.role == "opd" or t.anonymous or t.confidential
     return render(request, "ticket.html", {
@@ -355,12 +351,12 @@ async def ticket_status(request: Request, code: str):
 @router.post("/tiket/{code}/terima")
 async def ticket_ack(request: Request, code: str):
     async def do(s, t, who, form, cfg):
-        if t.status != "menunggu":
-            raise T.IllegalMove("Hanya tiket yang menunggu yang bisa ditandai diterima.")
-        T.add_event(s, t, who.actor, "acknowledged", note=_note(form) or "Laporan diterima OPD")
-        t.updated_at = datetime.now(timezone.utc)
-        s.add(t)
-        return "Tiket ditandai sudah diterima."
+        # the same rule as the OPD API (hub.tickets.opd_updates.acknowledge)
+        try:
+            fresh = T.acknowledge(s, t, who.actor, _note(form) or "Laporan diterima OPD")
+        except T.IllegalMove:
+            raise T.IllegalMove("Hanya tiket yang masih terbuka yang bisa ditandai diterima.") from None
+        return "Tiket ditandai sudah diterima." if fresh else "Tiket sudah ditandai diterima sebelumnya."
     return await _act(request, code, ("opd", "admin"), do)
 
 
@@ -398,7 +394,7 @@ def opd_view(request: Request):
     tab = request.query_params.get("tab", "terbuka")
     now = datetime.now(timezone.utc)
     with _read() as s:
-        base = select(Ticket).where(Ticket.opd_code == opd)
+        base = T.TicketFilter(opd=opd).query(who)
         counts = dict(s.execute(select(Ticket.status, func.count()).where(Ticket.opd_code == opd)
                                 .group_by(Ticket.status)).all())
         overdue = s.execute(select(func.count()).select_from(Ticket).where(

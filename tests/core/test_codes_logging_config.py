@@ -129,7 +129,7 @@ def test_cli_stops_on_broken_config(tmp_path, monkeypatch):
     monkeypatch.setenv("SIMPUL_CONFIG_DIR", str(d))
     monkeypatch.setenv("SIMPUL_DATABASE_URL", f"sqlite:///{tmp_path}/x.db")
     reset_settings()
-    hub_config.regency.cache_clear()
+    hub_config.regency_config.cache_clear()
     result = CliRunner().invoke(app, ["opd", "key", "create", "x", "--opd", "PUPR"])
     reset_settings()
     assert result.exit_code == 2

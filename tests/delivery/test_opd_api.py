@@ -181,3 +181,22 @@ async def test_status_reaches_telegram_bot_api(client, world, monkeypatch):
         assert "TGA2345" in text and "telah selesai" in text and "Sudah ditambal" in text
         [row] = _outbox("TGA2345", "reply")
         assert row.state == "done"
+
+
+def test_acknowledge_is_one_rule_for_open_tickets_and_a_repeat_is_a_no_op(client, world):
+    h = world["pupr"]
+    r = client.post("/api/v1/opd/tickets/TGA2345/status", json={"status": "diproses"}, headers=h)
+    assert r.status_code == 200
+    for _ in range(2):  # acknowledged after work started, and sent twice: accepted, recorded once
+        r = client.post("/api/v1/opd/tickets/TGA2345/status", json={"status": "diterima"}, headers=h)
+        assert r.status_code == 200 and r.json()["status"] == "diproses"
+    assert [e.kind for e in _events("TGA2345")].count("acknowledged") == 1
+    r = client.post("/api/v1/opd/tickets/TGA2345/status", json={"status": "menunggu"}, headers=h)
+    assert r.status_code == 422  # not an OPD action (request validation)
+
+
+def test_an_illegal_move_answers_409_with_the_allowed_moves(client, world):
+    h = world["pupr"]
+    assert client.post("/api/v1/opd/tickets/TGA2345/status", json={"status": "selesai"}, headers=h).status_code == 200
+    r = client.post("/api/v1/opd/tickets/TGA2345/status", json={"status": "diproses"}, headers=h)
+    assert r.status_code == 409 and "allowed" in r.json() and "diproses" not in r.json()["allowed"]

@@ -31,7 +31,7 @@ def _app():
 
 def test_load_normalizer_regency_is_cached():
     from config import DEFAULT_CONFIG_DIR
-    from hub.regency import load_normalizer_regency
+    from hub.normalizer_loader import load_normalizer_regency
 
     a = load_normalizer_regency(DEFAULT_CONFIG_DIR)
     assert a is load_normalizer_regency(DEFAULT_CONFIG_DIR)

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from normalizer import build_regency
-from normalizer.regency import RegencyConfigError
+from normalizer.knowledge import RegencyConfigError
 from normalizer.types import Urgency
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "routing_regressions.jsonl"

@@ -59,12 +59,12 @@ def hub(tmp_path_factory):
             mp.setenv(k, v)
         reset_settings()
         reset_engine()
-        hub_config.regency.cache_clear()
+        hub_config.regency_config.cache_clear()
         upgrade(url)
-        from hub.config import regency
+        from hub.config import regency_config
         from hub.settings import get_settings
 
-        seed_known(regency(str(get_settings().config_dir)))
+        seed_known(regency_config(str(get_settings().config_dir)))
         port = _free_port()
         env = dict(os.environ, **env_keys, SIMPUL_WORKERS="true", SIMPUL_LOG_LEVEL="WARNING",
                    SIMPUL_PROCESS_INTERVAL_S="0.2")

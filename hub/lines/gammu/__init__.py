@@ -14,7 +14,7 @@ from sqlalchemy import Engine, select
 from adapters.base import OutboundMessage, PermanentError, SendResult
 from adapters.gammu import GammuAdapter, GammuSchemaError
 from hub.commands import answer_status_query, parse_status_query
-from hub.config import RegencyConfig, regency
+from hub.config import RegencyConfig, regency_config
 from hub.db import get_engine, session_scope
 from hub.lines import ratelimit
 from hub.parts import Line, Periodic
@@ -98,7 +98,7 @@ async def poll_job() -> None:
     if not settings.gammu_database_url:
         return
     adapter = adapter_for(settings)
-    cfg = regency(str(settings.config_dir))
+    cfg = regency_config(str(settings.config_dir))
     while (await asyncio.to_thread(poll_once, adapter, cfg, settings)).handled >= BATCH:
         pass
 

@@ -6,8 +6,6 @@ against routing.yaml at load. Never sends anything itself; replies go through hu
 """
 from __future__ import annotations
 
-import csv
-import io
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -17,7 +15,7 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from adapters.hotline import HotlineAdapter, HotlineLine, HotlineSpec, IncidentType, Places, canon
-from hub.config import ConfigError, _node_lines, load_yaml, regency
+from hub.config import ConfigError, _node_lines, load_yaml, regency_config
 from hub.db import get_engine, writer
 from hub.intake import Accepted
 from hub.logging import get_logger
@@ -45,7 +43,7 @@ def hotline_spec(config_dir: str) -> HotlineSpec:
     known_routing = {" ".join(str(k).lower().replace("_", " ").split()) for k in (routing.get("incident_types") or {})}
     if not isinstance(data, dict) or not isinstance(data.get("lines"), dict) or not data["lines"]:
         _fail(path, (), "expected 'lines:' with psc119 / bpbd")
-    channels = set(((regency(config_dir).channels or {}).get("channels") or {}).keys())
+    channels = set(((regency_config(config_dir).channels or {}).get("channels") or {}).keys())
     lines: dict[str, HotlineLine] = {}
     for name, spec in data["lines"].items():
         at = ("lines", name)
@@ -73,9 +71,7 @@ def hotline_spec(config_dir: str) -> HotlineSpec:
         colours = tuple(str(c).lower() for c in (spec.get("triage_colours") or []))
         lines[name] = HotlineLine(name=name, label=str(spec.get("label") or name), incident_types=tuple(types),
                                   triage_colours=colours)
-    rows = csv.reader(io.StringIO((d / "wilayah.csv").read_text(encoding="utf-8")))
-    next(rows, None)
-    places = Places.from_rows((r[0].strip(), r[1].strip(), r[2].strip()) for r in rows if len(r) >= 3)
+    places = Places.from_rows(regency_config(config_dir).places)  # wilayah.csv, parsed once by the config
     sla = load_yaml(d / "sla.yaml") or {}
     return HotlineSpec(lines=lines, places=places, timezone=str(sla.get("timezone") or "Asia/Jakarta"))
 
@@ -93,7 +89,7 @@ def process_one(raw_id: int, engine: Engine | None = None) -> None:
     from hub.processing import _normalize_all, _write_all
 
     engine = engine or get_engine()
-    cfg = regency(str(get_settings().config_dir))
+    cfg = regency_config(str(get_settings().config_dir))
     with Session(writer(engine), expire_on_commit=False) as s:
         q = select(RawMessage).where(RawMessage.id == raw_id, RawMessage.state == "pending")
         if engine.dialect.name == "postgresql":

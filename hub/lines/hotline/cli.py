@@ -22,7 +22,7 @@ MAPPING_HELP = "YAML file naming the sheet's columns, e.g. 'columns: {time: Tgl 
 
 def _run(line: str, file: Path, mapping: Optional[Path], sheet: Optional[str], id_column: Optional[str],
          chunk: int, progress: bool) -> None:
-    from hub.config import regency
+    from hub.config import regency_config
     from hub.lines.hotline.importer import ImportError_, import_file, load_mapping
     from hub.seed import prepare_database
     from hub.settings import get_settings
@@ -32,7 +32,7 @@ def _run(line: str, file: Path, mapping: Optional[Path], sheet: Optional[str], i
     except ConfigError as exc:
         err.print(f"[bold red]error:[/] mapping file: {exc}")
         raise typer.Exit(2)
-    prepare_database(regency(str(get_settings().config_dir)))  # database migrated and OPDs in place before the first row
+    prepare_database(regency_config(str(get_settings().config_dir)))  # database migrated and OPDs in place before the first row
     shown = 0
 
     def bad_row(n: int, reason: str) -> None:

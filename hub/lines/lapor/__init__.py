@@ -16,15 +16,14 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 from sqlmodel import Session
 
-from adapters.base import DeliveryError, OutboundMessage, RetryableError, SendResult
+from adapters.base import DeliveryError, OutboundMessage, RetryableError, SendResult, backoff_delay
 from adapters.lapor import LaporAdapter, LaporReport
-from hub.config import ConfigError, RegencyConfig, load_yaml, regency
+from hub.config import ConfigError, RegencyConfig, load_yaml, regency_config
 from hub.db import get_engine, writer
 from hub.intake import accept_many
 from hub.logging import get_logger
 from hub.models import OPEN_STATUSES, ChannelState, Outbox, Ticket
 from hub.lines import health
-from hub.outbox import backoff_seconds
 from hub.parts import Line, OutboxSender, Periodic
 from hub.settings import Settings, get_settings
 from hub.sla import WorkCalendar
@@ -154,17 +153,11 @@ def _process_new(engine: Engine) -> None:
 
 def _quiet_change(s: Session, t: Ticket, to: str, cfg: RegencyConfig, note: str) -> bool:
     """Follow a change LAPOR! made, without pushing it back to LAPOR!."""
-    before = set(s.scalars(select(Outbox.id).where(Outbox.ticket_id == t.id, Outbox.kind == "lapor_push")))
     try:
-        change_status(s, t, to, f"channel:{CHANNEL}", cfg, note=note)
+        change_status(s, t, to, f"channel:{CHANNEL}", cfg, note=note, from_line=CHANNEL)
     except TicketError as exc:
         log.info("lapor.sync_skipped", ticket=t.code, to=to, reason=str(exc))
         return False
-    s.flush()
-    for row in s.scalars(select(Outbox).where(Outbox.ticket_id == t.id, Outbox.kind == "lapor_push",
-                                              Outbox.state == "pending")):
-        if row.id not in before:
-            s.delete(row)
     return True
 
 
@@ -230,7 +223,7 @@ async def pull_once(engine: Engine | None = None, settings: Settings | None = No
     engine = engine or get_engine()
     settings = settings or get_settings()
     adapter = adapter or make_adapter(settings)
-    cfg = regency(str(settings.config_dir))
+    cfg = regency_config(str(settings.config_dir))
     lcfg = lapor_config(settings.config_dir)
     pull = lcfg["pull"]
     now = datetime.now(timezone.utc)
@@ -265,7 +258,7 @@ async def pull_once(engine: Engine | None = None, settings: Settings | None = No
             page = got.next_page or page
     except (DeliveryError, OSError) as exc:
         failures = int(cursor.get("pull_failures", 0)) + 1
-        delay = backoff_seconds(failures, pull["backoff_base_s"], pull["backoff_cap_s"])
+        delay = backoff_delay(failures, pull["backoff_base_s"], pull["backoff_cap_s"])
         res.error = str(exc)
         cursor.update(pull_failures=failures, next_pull_at=_iso(now + timedelta(seconds=delay)))
         if newest and newest != since:  # pages already stored stay stored; go on from there

@@ -34,10 +34,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
-from adapters.base import DeliveryError, InvalidPayload, OutboundMessage, PermanentError, SendResult
+from adapters.base import DeliveryError, InvalidPayload, OutboundMessage, PermanentError, SendResult, backoff_delay
 from adapters.telegram import TelegramAdapter, TelegramUpdate, bot_id_of, parse_update, provider_id
 from hub.commands import answer_status_query, parse_status_query
-from hub.config import RegencyConfig, regency
+from hub.config import RegencyConfig, regency_config
 from hub.db import get_engine, writer
 from hub.lines import health
 from hub.parts import Line, Periodic
@@ -46,7 +46,7 @@ from hub.logging import get_logger, mask_text
 from hub.models import Conversation, RawMessage, Ticket, utcnow
 from hub.replies import queue_text
 from hub.settings import Settings, get_settings
-from hub.tickets import add_event, resolve_code
+from hub.tickets import add_attachments, add_event, resolve_code
 from normalizer.types import Attachment, InboundMessage, Urgency
 
 log = get_logger(__name__)
@@ -344,7 +344,7 @@ def _att_json(att: Attachment) -> dict[str, Any]:
 def _normalize(session: Session, msg: InboundMessage, now: datetime):
     """The normalizer's draft of what would be submitted (to see whether it names a place)."""
     try:
-        from hub.regency import current_regency
+        from hub.normalizer_loader import current_regency
         from normalizer import normalize
 
         return normalize(msg, current_regency(session), now)
@@ -361,7 +361,7 @@ def handle_update(update: TelegramUpdate, bot_id: str, settings: Settings | None
     Safe to call again with the same update (Telegram retries): it is recognised and skipped.
     """
     settings = settings or get_settings()
-    cfg = cfg or regency(str(settings.config_dir))
+    cfg = cfg or regency_config(str(settings.config_dir))
     engine = engine or get_engine()
     now = now or datetime.now(timezone.utc)
     if update.kind == "other" or update.chat_id is None:
@@ -439,10 +439,7 @@ def _apply_late(s: Session, item: dict[str, Any]) -> bool:
     if ticket is None:
         return False
     if "attachment" in item:
-        ticket.attachments = [*(ticket.attachments or []), item["attachment"]]
-        s.add(ticket)
-        add_event(s, ticket, f"channel:{CHANNEL}", "note", note="Pelapor menambahkan lampiran",
-                  data={"attachment": item["attachment"]})
+        add_attachments(s, ticket, [item["attachment"]], f"channel:{CHANNEL}")
     if "note" in item:
         add_event(s, ticket, f"channel:{CHANNEL}", "note", note=item["note"])
     return True
@@ -454,7 +451,7 @@ def submit_stale(settings: Settings | None = None, engine: Engine | None = None,
     settings = settings or get_settings()
     engine = engine or get_engine()
     now = now or datetime.now(timezone.utc)
-    cfg = regency(str(settings.config_dir))
+    cfg = regency_config(str(settings.config_dir))
     asked_before = now - timedelta(seconds=settings.telegram_ask_timeout_s)
     with Session(engine) as s:
         rows = s.execute(select(Conversation.chat_id, Conversation.state).where(
@@ -602,21 +599,22 @@ async def poll(settings: Settings, stop: asyncio.Event) -> None:
     except DeliveryError as exc:
         log.warning("telegram.delete_webhook_failed", error=str(exc)[:200])
     offset: int | None = None
-    delay = 1.0
+    failures = 0
     log.info("telegram.polling_started")
     while not stop.is_set():
         try:
             updates = await adapter.get_updates(offset, settings.telegram_poll_timeout_s)
         except DeliveryError as exc:
+            failures += 1
+            delay = backoff_delay(failures, 1.0, 60.0, jitter=False)  # 1, 2, 4 ... 60 s
             log.warning("telegram.poll_failed", error=str(exc)[:300], retry_in_s=delay)
             await asyncio.to_thread(_health, False, str(exc))
             try:
                 await asyncio.wait_for(stop.wait(), delay)
             except asyncio.TimeoutError:
                 pass
-            delay = min(60.0, delay * 2)
             continue
-        delay = 1.0
+        failures = 0
         handled = 0
         for update in updates:
             try:

@@ -113,7 +113,7 @@ def test_incident_type_urgency(line, itype, urgency):
     """Console form -> adapter -> normalizer, without HTTP or database (the call path is
     covered above; this pins the urgency of every configured type)."""
     from hub.lines.hotline.calls import hotline_spec
-    from hub.regency import load_normalizer_regency
+    from hub.normalizer_loader import load_normalizer_regency
     from normalizer import normalize
     from adapters.hotline import HotlineAdapter
 

@@ -363,7 +363,7 @@ def test_pages_are_followed(fake, lapor, engine, tmp_path, monkeypatch):
     (cfg_dir / "lapor.yaml").write_text(text)
     monkeypatch.setenv("SIMPUL_CONFIG_DIR", str(cfg_dir))
     reset_settings()
-    hub_config.regency.cache_clear()
+    hub_config.regency_config.cache_clear()
     for i in range(5):
         fake.submit(9180000 + i, f"Lampu jalan mati {i}", f"Lampu PJU di Jalan Soekarno-Hatta nomor {i} mati.")
         fake.verify(9180000 + i)
@@ -412,3 +412,20 @@ def test_one_puller_at_a_time(fake, lapor, engine):
         s.add(st)
         s.commit()
     assert lapor().new == 3
+
+
+def test_a_change_from_lapor_is_not_pushed_back_to_lapor(fake, lapor, engine, cfg):
+    """change_status(from_line="lapor") records the change and tells no one on that line."""
+    from hub.db import session_scope
+    from hub.models import Ticket, TicketEvent
+    from hub.tickets import change_status
+
+    seed_reports(fake)
+    lapor()
+    with session_scope(engine) as s:
+        t = s.scalars(select(Ticket).where(Ticket.channel_message_id == "9165816")).one()
+        change_status(s, t, "diproses", "channel:lapor", cfg, note="Ditindaklanjuti di LAPOR!", from_line="lapor")
+    assert _outbox_rows(engine) == []
+    with Session(engine) as s:
+        kinds = [e.kind for e in s.scalars(select(TicketEvent).where(TicketEvent.actor == "channel:lapor"))]
+    assert "status" in kinds

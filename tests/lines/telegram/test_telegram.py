@@ -451,10 +451,10 @@ def test_a_reply_queued_while_telegram_is_down_is_sent_later(tclient, tg):
 
 
 def load_template(name: str) -> str:
-    from hub.config import regency
+    from hub.config import regency_config
     from hub.settings import get_settings
 
-    return regency(str(get_settings().config_dir)).templates[name]
+    return regency_config(str(get_settings().config_dir)).templates[name]
 
 
 def test_adapter_maps_timeouts_and_redacts_the_token(tg):

@@ -1,6 +1,11 @@
-"""Hub side of the normalizer: reads the regency's gazetteer, taxonomy, routing rules and OPDs
-from the config directory and the newest learned router model from the database, and caches the
-built Regency. Never classifies anything itself (that is normalizer's job)."""
+"""Loads the normalizer's knowledge of the regency (normalizer.knowledge.Regency): the
+gazetteer, taxonomy, routing rules and OPDs from the regency config, and the newest learned
+router model from the database; caches the built Regency. Never classifies anything itself
+(that is normalizer's job).
+
+Names: hub.config.regency_config is the regency's configuration (RegencyConfig);
+normalizer.knowledge.Regency is what the normalizer knows about the regency; this module
+builds the second from the first."""
 from __future__ import annotations
 
 import json
@@ -10,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from hub.config import ConfigError, load_yaml
+from hub.config import ConfigError, load_yaml, regency_config
 from hub.models import RouterModel
 from hub.settings import get_settings
 from normalizer import Regency, RegencyConfigError, build_regency
@@ -23,10 +28,9 @@ _CACHE_MAX = 4
 def _read_config(config_dir: Path) -> tuple[str, dict, dict, list[dict], str]:
     config_dir = Path(config_dir)
     wpath = config_dir / "wilayah.csv"
-    try:
-        wilayah = wpath.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(wpath, None, "file not found") from None
+    wilayah = regency_config(str(config_dir)).wilayah_csv  # read once, by the regency config
+    if wilayah is None:
+        raise ConfigError(wpath, None, "file not found")
     cpath = config_dir / "lapor_categories.json"
     try:
         categories = json.loads(cpath.read_text(encoding="utf-8"))

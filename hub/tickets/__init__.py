@@ -1,8 +1,10 @@
-"""Ticket rules: create from a normalizer draft, move through the lifecycle, re-route, merge.
+"""Ticket rules: create from a normalizer draft, move through the lifecycle, re-route, merge,
+attachments added later, what an OPD reports back (hub.tickets.opd_updates) and who sees which
+tickets (hub.tickets.query).
 
 Every change is a TicketEvent (who, when, why) and queues what must leave the hub (delivery to
 the OPD, reply to the reporter) in the same transaction. HTTP routes call these; nothing else
-changes a ticket.
+changes a ticket. Errors are hub.tickets.errors (HTTP-free; hub.api.errors maps them).
 """
 from __future__ import annotations
 
@@ -18,27 +20,17 @@ from hub.config import RegencyConfig
 from hub.logging import get_logger
 from hub.models import (ALLOWED_MOVES, OPEN_STATUSES, Incident, Opd, RawMessage, Status, Ticket,
                         TicketEvent, utcnow)
+from hub import replies
 from hub.outbox import enqueue
 from hub.replies import opd_name  # noqa: F401  (part of this module's API: T.opd_name)
 from hub.sla import compute_due
+from hub.tickets.errors import Forbidden, IllegalMove, InvalidValue, NotFound, TicketError
 from normalizer import IncidentCandidate, category_family, is_repeat, match_incident
 from normalizer.types import TicketDraft
 
 log = get_logger(__name__)
 REPEAT_WINDOW = timedelta(hours=24)
 INCIDENT_WINDOW_H = 24.0
-
-
-class TicketError(Exception):
-    status_code = 400
-
-
-class IllegalMove(TicketError):
-    status_code = 409
-
-
-class NotFound(TicketError):
-    status_code = 404
 
 
 def add_event(session: Session, ticket: Ticket, actor: str, kind: str, note: str | None = None,
@@ -181,8 +173,6 @@ def create_many(session: Session, items: list[tuple[RawMessage, TicketDraft]], c
                 now: datetime, ctx: BatchContext) -> list[Ticket | None]:
     """Create the tickets of many raw messages: all tickets in one INSERT, then their events
     and outbox rows in one more (a ticket per round trip was the processing bottleneck)."""
-    from hub import replies
-
     with session.no_autoflush:
         prepared = [_prepare(session, raw, draft, cfg, now, ctx, replies) for raw, draft in items]
         session.flush()
@@ -285,30 +275,45 @@ def queue_delivery(session: Session, ticket: Ticket, event: str, ctx: BatchConte
 
 
 def change_status(session: Session, ticket: Ticket, to: str, actor: str, cfg: RegencyConfig,
-                  note: str | None = None, data: dict[str, Any] | None = None) -> Ticket:
-    from hub import replies
+                  note: str | None = None, data: dict[str, Any] | None = None,
+                  from_line: str | None = None) -> Ticket:
+    """Move a ticket to status `to` (ALLOWED_MOVES) and tell the reporter on their line.
 
+    `from_line` names the outside system this change came from (a sync such as LAPOR!'s): the
+    reporter's update is not echoed back to that same line, which already shows it."""
     try:
         target = Status(to)
     except ValueError:
         raise TicketError(f"unknown status {to!r}; use one of {[s.value for s in Status]}") from None
     current = Status(ticket.status)
+    allowed = sorted(s.value for s in ALLOWED_MOVES[current] if s != Status.DIGABUNG)
     if target == current:
-        raise IllegalMove(f"ticket {ticket.code} is already {current.value}")
+        raise IllegalMove(f"ticket {ticket.code} is already {current.value}", allowed)
     if target not in ALLOWED_MOVES[current]:
-        allowed = sorted(s.value for s in ALLOWED_MOVES[current]) or ["(none)"]
         raise IllegalMove(f"cannot move ticket {ticket.code} from {current.value} to {target.value}; "
-                          f"allowed: {', '.join(allowed)}")
+                          f"allowed: {', '.join(sorted(s.value for s in ALLOWED_MOVES[current]) or ['(none)'])}",
+                          allowed)
     if target == Status.DIGABUNG:
-        raise IllegalMove("use merge to mark a ticket digabung")
+        raise IllegalMove("use merge to mark a ticket digabung", allowed)
     now = utcnow()
     ticket.status, ticket.updated_at = target.value, now
     ticket.closed_at = now if target in (Status.SELESAI, Status.DITOLAK) else None
     session.add(ticket)
     add_event(session, ticket, actor, "status", note=note, from_status=current.value,
               to_status=target.value, data=data or {})
-    replies.queue_status(session, ticket, cfg, note)
+    replies.queue_status(session, ticket, cfg, note, skip_line=from_line)
     _maybe_close_incident(session, ticket)
+    return ticket
+
+
+def add_attachments(session: Session, ticket: Ticket, attachments: list[dict[str, Any]], actor: str,
+                    note: str | None = "Pelapor menambahkan lampiran") -> Ticket:
+    """Attachments that arrive after the ticket exists (a late photo on Telegram, proof of work):
+    appended, each with a "note" event carrying it."""
+    for att in attachments:
+        ticket.attachments = [*(ticket.attachments or []), att]
+        add_event(session, ticket, actor, "note", note=note, data={"attachment": att})
+    session.add(ticket)
     return ticket
 
 
@@ -336,8 +341,6 @@ def reroute(session: Session, ticket: Ticket, opd_code: str, actor: str, cfg: Re
 
 def merge(session: Session, ticket: Ticket, into: Ticket, actor: str, cfg: RegencyConfig,
           note: str | None = None) -> Ticket:
-    from hub import replies
-
     if ticket.id == into.id:
         raise IllegalMove("a ticket cannot be merged into itself")
     if ticket.status == Status.DIGABUNG.value:
@@ -397,3 +400,15 @@ def event_dict(e: TicketEvent) -> dict[str, Any]:
     return {"at": e.at.isoformat(), "actor": e.actor, "kind": e.kind, "from_status": e.from_status,
             "to_status": e.to_status, "from_opd": e.from_opd, "to_opd": e.to_opd, "note": e.note,
             "data": e.data}
+
+
+# Re-exported so `from hub.tickets import X` finds every ticket rule (imported last: they use the above).
+from hub.tickets.opd_updates import ACTIONS, acknowledge, apply_opd_update  # noqa: E402
+from hub.tickets.query import (InvalidCursor, TicketFilter, can_see, decode_cursor, encode_cursor,  # noqa: E402
+                              get_visible, visible_to)
+
+__all__ = ["ACTIONS", "acknowledge", "BatchContext", "Forbidden", "IllegalMove", "InvalidValue", "NotFound", "TicketError",
+           "InvalidCursor", "TicketFilter", "add_attachments", "can_see", "decode_cursor", "encode_cursor",
+           "get_visible", "add_event", "apply_opd_update", "batch_context", "change_status",
+           "create_from_draft", "create_many", "event_dict", "merge", "opd_name", "queue_delivery", "reroute",
+           "resolve_code", "ticket_dict", "visible_to"]

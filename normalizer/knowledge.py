@@ -1,5 +1,5 @@
-"""The Regency: everything the normalizer needs (gazetteer, taxonomy, rules, learned model),
-built once from already-read config data and then only read. Never reads files itself; a bad
+"""The normalizer's knowledge of a regency (class Regency): everything it needs (gazetteer,
+taxonomy, rules, learned model), built once from already-read config data and then only read. Never reads files itself; a bad
 rule (unknown OPD or category) fails here, at start-up, not on a citizen's message."""
 from __future__ import annotations
 

@@ -1,0 +1,33 @@
+"""Domain errors of ticket changes. HTTP never appears here: hub.api.errors maps them to status
+codes (one handler for the API), the pages show their message on the ticket page."""
+from __future__ import annotations
+
+
+class TicketError(Exception):
+    """A change the rules refuse (unknown status, missing note, bad value): 400."""
+    status_code = 400
+
+
+class InvalidValue(TicketError):
+    """A value the request carried does not pass validation: 422."""
+    status_code = 422
+
+
+class IllegalMove(TicketError):
+    """A lifecycle move that is not allowed from the ticket's current state: 409.
+
+    `allowed` lists the moves that are (empty when the question is not about status)."""
+    status_code = 409
+
+    def __init__(self, message: str, allowed: list[str] | None = None):
+        super().__init__(message)
+        self.allowed = list(allowed or [])
+
+
+class NotFound(TicketError):
+    status_code = 404
+
+
+class Forbidden(TicketError):
+    """The actor may see the ticket but not make this change: 403."""
+    status_code = 403
