@@ -55,9 +55,12 @@ def _guard(name: str, fn: Callable[[], Awaitable[object]]) -> Callable[[], Await
 
 
 def start_scheduler(settings: Settings) -> AsyncIOScheduler:
+    from hub import router_learning
+
     sched = AsyncIOScheduler(timezone="UTC")
     jobs = [("process_intake", settings.process_interval_s, lambda: process_intake_job(settings.process_batch)),
-            ("outbox", settings.outbox_interval_s, lambda: outbox_job(settings)), *PERIODIC]
+            ("outbox", settings.outbox_interval_s, lambda: outbox_job(settings)), *PERIODIC,
+            ("router_retrain", router_learning.RETRAIN_INTERVAL_S, router_learning.router_retrain_job)]
     for name, seconds, fn in jobs:
         sched.add_job(_guard(name, fn), "interval", seconds=seconds, id=name, max_instances=1,
                       coalesce=True, misfire_grace_time=None)
