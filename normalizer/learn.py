@@ -293,6 +293,8 @@ def choose_threshold(conf: Sequence[float], correct: Sequence[bool], target: flo
     ok = 0
     for n, (c, r) in enumerate(pairs, 1):
         ok += bool(r)
+        if n < len(pairs) and pairs[n][0] == c:
+            continue  # a cut-off takes every tie of c: judge it after the last one
         if ok / n >= target:
             best = c
         elif n >= 20:  # past a stretch where precision is below target: stop lowering

@@ -249,7 +249,13 @@ def _task_phrases(tasks) -> list[str]:
 def load_model(learned: dict):
     """A learned model from its stored JSON: the linear router (kind "linear-tfidf"), or the
     older Naive Bayes counts (kind "multinomial-nb")."""
-    if learned.get("kind") == "linear-tfidf":
+    kind = learned.get("kind")
+    if kind == "linear-tfidf":
         from normalizer.learn import LinearRouter
         return LinearRouter.from_dict(learned)
-    return NBModel.from_dict(learned)
+    if kind == "multinomial-nb" and isinstance(learned.get("features"), dict):
+        try:
+            return NBModel.from_dict(learned)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+    return None  # an unknown kind: rules alone

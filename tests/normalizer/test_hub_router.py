@@ -115,3 +115,39 @@ def test_learn_reads_csv_by_header_and_maps_opd_names(temp_db):
     assert "baris 33" in res.stderr
     with session_scope() as s:
         assert {o for (o,) in s.query(RoutingExample.opd_code).distinct()} == {"PKPP", "DLH"}
+
+
+def test_learns_from_lapor_dispositions_and_closed_tickets(temp_db, monkeypatch):
+    """A LAPOR! ticket disposed to an instansi that is an OPD (or its alias), and a ticket an OPD
+    closed selesai without a re-route, are examples; a re-routed one is not counted twice."""
+    import sys
+    from pathlib import Path
+
+    from hub.db import session_scope
+    from hub.migrate import upgrade
+    from hub.router_learning import decided_examples
+    from hub.seed import sync_opds
+    from hub.config import regency as load_cfg
+    from hub.settings import get_settings
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "delivery"))
+    from helpers import make_ticket
+
+    upgrade()
+    with session_scope() as s:
+        sync_opds(s, load_cfg(str(get_settings().config_dir)))
+        make_ticket(s, opd="DISKOMINFO", channel="lapor", text="lampu PJU mati di jalan raya",
+                    fields={"disposition": "Dinas Perhubungan"})
+        make_ticket(s, opd="DISKOMINFO", channel="lapor", text="laporan umum",
+                    fields={"disposition": "Pemerintah Kabupaten Trenggalek"})  # not one OPD
+        make_ticket(s, opd="DLH", text="sampah menumpuk di TPS", status="selesai")
+        t = make_ticket(s, opd="PUPR", text="pohon rimbun mohon dipangkas", status="selesai")
+        from hub.tickets import add_event
+        add_event(s, t, "user:admin", "rerouted", from_opd="DLH", to_opd="PUPR")
+        make_ticket(s, opd="PDAM", text="air mati", status="diproses")
+        s.flush()
+        pairs, counts = decided_examples(s)
+    assert ("lampu PJU mati di jalan raya", "PKPP") in pairs
+    assert ("sampah menumpuk di TPS", "DLH") in pairs
+    assert all(t not in ("laporan umum", "pohon rimbun mohon dipangkas", "air mati") for t, _o in pairs)
+    assert counts["lapor"] == 1 and counts["selesai"] == 1
