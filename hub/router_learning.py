@@ -22,6 +22,7 @@ from hub.regency import load_normalizer_regency, newest_model
 log = get_logger(__name__)
 
 MIN_EXAMPLES_FOR_MODEL = 20
+MAX_EXAMPLES = 30_000  # newest re-routes / learned examples per training (bounds training time)
 MAX_CONFIRMED = 20_000  # newest selesai tickets / LAPOR! dispositions used per training
 CONFIRMED_EVERY_S = 900
 RETRAIN_INTERVAL_S = 30
@@ -81,7 +82,7 @@ def decided_examples(session, reg=None) -> tuple[list[tuple[str, str]], dict[str
 
     for text, opd, source in session.execute(
             select(RoutingExample.text, RoutingExample.opd_code, RoutingExample.source)
-            .order_by(RoutingExample.id.desc())):
+            .order_by(RoutingExample.id.desc()).limit(MAX_EXAMPLES)):
         add(text, opd, source)
 
     instansi = _lapor_instansi_map()
