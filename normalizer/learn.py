@@ -285,20 +285,28 @@ def _calibrate(dec: np.ndarray, y_idx: np.ndarray) -> float:
 
 
 def choose_threshold(conf: Sequence[float], correct: Sequence[bool], target: float = TARGET_PRECISION,
-                     floor: float = 0.3) -> float:
+                     floor: float = 0.3, min_support: int = 20, fallback_coverage: float = 0.5) -> float:
     """The lowest confidence t such that the predictions with confidence >= t are right at least
-    `target` of the time (and every higher cut-off too, so that raising t never hurts)."""
+    `target` of the time (over at least `min_support` predictions: the most coverage at the
+    promised precision). When no cut-off reaches `target`, the most precise cut-off that still
+    covers `fallback_coverage` of the predictions: triage everything would help nobody."""
     pairs = sorted(zip(conf, correct), key=lambda p: -p[0])
-    best = 1.0
+    total = len(pairs)
+    if not total:
+        return max(floor, 0.5)
+    cutoffs: list[tuple[float, float, int]] = []  # (cut-off, precision at or above it, count)
     ok = 0
     for n, (c, r) in enumerate(pairs, 1):
         ok += bool(r)
-        if n < len(pairs) and pairs[n][0] == c:
+        if n < total and pairs[n][0] == c:
             continue  # a cut-off takes every tie of c: judge it after the last one
-        if ok / n >= target:
-            best = c
-        elif n >= 20:  # past a stretch where precision is below target: stop lowering
-            break
+        cutoffs.append((c, ok / n, n))
+    meeting = [c for c, p, n in cutoffs if p >= target and n >= min(min_support, total)]
+    if meeting:
+        best = min(meeting)
+    else:
+        wide = [(p, c) for c, p, n in cutoffs if n >= fallback_coverage * total] or [(0.0, cutoffs[-1][0])]
+        best = max(wide)[1]
     return max(floor, min(0.95, float(best)))
 
 

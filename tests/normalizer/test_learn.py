@@ -131,3 +131,12 @@ def test_issue_12_targets_on_the_real_shaped_test_split(reg, model):
     assert acc >= 0.75 and prec >= 0.85, (acc, prec)
     acc, prec, cov = _figures(_route(regency(learned=model), rows))
     assert acc >= 0.90 and prec >= 0.93 and cov >= 0.85, (acc, prec, cov)
+
+
+def test_threshold_when_target_cannot_be_met_keeps_half_the_tickets_routed():
+    from normalizer.learn import choose_threshold
+
+    conf = [0.9] * 10 + [0.8] * 10 + [0.6] * 30 + [0.4] * 50
+    right = [True] * 8 + [False] * 2 + [True] * 8 + [False] * 2 + [True] * 24 + [False] * 6 + [True] * 30 + [False] * 20
+    t = choose_threshold(conf, right, target=0.93)
+    assert t == pytest.approx(0.6)  # 40/50 = 0.80 at half coverage; 0.4 would be 0.70
