@@ -26,6 +26,7 @@ MAX_EXAMPLES = 30_000  # newest re-routes / learned examples per training (bound
 MAX_CONFIRMED = 20_000  # newest selesai tickets / LAPOR! dispositions used per training
 CONFIRMED_EVERY_S = 900
 RETRAIN_INTERVAL_S = 30
+_fruitless: dict | None = None  # the signature of the last try that found too little to train on
 
 
 def record_example(session, text: str, opd_code: str, source: str) -> RoutingExample:
@@ -93,10 +94,15 @@ def decided_examples(session, reg=None) -> tuple[list[tuple[str, str]], dict[str
         if disp:
             add(text, instansi.get(alias_key(disp)) or disp, "lapor")
 
+    # closed selesai by a person or an OPD system (not an imported hotline log closed on arrival,
+    # not the system), and never re-routed: the OPD accepted the routing by doing the work
     rerouted = select(TicketEvent.ticket_id).where(TicketEvent.kind == "rerouted")
+    closed_by_people = select(TicketEvent.ticket_id).where(
+        TicketEvent.kind == "status", TicketEvent.to_status == "selesai",
+        TicketEvent.actor.like("user:%") | TicketEvent.actor.like("key:%"))
     for text, opd in session.execute(
             select(Ticket.text_original, Ticket.opd_code)
-            .where(Ticket.status == "selesai", Ticket.id.not_in(rerouted))
+            .where(Ticket.status == "selesai", Ticket.id.not_in(rerouted), Ticket.id.in_(closed_by_people))
             .order_by(Ticket.id.desc()).limit(MAX_CONFIRMED)):
         add(text, opd, "selesai")
     return out, counts
@@ -137,12 +143,17 @@ def retrain(session) -> RouterModel | None:
 def retrain_if_stale(session) -> RouterModel | None:
     """Retrain when a re-route or a learned example came in since the newest model (at once), or
     when tickets were closed or disposed (at most every CONFIRMED_EVERY_S)."""
+    global _fruitless
     sig = _signature(session)
     row = newest_model(session)
     old = (row.model or {}).get("signature") if row is not None else None
     if row is None or not isinstance(old, dict):
         n = sig["last_example_id"] + sig["selesai"] + sig["lapor"]
-        return retrain(session) if n >= MIN_EXAMPLES_FOR_MODEL else None
+        if n < MIN_EXAMPLES_FOR_MODEL or sig == _fruitless:
+            return None  # nothing to learn yet, or nothing new since a try that found too little
+        new = retrain(session)
+        _fruitless = None if new is not None else sig
+        return new
     if sig["last_example_id"] != old.get("last_example_id"):
         return retrain(session)
     if (sig["selesai"], sig["lapor"]) != (old.get("selesai"), old.get("lapor")):

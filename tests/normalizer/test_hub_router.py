@@ -140,14 +140,19 @@ def test_learns_from_lapor_dispositions_and_closed_tickets(temp_db, monkeypatch)
                     fields={"disposition": "Dinas Perhubungan"})
         make_ticket(s, opd="DISKOMINFO", channel="lapor", text="laporan umum",
                     fields={"disposition": "Pemerintah Kabupaten Trenggalek"})  # not one OPD
-        make_ticket(s, opd="DLH", text="sampah menumpuk di TPS", status="selesai")
-        t = make_ticket(s, opd="PUPR", text="pohon rimbun mohon dipangkas", status="selesai")
         from hub.tickets import add_event
+        done = make_ticket(s, opd="DLH", text="sampah menumpuk di TPS", status="selesai")
+        add_event(s, done, "key:dlh-system", "status", from_status="diproses", to_status="selesai")
+        t = make_ticket(s, opd="PUPR", text="pohon rimbun mohon dipangkas", status="selesai")
         add_event(s, t, "user:admin", "rerouted", from_opd="DLH", to_opd="PUPR")
+        add_event(s, t, "user:pupr", "status", from_status="diproses", to_status="selesai")
+        old = make_ticket(s, opd="DINKES", text="pasien sesak napas (log lama)", status="selesai")
+        add_event(s, old, "system", "status", from_status="menunggu", to_status="selesai")
         make_ticket(s, opd="PDAM", text="air mati", status="diproses")
         s.flush()
         pairs, counts = decided_examples(s)
     assert ("lampu PJU mati di jalan raya", "PKPP") in pairs
     assert ("sampah menumpuk di TPS", "DLH") in pairs
-    assert all(t not in ("laporan umum", "pohon rimbun mohon dipangkas", "air mati") for t, _o in pairs)
+    assert all(t not in ("laporan umum", "pohon rimbun mohon dipangkas", "air mati", "pasien sesak napas (log lama)")
+               for t, _o in pairs)
     assert counts["lapor"] == 1 and counts["selesai"] == 1
