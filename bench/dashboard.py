@@ -39,8 +39,8 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-OPDS = {"PUPR": 18, "DUKCAPIL": 15, "DINSOS": 10, "DINKES": 8, "DLH": 7, "BPBD": 6, "PDAM": 5, "DISHUB": 4,
-        "SATPOLPP": 4, "DINDIK": 4, "PKPP": 3, "RSUD": 3, "DISKOMINFO": 3, "DISPERTA": 2, "DISNAKER": 2,
+OPDS = {"PUPR": 18, "DUKCAPIL": 15, "DINSOS": 10, "DINKES": 8, "DLH": 7, "BPBD": 6, "PDAM": 5,
+        "SATPOLPP": 4, "DINDIK": 4, "PKPP": 7, "RSUD": 3, "DISKOMINFO": 3, "DISPERTA": 2, "DISNAKER": 2,
         "DISPERINDAG": 2, "BPKPD": 1, "DPMPTSP": 1, "BKPSDM": 0.5, "INSPEKTORAT": 0.5, "SETDA": 0.5, "KECAMATAN": 1}
 CHANNELS = {"lapor": 30, "sms": 20, "whatsapp": 20, "telegram": 15, "psc119": 6, "bpbd": 4, "web": 4, "api": 1}
 URGENCY = {"normal": 80, "tinggi": 15, "darurat": 5}

@@ -74,6 +74,8 @@ class OpdConfig:
     kind: str = "dinas"
     head_contact: str | None = None
     delivery: dict[str, Any] = field(default_factory=dict)
+    tasks: tuple[str, ...] = ()  # what the OPD handles, in the regency's words (triage screen, docs)
+    aliases: tuple[str, ...] = ()  # other codes/names meaning this OPD (DISHUB -> PKPP in 2026)
 
 
 @dataclass(frozen=True)
@@ -172,9 +174,14 @@ def _load_opds(path: Path) -> tuple[tuple[OpdConfig, ...], str]:
         head = item.get("head_contact")
         _require(head is None or (isinstance(head, str) and "@" in head), path, lines, ("opds", i, "head_contact"),
                  f"OPD {code}: head_contact must be an e-mail address")
+        for key in ("tasks", "aliases"):
+            v = item.get(key)
+            _require(v is None or (isinstance(v, list) and all(isinstance(x, str) and x.strip() for x in v)),
+                     path, lines, ("opds", i, key), f"OPD {code}: {key} must be a list of texts")
         seen.add(code)
         opds.append(OpdConfig(code=code, name=name, kind=item.get("kind", "dinas"),
-                              head_contact=item.get("head_contact"), delivery=delivery))
+                              head_contact=item.get("head_contact"), delivery=delivery,
+                              tasks=tuple(item.get("tasks") or ()), aliases=tuple(item.get("aliases") or ())))
     triage = data.get("triage_opd", "DISKOMINFO")
     _require(triage in seen, path, lines, ("triage_opd",), f"triage_opd {triage!r} is not a listed OPD")
     return tuple(opds), triage

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from hub import delivery, escalation, outbox, replies, web
+from hub import delivery, escalation, outbox, replies, router_learning, web
 from hub.api import admin_outbox, open311, opd
 from hub.parts import Hook, Line, OutboxSender, Periodic, ReplySender
 from hub.lines import gammu, hotline, lapor, telegram, twilio
@@ -36,6 +36,7 @@ def _api_router(module: Any) -> Callable[[Settings], Line]:
 FEATURES: tuple[Callable[[Settings], Line], ...] = (
     delivery.feature,
     escalation.feature,
+    router_learning.feature,  # retrains the router from re-routes, closures, dispositions (docs/routing.md)
     _api_router(opd),
     _api_router(open311),
     _api_router(admin_outbox),

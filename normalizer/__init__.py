@@ -3,6 +3,7 @@ gazetteer, category, urgency, routing. Never touches a database, network or the 
 from normalizer.core import normalize
 from normalizer.incidents import IncidentCandidate, category_family, is_repeat, match_incident
 from normalizer.knowledge import Regency, RegencyConfigError, build_regency
+from normalizer.learn import train_linear
 from normalizer.router import train_router
 
 __all__ = [
@@ -14,5 +15,6 @@ __all__ = [
     "is_repeat",
     "match_incident",
     "normalize",
+    "train_linear",
     "train_router",
 ]

@@ -9,6 +9,7 @@ from typing import Any
 from normalizer.incidents import category_family
 from normalizer.reporter import find_name, find_nik, find_phone, is_valid_nik, mask_nik, mask_niks, to_e164
 from normalizer.knowledge import URGENCY_CALM, URGENCY_DARURAT, URGENCY_TINGGI, Regency
+from normalizer.learn import LinearRouter, route_linear
 from normalizer.router import discount_landmarks, route, words_from_tokens
 from normalizer.text import clean_text, fold, raw_tokens, stem
 from normalizer.types import InboundMessage, Place, Reporter, Routing, TicketDraft, Urgency
@@ -113,6 +114,34 @@ def _urgency(words: list[str], stems: list[str], regency: Regency) -> tuple[Urge
     return Urgency.NORMAL, None
 
 
+def _route_learned(regency: Regency, words: list[str], stems: list[str], hits, prior):
+    """The learned linear router decides; the rule hits and the channel default are among its
+    features (normalizer.learn), not a second opinion."""
+    score: dict[str, float] = {}
+    why: dict[str, list[str]] = {}
+    per_rule: dict[int, float] = {}
+    seen: set[tuple[int, str]] = set()
+    for idx, w, phrase, _pos in hits:
+        if (idx, phrase) in seen:
+            continue
+        seen.add((idx, phrase))
+        r = regency.rules[idx]
+        score[r.opd] = score.get(r.opd, 0.0) + w
+        per_rule[idx] = per_rule.get(idx, 0.0) + w
+        why.setdefault(r.opd, []).append(phrase)
+    for opd, (sc, label) in prior.items():
+        score[opd] = score.get(opd, 0.0) + sc
+        why.setdefault(opd, []).append(label)
+    model = regency.model
+    thr = regency.auto_route_threshold if regency.auto_route_threshold is not None else model.threshold
+    res = route_linear(model, words, stems, score, why, thr, regency.triage_opd, regency.opd_codes)
+    guess = res.candidates[0][0] if res.candidates else None
+    best = max(((s, i) for i, s in per_rule.items() if regency.rules[i].opd == guess), default=None)
+    if best is not None:
+        res.best_rule = regency.rules[best[1]]
+    return res
+
+
 def normalize(msg: InboundMessage, regency: Regency, now: datetime) -> TicketDraft:
     """Turn one inbound message into a ticket draft. `now` is only a reference time."""
     fields = dict(msg.fields or {})
@@ -167,8 +196,11 @@ def normalize(msg: InboundMessage, regency: Regency, now: datetime) -> TicketDra
         hits = regency.matcher.find_tokens(words, tokens)
         near = regency.near_matcher.find(words, tokens, hits)
         hits = discount_landmarks(hits + near if near else hits, words)
-        res = route(tokens, hits, regency.rules, regency.opd_codes, regency.model, prior,
-                    regency.triage_opd, regency.min_confidence, regency.rule_weight)
+        if isinstance(regency.model, LinearRouter):
+            res = _route_learned(regency, words, tokens, hits, prior)
+        else:
+            res = route(tokens, hits, regency.rules, regency.opd_codes, regency.model, prior,
+                        regency.triage_opd, regency.min_confidence, regency.rule_weight)
         routing = Routing(res.opd, round(res.confidence, 3), res.rule, res.needs_triage, res.candidates)
         guess = res.candidates[0][0] if res.candidates else res.opd
         if res.best_rule is not None and res.best_rule.opd == guess:

@@ -50,6 +50,14 @@ ABBREVIATIONS: dict[str, str] = {
     "sktr": "sekitar", "kira2": "kira", "pdhal": "padahal", "sbnrnya": "sebenarnya",
     "rsk": "rusak", "rusakk": "rusak", "lobang": "lubang", "bolong": "lubang",
     "brlubang": "berlubang", "brlobang": "berlubang", "berlobang": "berlubang",
+    # more chat spelling seen in complaint streams (issue #12)
+    "bs": "bisa", "bsa": "bisa", "jd": "jadi", "jdi": "jadi", "dlm": "dalam", "pd": "pada", "spt": "seperti",
+    "sprt": "seperti", "tlh": "telah", "sblm": "sebelum", "stlh": "setelah", "kpd": "kepada", "lgsg": "langsung",
+    "lmp": "lampu", "lmpu": "lampu", "smph": "sampah", "sampa": "sampah", "slrn": "saluran", "salurn": "saluran",
+    "phn": "pohon", "pohn": "pohon", "prbaikan": "perbaikan", "perbaikn": "perbaikan", "dibenerin": "diperbaiki",
+    "benerin": "perbaiki", "dibersihin": "dibersihkan", "diangkut2": "diangkut", "blom": "belum", "blon": "belum",
+    "gimana2": "bagaimana", "tlong": "tolong", "mhon": "mohon", "bantuanya": "bantuannya", "sekolahan2": "sekolah",
+    "ktpnya": "ktp", "kknya": "kk", "pbbnya": "pbb", "pjunya": "pju", "tpsnya": "tps",
 }
 
 # Javanese (ngoko/krama as written in Trenggalek) -> Indonesian.
@@ -80,7 +88,8 @@ JAVANESE: dict[str, str] = {
     "mbah": "kakek", "bapake": "bapak", "ibuke": "ibu", "anake": "anak",
     "tulung": "tolong", "tulungi": "tolong", "nyuwun": "mohon", "tulungono": "tolong",
     "sekolahan": "sekolah", "pasare": "pasar", "dalane": "jalan", "banyune": "air", "kaline": "sungai",
-    "lampune": "lampu", "kreteg": "jembatan", "kretek": "jembatan", "wot": "jembatan",
+    "lampune": "lampu", "onok": "ada", "ndek": "di", "sampek": "sampai", "arek": "anak", "iku": "itu",
+    "kreteg": "jembatan", "kretek": "jembatan", "wot": "jembatan",
     "udan": "hujan", "jawah": "hujan", "angin": "angin", "lindu": "gempa", "banjire": "banjir",
     "kebanjiran": "banjir", "longsore": "longsor", "tanahe": "tanah", "mbanjiri": "banjir",
     "butek": "keruh", "buthek": "keruh", "mambu": "bau", "ambune": "bau", "bacin": "busuk",

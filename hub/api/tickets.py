@@ -53,7 +53,8 @@ def list_tickets(
 
 
 @router.get("/tickets/{code}")
-def get_ticket(code: str, session: Session = Depends(db_session), who: Principal = Depends(principal)):
+def get_ticket(code: str, session: Session = Depends(db_session), who: Principal = Depends(principal),
+               cfg: RegencyConfig = Depends(regency_config)):
     t = T.resolve_code(session, code) if who.role != "opd" else None
     if t is None and who.role != "opd":
         raw = session.scalars(select(RawMessage).where(RawMessage.ticket_code == code.strip().upper())).first()
@@ -64,6 +65,12 @@ def get_ticket(code: str, session: Session = Depends(db_session), who: Principal
     events = session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == t.id).order_by(TicketEvent.id))
     out = T.ticket_dict(t, include_reporter=who.role != "opd")
     out["history"] = [T.event_dict(e) for e in events]
+    # the router's top three guesses (stored on the "routed" event); a triage ticket is accepted
+    # with one PATCH {"opd": <one of them>}, which also teaches the router
+    routed = next((h for h in out["history"] if h.get("kind") == "routed"), None)
+    cands = ((routed or {}).get("data") or {}).get("candidates") or []
+    out["suggested_opds"] = [{"opd": c[0], "confidence": c[1]} for c in cands[:3]
+                             if isinstance(c, (list, tuple)) and len(c) == 2 and c[0] in cfg.opd_codes()]
     if t.incident_id:
         out["incident_tickets"] = list(session.scalars(
             select(Ticket.code).where(Ticket.incident_id == t.incident_id, Ticket.id != t.id)))
@@ -98,4 +105,4 @@ def patch_ticket(code: str, body: TicketPatch, session: Session = Depends(write_
     if body.status is not None:
         T.change_status(session, t, body.status, who.actor, cfg, body.note)
     session.commit()
-    return get_ticket(t.code, session, who)
+    return get_ticket(t.code, session, who, cfg)

@@ -63,11 +63,13 @@ def admin_page(request: Request):
         dead = outbox.list_rows(s, state="dead", limit=50).rows
         counts = outbox.counts(s)
         health = channel_health(s)
+        from hub.router_learning import router_status
+        router = router_status(s)
     new_key = request.session.pop("new_key", None)  # shown once, then gone from the session
     opds = [{"code": o.code, "name": o.name, "kind": o.kind, "delivery": _delivery_summary(o.delivery)}
             for o in pages.cfg().opds]
     return render(request, "admin.html", {"users": users, "keys": keys, "dead": dead, "counts": counts,
-                                          "health": health, "opd_list": opds, "new_key": new_key,
+                                          "health": health, "opd_list": opds, "router": router, "new_key": new_key,
                                           "now": datetime.now(timezone.utc), "msg": request.query_params.get("pesan"),
                                           "err": request.query_params.get("galat")})
 

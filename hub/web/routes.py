@@ -277,8 +277,10 @@ def ticket_page(request: Request, code: str):
         if t.incident_id:
             q = T.visible_to(select(Ticket).where(Ticket.incident_id == t.incident_id, Ticket.id != t.id), who)
             others = list(s.scalars(q.order_by(Ticket.id).limit(50)))
+        suggested = _suggestions(s, t) if t.needs_triage else []
     hide_reporter = who.role == "opd" or t.anonymous or t.confidential
     return render(request, "ticket.html", {
+        "suggested": suggested, "opd_tasks": {o.code: "; ".join(o.tasks) for o in pages.cfg().opds},
         "t": t, "items": items, "others": others, "hide_reporter": hide_reporter,
         "overdue": bool(t.due_at and t.status in OPEN_STATUSES and t.due_at < datetime.now(timezone.utc)),
         "can_change": who.role in CHANGERS, "can_route": who.role in ROUTERS and t.status in OPEN_STATUSES,
@@ -286,6 +288,18 @@ def ticket_page(request: Request, code: str):
         "can_ack": who.role in ("opd", "admin") and t.status == "menunggu",
         "moves": _moves(t.status), "msg": request.query_params.get("pesan"),
         "err": request.query_params.get("galat")})
+
+
+def _suggestions(s, t) -> list[tuple[str, float]]:
+    """The router's top three for a triage ticket (stored on its "routed" event)."""
+    from hub.models import TicketEvent
+
+    ev = s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == t.id, TicketEvent.kind == "routed")
+                   .order_by(TicketEvent.id).limit(1)).first()
+    cands = ((ev.data or {}).get("candidates") or []) if ev is not None else []
+    names = pages.opd_names()
+    return [(c[0], float(c[1])) for c in cands[:3] if isinstance(c, list) and len(c) == 2
+            and c[0] in names and c[0] != t.opd_code]
 
 
 def _moves(status: str) -> list[str]:

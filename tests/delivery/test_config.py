@@ -32,10 +32,10 @@ def test_delivery_config(tmp_path, delivery, problem):
     shutil.copytree(DEFAULT_CONFIG_DIR, cfg_dir)
     path = cfg_dir / "opds.yaml"
     text = path.read_text()
-    marker = "  - {code: DLH, "
+    marker = "  - code: DLH\n"
     assert marker in text
     line_no = text[: text.index(marker)].count("\n") + 1
-    text = text.replace(marker, f"  - {{delivery: {delivery}, code: DLH, ")
+    text = text.replace(marker, f"  - delivery: {delivery}\n    code: DLH\n")
     path.write_text(text)
     if problem is None:
         cfg = load_regency(cfg_dir)
@@ -51,7 +51,7 @@ def test_head_contact_must_be_an_address(tmp_path):
     cfg_dir = tmp_path / "cfg"
     shutil.copytree(DEFAULT_CONFIG_DIR, cfg_dir)
     path = cfg_dir / "opds.yaml"
-    path.write_text(path.read_text().replace("  - {code: DLH, ", "  - {head_contact: 'Pak Kadis', code: DLH, "))
+    path.write_text(path.read_text().replace("  - code: DLH\n", "  - head_contact: 'Pak Kadis'\n    code: DLH\n"))
     with pytest.raises(ConfigError, match="head_contact must be an e-mail address"):
         load_regency(cfg_dir)
 

@@ -77,7 +77,7 @@ def test_smp_is_a_school_and_sampai_is_not(norm):
     ("jalan di desa Ngadirenggo kec Pogalan rusak parah", "PUPR", "jalan ... rusak"),
     ("rusaknya jalan ini sudah lama", "PUPR", "rusaknya ... jalan"),
     ("jalan kami makin hari makin berlubang", "PUPR", "jalan ... berlubang"),
-    ("lampu di gang kami mati", "DISHUB", "lampu ... mati"),
+    ("lampu di gang kami mati", "PKPP", "lampu ... mati"),
 ])
 def test_words_apart_count(norm, text, opd, label):
     r = norm(text).routing
@@ -92,7 +92,7 @@ def test_words_too_far_apart_do_not_count(norm):
 def test_landmark_keyword_weighs_less_than_the_topic(norm):
     # "depan pasar" says where; the PJU is what
     r = norm("lampu PJU di jln raya depan pasar mati semua").routing
-    assert r.opd == "DISHUB" and not r.needs_triage and r.confidence >= 0.6
+    assert r.opd == "PKPP" and not r.needs_triage and r.confidence >= 0.6
 
 
 @pytest.mark.parametrize("text, kec", [
