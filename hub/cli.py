@@ -91,6 +91,9 @@ def worker():
     on other machines against the same PostgreSQL."""
     import asyncio
 
+    from hub.workers import die_with_parent
+
+    die_with_parent()  # before the slow start-up below: serve may be killed during it
     from hub.migrate import upgrade
     from hub.workers import run_forever
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from typing import Awaitable, Callable, Sequence
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -60,6 +61,24 @@ def start_scheduler(settings: Settings, periodic: Sequence[Periodic] = ()) -> As
     sched.start()
     log.info("scheduler.started", jobs=[j[0] for j in jobs])
     return sched
+
+
+def die_with_parent() -> None:
+    """A worker started by `simpul serve` (SIMPUL_SERVE_PID) never outlives it, even if serve is
+    killed outright and even while this process is still starting up: on Linux the kernel
+    sends SIGTERM when the parent dies (PR_SET_PDEATHSIG); elsewhere, and for a parent that died
+    before this call, `run_forever` also watches the parent's pid. Call it first thing."""
+    parent = os.environ.get("SIMPUL_SERVE_PID")
+    if not parent:
+        return
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != int(parent):  # gone already, before the kernel could be told
+        raise SystemExit("simpul worker: the serve process that started it is gone")
 
 
 async def run_forever(settings: Settings) -> None:
