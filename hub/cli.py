@@ -207,6 +207,8 @@ def _register_extras() -> None:
     app.command("triage", help="Classify JSON lines: category, OPD, place, urgency.")(triage)
     app.add_typer(router_app, name="router", help="Teach the router from labelled history.")
     app.add_typer(import_app, name="import", help="Import old hotline logs (CSV/XLSX).")
+    from hub.works.cli import works_app  # public works register (docs/works.md)
+    app.add_typer(works_app, name="works", help="Public works: LKPP import, red flags, contractor keys.")
 
 
 _register_extras()

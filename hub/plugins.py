@@ -16,6 +16,7 @@ MODULES: list[str] = [
     "hub.lines.lapor",  # SP4N-LAPOR! pull, status sync and push (docs/lapor.md)
     "hub.web",  # dashboard, ticket pages, hotline console, OPD view, admin, /lapor and /cek (docs/dashboard.md)
     "hub.api.hotline",  # PSC 119 / BPBD hotline console API (docs/hotline.md)
+    "hub.works.wiring",  # public works register: API, pages, report linking, red flags (docs/works.md)
 ]
 
 for _name in MODULES:

@@ -181,12 +181,19 @@ def create_from_draft(session: Session, raw: RawMessage, draft: TicketDraft, cfg
     return create_many(session, [(raw, draft)], cfg, now, ctx)[0]
 
 
+# Steps that see a batch of (raw, draft) before its tickets are made; each returns the items
+# (drafts are frozen: a hook replaces one to re-route it) and may add ctx.after_flush steps.
+DRAFT_HOOKS: list = []
+
+
 def create_many(session: Session, items: list[tuple[RawMessage, TicketDraft]], cfg: RegencyConfig,
                 now: datetime, ctx: BatchContext) -> list[Ticket | None]:
     """Create the tickets of many raw messages: all tickets in one INSERT, then their events
     and outbox rows in one more (a ticket per round trip was the processing bottleneck)."""
     from hub import replies
 
+    for hook in DRAFT_HOOKS:  # e.g. hub.works.linking: reports about a public-works project
+        items = hook(session, items, cfg, ctx)
     with session.no_autoflush:
         prepared = [_prepare(session, raw, draft, cfg, now, ctx, replies) for raw, draft in items]
         session.flush()
