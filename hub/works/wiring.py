@@ -38,6 +38,10 @@ def _register() -> None:
     from hub.workers import register_periodic
     from hub.works.linking import draft_hook
 
+    from hub.app import BODY_LIMITS
+    from hub.web.uploads import MAX_BYTES
+
+    BODY_LIMITS["/mitra/"] = MAX_BYTES + 256 * 1024  # the contractor's progress form carries a photo
     if _install not in ROUTER_HOOKS:
         ROUTER_HOOKS.append(_install)
     if draft_hook not in DRAFT_HOOKS:
