@@ -57,7 +57,16 @@ def find(s_or_refs, text: str, lat: float | None, lon: float | None, cfg) -> M.M
 
 
 def draft_hook(session: Session, items: list, cfg, ctx) -> list:
-    """hub.tickets.DRAFT_HOOKS entry: re-route drafts about a project, link after the flush."""
+    """hub.tickets.DRAFT_HOOKS entry: re-route drafts about a project, link after the flush.
+    A failure here never costs a ticket: the batch goes on unlinked, and the error is logged."""
+    try:
+        return _draft_hook(session, items, cfg, ctx)
+    except Exception:
+        log.exception("works.link_failed", n=len(items))
+        return items
+
+
+def _draft_hook(session: Session, items: list, cfg, ctx) -> list:
     live = [(i, raw, d) for i, (raw, d) in enumerate(items)
             if not d.is_empty and d.channel != "works" and not (d.fields or {}).get("imported")]
     if not live:
@@ -75,9 +84,10 @@ def draft_hook(session: Session, items: list, cfg, ctx) -> list:
         if m is None:
             continue
         opd = _executor(m.project.opd_code, cfg)
-        how = {"code": "kode proyek", "name": "nama proyek", "distance": f"{m.distance_m:.0f} m dari lokasi proyek"}
+        how = (f"{m.distance_m:.0f} m dari lokasi proyek" if m.method == "distance"
+               else {"code": "kode proyek", "name": "nama proyek"}[m.method])
         routing = replace(d.routing, opd=opd, confidence=1.0, needs_triage=False,
-                          rule=f"works:{m.method}: proyek {m.project.code} ({how[m.method]})")
+                          rule=f"works:{m.method}: proyek {m.project.code} ({how})")
         out[i] = (raw, replace(d, routing=routing))
         links.append((raw.ticket_code, m, M.says_no_work(d.text_original)))
     if links:

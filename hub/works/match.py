@@ -13,7 +13,8 @@ GENERIC = set("""
 pembangunan rehabilitasi rehab peningkatan pemeliharaan perbaikan pengadaan belanja jalan ruas jembatan
 saluran drainase talud gedung kantor sekolah sd smp puskesmas pasar irigasi embung rumah kawasan lanjutan
 tahap lokasi desa ds kec kecamatan kab kabupaten trenggalek dan di ke dari yang untuk pada dengan atau
-kegiatan paket pekerjaan fisik konstruksi lingkungan dusun dsn rt rw jl km ii iii iv i baru lama umum
+kegiatan paket pekerjaan fisik konstruksi lingkungan dusun dsn rt rw jl km ii iii iv i baru lama umum negeri
+sdn smpn smk sma tk paud mi mts
 """.split())
 WORKS_WORDS = re.compile(
     r"\b(proyek|projek|pembangunan|dibangun|bangunan|jalan|jembatan|aspal|pengaspalan|saluran|drainase|talud|"
@@ -22,7 +23,8 @@ WORKS_WORDS = re.compile(
 NO_WORK = re.compile(
     r"(tidak ada (pekerjaan|pengerjaan|kegiatan|aktivitas|tukang|pekerja)|belum (ada )?(dikerjakan|dibangun|dimulai|"
     r"ada pekerjaan|ada pengerjaan|ada kegiatan)|tidak (pernah )?dikerjakan|mangkrak|fiktif|tidak ada yang kerja|"
-    r"sepi tidak ada|belum ada tukang|tidak ada tukang|proyek (sepi|berhenti|terhenti))")
+    r"sepi tidak ada|belum ada tukang|tidak ada tukang|(tukang|pekerja) tidak ada|"
+    r"(proyek|pekerjaan|pembangunan) (sepi|berhenti|terhenti|mandek))")
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,12 @@ def make_project(s: Session, code: str = "41000000", opd: str = "PUPR", number: 
     return p, t, c
 
 
+@pytest.fixture(autouse=True)
+def _wired():
+    """As in every hub process (serve, worker): the optional modules are registered."""
+    import hub.plugins  # noqa: F401
+
+
 @pytest.fixture
 def register(engine, seeded):
     from hub.db import session_scope
