@@ -344,3 +344,15 @@ async def close_flag(request: Request, flag_id: int):
             return RedirectResponse(f"/dasbor/proyek?galat={quote(str(exc))}", status_code=303)
         s.commit()
     return RedirectResponse("/dasbor/proyek?pesan=Bendera+ditutup.", status_code=303)
+
+
+@router.get("/open/oc4ids/projects.json", include_in_schema=True, tags=["open data"])
+def oc4ids_projects(request: Request):
+    """Every project as an OC4IDS 0.9.5 project package (open data, no login)."""
+    from fastapi.responses import JSONResponse
+
+    from hub.works.oc4ids import package
+
+    with _read() as s:
+        body = package(s, cfg())
+    return JSONResponse(body, headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=300"})
