@@ -87,8 +87,8 @@ def load_works_demo(scope, cfg, traffic: bool = True) -> list[str]:
             actor = f"mitra:{w[0]}"
             if state == "berkontrak":
                 continue
-            steps = {"pelaksanaan": [(20, 5), (40, 16), (58, 30)], "kritis": [(20, 4), (45, 9), (58, 14)],
-                     "bayar_mendahului": [(30, 12), (58, 25)], "diam": [(10, 8)], "hps": [(30, 25), (58, 48)],
+            steps = {"pelaksanaan": [(20, 12), (40, 27), (58, 42)], "kritis": [(20, 4), (45, 9), (58, 14)],
+                     "bayar_mendahului": [(30, 22), (58, 45)], "diam": [(10, 8)], "hps": [(30, 25), (58, 48)],
                      "adendum": [(30, 20), (58, 45)], "lewat": [(60, 40), (120, 85)],
                      "selesai": [(50, 35), (100, 80), (138, 100)], "putus": [(40, 10)]}[state]
             for day, pct in steps:

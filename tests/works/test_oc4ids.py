@@ -37,7 +37,7 @@ def test_demo_projects_export_validates(client, seeded):
     assert road["locations"][0]["geometry"]["type"] == "LineString"
     assert road["locations"][0]["gazetteer"] == {"scheme": "ID-KEMENDAGRI", "identifiers": ["35.03.06"]}
     assert road["forecasts"][0]["observations"][-1]["measure"] == 100
-    assert road["metrics"][0]["observations"][-1]["measure"] == 30
+    assert road["metrics"][0]["observations"][-1]["measure"] == 42
     cp = by_id["35030003"]["contractingProcesses"][0]["summary"]
     assert cp["transactions"] and cp["tender"]["costEstimate"]["currency"] == "IDR"
     assert by_id["35030006"]["contractingProcesses"][0]["summary"]["modifications"][0]["type"] == "value"
