@@ -146,3 +146,16 @@ def test_cli_import_summary(sqlite_url, tmp_path):
     assert "12 added" in res.output and "personal columns dropped, not stored: nip_ppk" in res.output
     res = CliRunner().invoke(app, ["works", "import", "rup", str(f)])
     assert "0 added, 0 updated" in res.output
+
+
+def test_cli_key_and_flags(sqlite_url):
+    from typer.testing import CliRunner
+
+    from hub.cli import app
+
+    res = CliRunner().invoke(app, ["works", "key", "CV Maju Jaya", "--npwp", "01.234.567.8-654.000"])
+    assert res.exit_code == 0, res.output
+    assert res.output.strip().splitlines()[-1].startswith("ck_")
+    assert CliRunner().invoke(app, ["works", "key", "X", "--npwp", "123"]).exit_code == 2
+    res = CliRunner().invoke(app, ["works", "flags"])
+    assert res.exit_code == 0 and "flags: 0 opened" in res.output
