@@ -156,6 +156,31 @@ def project_page(request: Request, code: str):
         "err": request.query_params.get("galat"), "today": today})
 
 
+@router.post("/proyek/{code}/belum-beres")
+async def not_done(request: Request, code: str):
+    """The citizen says a finished report about this project is not fixed: the ticket reopens.
+    The reporter proves it is theirs with the last 4 digits of the phone that sent it."""
+    from hub import tickets as T
+
+    form = await request.form()
+    check_csrf(request, form)
+    ticket_code = str(form.get("tiket") or "").strip().upper()[:10]
+    digits = "".join(ch for ch in str(form.get("hp4") or "") if ch.isdigit())
+    with Session(writer(), expire_on_commit=False) as s:
+        p = s.scalars(select(WorksProject).where(WorksProject.code == code)).first()
+        t = s.scalars(select(Ticket).where(Ticket.code == ticket_code)).first()
+        link = s.scalars(select(WorksReport).where(WorksReport.ticket_id == t.id)).first() if t else None
+        if p is None or link is None or link.project_id != p.id:
+            raise PageError(404, "Laporan tidak ditemukan.")
+        if t.status != "selesai":
+            return _back(code, err="Hanya laporan yang sudah selesai yang dapat dinyatakan belum beres.")
+        if len(digits) != 4 or not t.reporter_phone or not t.reporter_phone.endswith(digits):
+            return _back(code, err="4 angka terakhir nomor HP pelapor tidak cocok.")
+        T.change_status(s, t, "menunggu", "warga:pelapor", cfg(), note="Warga: belum beres")
+        s.commit()
+    return _back(code, msg=f"Laporan {ticket_code} dibuka kembali dan diteruskan lagi ke OPD.")
+
+
 @router.post("/proyek/{code}/bayar")
 async def pay_submit(request: Request, code: str):
     who = user(request, "admin", "opd")

@@ -104,3 +104,30 @@ def test_payment_form_and_proyek_tab_close_flag_needs_reason(client, register):
 def test_public_pages_need_no_login_and_staff_tab_does(client, register):
     r = client.get("/dasbor/proyek", follow_redirects=False)
     assert r.status_code == 303 and "/masuk" in r.headers["location"]
+
+
+def test_citizen_says_belum_beres_and_the_report_reopens(client, register, make_key):
+    from hub.db import session_scope
+    from hub.intake import accept_many
+    from hub.models import Ticket
+    from hub.processing import drain
+    from hub.tickets import change_status
+    from normalizer.types import InboundMessage
+    from datetime import datetime, timezone
+
+    accept_many([InboundMessage(channel="sms", text="Proyek 41000000 aspal mengelupas di depan balai desa",
+                                sender="+6281298765432", provider_id="bb1", received_at=datetime.now(timezone.utc))])
+    drain()
+    with session_scope() as s:
+        t = s.scalars(select(Ticket)).one()
+        change_status(s, t, "selesai", "user:pupr", register, note="Sudah ditambal")
+        code = t.code
+    page = client.get("/proyek/41000000").text
+    assert "Sudah ditambal" in page and "Belum beres?" in page
+    tok = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    bad = client.post("/proyek/41000000/belum-beres", data={"tiket": code, "hp4": "1111", "csrf": tok})
+    assert "tidak cocok" in bad.text
+    ok = client.post("/proyek/41000000/belum-beres", data={"tiket": code, "hp4": "5432", "csrf": tok})
+    assert "dibuka kembali" in ok.text
+    with session_scope() as s:
+        assert s.scalars(select(Ticket)).one().status == "menunggu"
