@@ -50,15 +50,11 @@ def run(url: str, plans: int, tmp: Path) -> None:
                   f"added {r.added} updated {r.updated} events {r.events_added} joined {r.joined} bad {len(r.bad)}")
         dt = time.perf_counter() - t0
         print(f"  {db:10} {label:12} total    {total:6} rows {total / dt:8.0f} rows/s, added {added}")
-    from sqlmodel import Session
-
-    from hub.db import writer
-    from hub.works.service import recompute_flags
+    from hub.db import get_engine
+    from hub.works.service import recompute_all
 
     t0 = time.perf_counter()
-    with Session(writer()) as s:
-        stats = recompute_flags(s, cfg, tickets=True)
-        s.commit()
+    stats = recompute_all(get_engine(), cfg)
     print(f"  {db:10} red flags over {len(kontrak)} contract rows: {stats} in {time.perf_counter() - t0:.1f} s")
 
 

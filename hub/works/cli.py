@@ -68,14 +68,11 @@ import_app.command("kontrak")(_cmd("kontrak", "e-kontrak / BAP-BAST rows (no_kon
 def flags_cmd():
     """Compute the red flags now (the server does it every 15 minutes)."""
     from hub.cli import _cfg, _prepared_session
-    from hub.db import writer
-    from hub.works.service import recompute_flags
-    from sqlmodel import Session
+    from hub.db import get_engine
+    from hub.works.service import recompute_all
 
     _prepared_session()
-    with Session(writer()) as s:
-        stats = recompute_flags(s, _cfg())
-        s.commit()
+    stats = recompute_all(get_engine(), _cfg())
     err.print(f"flags: {stats['opened']} opened, {stats['refreshed']} still open, {stats['cleared']} cleared")
 
 

@@ -340,6 +340,23 @@ def recompute_flags(s: Session, cfg: RegencyConfig, today: date | None = None,
     return stats
 
 
+def recompute_all(engine, cfg: RegencyConfig, today: date | None = None, chunk: int = 10) -> dict[str, int]:
+    """recompute_flags over every contract in short write transactions (`chunk` contracts
+    each): on SQLite a write transaction holds the one write lock, and intake must not wait
+    behind a whole pass."""
+    from hub.db import writer
+
+    with Session(engine) as r:
+        ids = list(r.scalars(select(WorksContract.id).order_by(WorksContract.id)))
+    total = {"opened": 0, "refreshed": 0, "cleared": 0}
+    for i in range(0, len(ids), chunk):
+        with Session(writer(engine)) as s:
+            for k, v in recompute_flags(s, cfg, today=today, contract_ids=ids[i:i + chunk]).items():
+                total[k] += v
+            s.commit()
+    return total
+
+
 def close_flag(s: Session, flag_id: int, actor: str, reason: str | None, cfg: RegencyConfig) -> WorksFlag:
     reason = (reason or "").strip()
     if len(reason) < 5:

@@ -20,15 +20,11 @@ async def flags_job() -> None:
     import asyncio
 
     def run() -> None:
-        from sqlmodel import Session
-
         from hub.config import regency
-        from hub.db import writer
-        from hub.works.service import recompute_flags
+        from hub.db import get_engine
+        from hub.works.service import recompute_all
 
-        with Session(writer()) as s:
-            recompute_flags(s, regency(str(get_settings().config_dir)))
-            s.commit()
+        recompute_all(get_engine(), regency(str(get_settings().config_dir)))
 
     await asyncio.to_thread(run)
 

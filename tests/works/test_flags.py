@@ -205,3 +205,15 @@ def test_flags_api_close_requires_reason_and_scopes_opd(client, register, make_k
                        json={"reason": "bukan urusan kami"}).status_code == 404
     r = client.post(f"/api/v1/works/flags/{fid}/close", headers=pupr, json={"reason": "Sudah diperiksa di lapangan"})
     assert r.status_code == 200 and r.json()["state"] == "closed"
+
+
+def test_recompute_all_in_short_transactions_matches_one_pass(engine, seeded):
+    from hub.works.service import recompute_all
+
+    cal = WorkCalendar(seeded.sla)
+    names = list(CASES)
+    with Session(engine, expire_on_commit=False) as s:
+        expected = sum(len(_build(s, i, names[i], cal)) for i in range(len(names)))
+        s.commit()
+    assert recompute_all(engine, seeded, today=TODAY, chunk=3)["opened"] == expected
+    assert recompute_all(engine, seeded, today=TODAY, chunk=3)["opened"] == 0
