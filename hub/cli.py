@@ -192,20 +192,34 @@ def demo(config_only: bool = typer.Option(False, "--config-only", help="Only the
     """Load the Trenggalek demo config and a day of realistic sample traffic."""
     from hub.demo import load_demo
 
+    _wire_process()
     scope = _prepared_session()
     report = load_demo(scope, _cfg(), password=password, traffic=not config_only)
     for line in report:
         console.print(line)
 
 
+def _wire_process() -> None:
+    """Commands that turn messages into tickets do it as a running hub does: through the wired
+    parts' draft hooks and senders (hub.wiring), e.g. the works register linking reports."""
+    from hub.settings import get_settings
+    from hub.wiring import install, wire
+
+    install(wire(get_settings()))
+
+
 def _register_extras() -> None:
     """Commands owned by other modules (normalizer tools, importers)."""
     from hub.lines.hotline.cli import import_app
     from hub.cli_router import router_app, triage
+    from hub.works.cli import works_app
 
     app.command("triage", help="Classify JSON lines: category, OPD, place, urgency.")(triage)
     app.add_typer(router_app, name="router", help="Teach the router from labelled history.")
-    app.add_typer(import_app, name="import", help="Import old hotline logs (CSV/XLSX).")
+    app.add_typer(import_app, name="import", help="Import old hotline logs (CSV/XLSX).",
+                  callback=_wire_process)
+    app.add_typer(works_app, name="works", callback=_wire_process,
+                  help="Public works: LKPP import, red flags, contractor keys (docs/works.md).")
 
 
 _register_extras()

@@ -26,6 +26,8 @@ def load_demo(scope: Callable, cfg: RegencyConfig, password: str, traffic: bool 
             if s.scalars(select(User).where(User.username == username)).first() is None:
                 create_user(s, username, password, role, opd, name)
                 report.append(f"demo user {username} ({role}{' ' + opd if opd else ''}) password {password}")
+    from hub.works.demo import load_works_demo  # public works register (docs/works.md)
+    report += load_works_demo(scope, cfg, traffic)
     if not traffic:
         return report
     data = load_yaml(cfg.directory / "demo_traffic.yaml") or {}

@@ -47,3 +47,6 @@ class Line:
     shutdown: Sequence[Hook] = ()
     body_limits: Mapping[str, int] = field(default_factory=dict)  # path prefix -> bytes
     session_resolvers: Sequence[Callable[[Any], Any]] = ()  # Request -> Principal | None
+    # (session, [(raw, draft)], cfg, ctx) -> items: sees each batch before its tickets are made
+    # (hub.tickets.create_many), e.g. hub.works links reports about a public-works project
+    draft_hooks: Sequence[Callable[..., list]] = ()

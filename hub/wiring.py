@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from hub import delivery, escalation, outbox, replies, router_learning, web
+from hub import delivery, escalation, outbox, replies, router_learning, tickets, web
+from hub.works import wiring as works
 from hub.api import admin_outbox, open311, opd
 from hub.parts import Hook, Line, OutboxSender, Periodic, ReplySender
 from hub.lines import gammu, hotline, lapor, telegram, twilio
@@ -40,6 +41,7 @@ FEATURES: tuple[Callable[[Settings], Line], ...] = (
     _api_router(opd),
     _api_router(open311),
     _api_router(admin_outbox),
+    works.feature,  # public works: register, progress, money, red flags, citizens' reports (docs/works.md)
     web.feature,
 )
 
@@ -57,6 +59,7 @@ class Wiring:
     shutdown: list[Hook] = field(default_factory=list)
     body_limits: dict[str, int] = field(default_factory=dict)
     session_resolvers: list[Callable[[Any], Any]] = field(default_factory=list)
+    draft_hooks: list[Callable[..., list]] = field(default_factory=list)
 
     @classmethod
     def of(cls, parts: Sequence[Line]) -> "Wiring":
@@ -72,6 +75,7 @@ class Wiring:
             w.shutdown += p.shutdown
             w.body_limits.update(p.body_limits)
             w.session_resolvers += p.session_resolvers
+            w.draft_hooks += p.draft_hooks
         # replies go out through the reply sender of the reporter's line
         w.outbox_senders["reply"] = replies.reply_outbox_sender(w.reply_senders)
         names = [p.name for p in w.periodic]
@@ -87,5 +91,7 @@ def wire(settings: Settings, lines: Sequence[Callable[[Settings], Line]] = LINES
 
 
 def install(wiring: Wiring) -> None:
-    """This process sends outbox rows through these senders (hub.outbox.run_once)."""
+    """This process sends outbox rows through these senders (hub.outbox.run_once) and shows
+    each batch of new tickets to these draft hooks (hub.tickets.create_many)."""
     outbox.use_senders(wiring.outbox_senders)
+    tickets.use_draft_hooks(wiring.draft_hooks)

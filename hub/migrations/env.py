@@ -3,6 +3,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import hub.models  # noqa: F401  (registers tables)
+import hub.works.models  # noqa: F401  (works register tables, issue #16)
 from hub.db import make_engine
 
 target_metadata = SQLModel.metadata

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from sqlalchemy import func, or_, select
 from sqlmodel import Session
@@ -169,10 +169,25 @@ def create_from_draft(session: Session, raw: RawMessage, draft: TicketDraft, cfg
     return create_many(session, [(raw, draft)], cfg, now, ctx)[0]
 
 
+# Steps that see a batch of (raw, draft) before its tickets are made; each returns the items
+# (drafts are frozen: a hook replaces one to re-route it) and may add ctx.after_flush steps.
+# The wired parts' `draft_hooks` (hub.parts.Line), set for this process by hub.wiring.install,
+# like the outbox's senders; `create_many(hooks=...)` overrides them for one call.
+DraftHook = Callable[[Session, list, RegencyConfig, "BatchContext"], list]
+_DRAFT_HOOKS: tuple[DraftHook, ...] = ()
+
+
+def use_draft_hooks(hooks: Sequence[DraftHook]) -> None:
+    global _DRAFT_HOOKS
+    _DRAFT_HOOKS = tuple(hooks)
+
+
 def create_many(session: Session, items: list[tuple[RawMessage, TicketDraft]], cfg: RegencyConfig,
-                now: datetime, ctx: BatchContext) -> list[Ticket | None]:
+                now: datetime, ctx: BatchContext, hooks: Sequence[DraftHook] | None = None) -> list[Ticket | None]:
     """Create the tickets of many raw messages: all tickets in one INSERT, then their events
     and outbox rows in one more (a ticket per round trip was the processing bottleneck)."""
+    for hook in (_DRAFT_HOOKS if hooks is None else hooks):  # e.g. hub.works.linking (wired parts)
+        items = hook(session, items, cfg, ctx)
     with session.no_autoflush:
         prepared = [_prepare(session, raw, draft, cfg, now, ctx, replies) for raw, draft in items]
         session.flush()

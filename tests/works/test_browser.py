@@ -1,0 +1,158 @@
+"""Works pages in a real browser at 360 px (Playwright driving Debian's chromium against a hub
+served by uvicorn over a fresh SQLite with the works demo): the public project page, the
+contractor's progress form, and the regional head's Proyek tab. Skipped without chromium,
+a failure under CI=true (as tests/web/test_browser.py)."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+PHONE = {"width": 360, "height": 740}
+
+if not os.path.exists(CHROMIUM):
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true but {CHROMIUM} is missing: apt-get install -y chromium", pytrace=False)
+    pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM}", allow_module_level=True)
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    from hub import config as hub_config
+    from hub.db import reset_engine, session_scope
+    from hub.migrate import upgrade
+    from hub.settings import reset_settings
+
+    d = tmp_path_factory.mktemp("works-browser")
+    url = f"sqlite:///{d}/simpul.db"
+    env_keys = {"SIMPUL_DATABASE_URL": url, "SIMPUL_DATA_DIR": str(d)}
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env_keys.items():
+            mp.setenv(k, v)
+        reset_settings()
+        reset_engine()
+        hub_config.regency.cache_clear()
+        upgrade(url)
+        from hub.config import regency_config as regency
+        from hub.settings import get_settings
+        from hub.works.api import create_contractor_key
+        from hub.works.demo import DEMO_NPWP, load_works_demo
+        from tests.web.conftest import seed_known
+
+        cfg = regency(str(get_settings().config_dir))
+        seed_known(cfg)
+        load_works_demo(session_scope, cfg, traffic=False)
+        with session_scope() as s:
+            key = create_contractor_key(s, "CV Maju Jaya Trenggalek", DEMO_NPWP)
+        port = _free_port()
+        env = dict(os.environ, **env_keys, SIMPUL_WORKERS="false", SIMPUL_LOG_LEVEL="WARNING")
+        log = open(d / "server.log", "wb")
+        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "hub.app:app_factory", "--factory",
+                                 "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            import httpx
+
+            for _ in range(150):
+                try:
+                    if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if proc.poll() is not None:
+                    raise RuntimeError((d / "server.log").read_text()[-3000:])
+                time.sleep(0.2)
+            yield base, key
+        finally:
+            proc.terminate()
+            proc.wait(10)
+            log.close()
+            reset_engine()
+    reset_settings()
+    reset_engine()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def phone(browser):
+    ctx = browser.new_context(viewport=PHONE, locale="id-ID", is_mobile=True, has_touch=True)
+    page = ctx.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    ctx.close()
+
+
+def _fits(page) -> None:
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+def test_public_project_page_on_a_phone(hub, phone):
+    base, _ = hub
+    phone.goto(base + "/proyek")
+    _fits(phone)
+    phone.click("a:has-text('Rehabilitasi Jalan Ruas Karangan - Sumberingin')")
+    assert phone.url.endswith("/proyek/35030001")
+    assert phone.locator("#kurva-s polyline.rencana").count() == 1
+    assert phone.locator("#kurva-s").bounding_box()["width"] <= PHONE["width"]
+    assert "%" in phone.locator("#aktual").inner_text()
+    _fits(phone)
+    ARTIFACTS.mkdir(exist_ok=True)
+    phone.screenshot(path=str(ARTIFACTS / "works-project-360.png"), full_page=True)
+
+
+def test_contractor_reports_progress_from_a_phone(hub, phone):
+    base, key = hub
+    phone.goto(base + "/mitra")
+    phone.fill("input[name=kunci]", key)
+    phone.click("button:has-text('Masuk')")
+    form = phone.locator("section.contract:has-text('Sumberingin') form")
+    form.locator("input[name=persen]").fill("33,5")
+    form.locator("textarea[name=catatan]").fill("Lapis pondasi atas selesai 60 %")
+    form.locator("button:has-text('Kirim progres')").click()
+    assert "Progres tersimpan" in phone.locator("p.notice").inner_text()
+    _fits(phone)
+    phone.goto(base + "/proyek/35030001")
+    assert phone.locator("#aktual").inner_text().startswith("33.5")
+
+
+def test_regents_proyek_tab_on_a_phone(hub, phone):
+    base, _ = hub
+    phone.goto(base + "/masuk")
+    from tests.web.conftest import PASSWORD
+
+    phone.fill("input[name=username]", "bupati")
+    phone.fill("input[name=password]", PASSWORD)
+    phone.click("button[type=submit]")
+    phone.click("header nav a:has-text('Proyek')")
+    assert phone.url.endswith("/dasbor/proyek")
+    assert int(phone.locator("#bendera-terbuka").inner_text()) >= 6
+    assert int(phone.locator("a.stat.w-kritis b").inner_text()) >= 1
+    assert "Kontrak kritis" in phone.locator("ul.flags").inner_text()
+    _fits(phone)
+    phone.screenshot(path=str(ARTIFACTS / "works-proyek-tab-360.png"), full_page=True)
