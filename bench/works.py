@@ -27,9 +27,9 @@ def run(url: str, plans: int, tmp: Path) -> None:
 
     reset_settings()
     reset_engine()
-    hub_config.regency.cache_clear()
+    hub_config.regency_config.cache_clear()
     upgrade(url)
-    cfg = hub_config.regency(str(get_settings().config_dir))
+    cfg = hub_config.regency_config(str(get_settings().config_dir))
     with session_scope() as s:
         sync_opds(s, cfg)
     from hub.works.importer import import_works

@@ -47,7 +47,7 @@ def hub(tmp_path_factory):
             mp.setenv(k, v)
         reset_settings()
         reset_engine()
-        hub_config.regency.cache_clear()
+        hub_config.regency_config.cache_clear()
         upgrade(url)
         from hub.config import regency_config as regency
         from hub.settings import get_settings
