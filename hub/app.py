@@ -136,7 +136,10 @@ def create_app(settings: Settings | None = None, workers: bool | None = None,
     app.state.regency = cfg
     from hub.api.intake import IntakeFastPath
 
+    from hub.unavailable import StoreGuard
+
     app.add_middleware(IntakeFastPath)  # added first, so it runs just inside RequestContext
+    app.add_middleware(StoreGuard)  # database down -> 503 + Retry-After; bad message -> 422
     app.add_middleware(RequestContext, max_body=settings.max_body_bytes)
 
     @app.exception_handler(RequestValidationError)

@@ -13,11 +13,13 @@ from sqlmodel import Session
 
 from hub.config import RegencyConfig, regency
 from hub.db import get_engine, writer
+from hub.guard import pending_ids, process_isolated
 from hub.intake import message_from_json
 from hub.logging import get_logger
 from hub.models import RawMessage
 from hub.regency import current_regency
 from hub.settings import get_settings
+from hub.unavailable import is_unavailable
 from hub.tickets import batch_context, create_from_draft, create_many
 from normalizer import normalize
 from normalizer.types import Place, Reporter, Routing, TicketDraft, Urgency
@@ -88,10 +90,26 @@ def process_pending(engine: Engine | None = None, limit: int = 500, cfg: Regency
     the work. SQLite: messages are normalized before the write lock is taken, and the short
     BEGIN IMMEDIATE transaction re-checks that each is still pending, so intake never waits
     behind the normalizer.
+
+    If the batch fails as a whole (a row the driver cannot load, anything), its rows are
+    processed one at a time (hub.guard.process_isolated): a message that keeps failing is
+    parked as `failed` after a few attempts and every other message still becomes a ticket.
     """
     engine = engine or get_engine()
     cfg = cfg or regency(str(get_settings().config_dir))
+    try:
+        return _process(engine, limit, cfg)
+    except Exception as exc:
+        if is_unavailable(exc):  # the store is gone: nothing to isolate, the job retries
+            raise
+        log.warning("processing.batch_failed_isolating", error=repr(exc)[:300])
+        return process_isolated(engine, pending_ids(engine, limit), lambda one: _process(engine, 1, cfg, one))
+
+
+def _process(engine: Engine, limit: int, cfg: RegencyConfig, only: list[int] | None = None) -> int:
     q = select(RawMessage).where(RawMessage.state == "pending").order_by(RawMessage.id).limit(limit)
+    if only is not None:
+        q = q.where(RawMessage.id.in_(only))
     now = datetime.now(timezone.utc)
     if engine.dialect.name == "postgresql":
         with Session(engine, expire_on_commit=False) as session:
