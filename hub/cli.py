@@ -59,6 +59,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on"),
     import uvicorn
 
     from hub.app import create_app
+    from hub.logging import UVICORN_LOG_CONFIG
     from hub.migrate import upgrade
     from hub.settings import get_settings
 
@@ -73,7 +74,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on"),
                                  env={**os.environ, "SIMPUL_SERVE_PID": str(os.getpid())})
     try:
         uvicorn.run(create_app(settings, workers=workers and in_process, server_process=True), host=host, port=port,
-                    log_level="warning", access_log=False)
+                    log_level="warning", access_log=False, log_config=UVICORN_LOG_CONFIG)
     finally:
         if child is not None:
             child.terminate()
