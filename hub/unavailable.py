@@ -1,5 +1,6 @@
 """When the store is unreachable: 503 with Retry-After on every path, one log line per failure
-kind per interval, and nothing to do to recover (issue #15, item 3).
+kind per interval, and nothing to do to recover (issue #15, item 3). A parameter the store
+cannot take (an integer beyond 64 bits, a NUL on PostgreSQL) is a 400, not a 500 (item 11).
 
 `StoreGuard` is a pure ASGI middleware around the whole app (inside RequestContext): an
 exception from any route that means "the database cannot be reached" becomes a 503 with
@@ -43,6 +44,30 @@ def is_unavailable(exc: BaseException | None) -> bool:
         except ImportError:  # pragma: no cover
             pass
         exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
+def is_bad_value(exc: BaseException | None) -> bool:
+    """Does `exc` say a parameter the caller gave cannot be stored or compared (an integer
+    beyond 64 bits, a NUL character on PostgreSQL)? Then it is bad input (400), not a bug."""
+    from sqlalchemy import exc as sa_exc
+
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, OverflowError) or isinstance(exc, sa_exc.DataError):
+            return True
+        if isinstance(exc, (ValueError, sa_exc.StatementError)) and (
+                "NUL" in str(exc) or "0x00" in str(exc) or "out of range" in str(exc)):
+            return True
+        try:
+            import psycopg
+
+            if isinstance(exc, psycopg.DataError):
+                return True
+        except ImportError:  # pragma: no cover
+            pass
+        exc = getattr(exc, "orig", None) or exc.__cause__ or exc.__context__
         seen += 1
     return False
 
@@ -104,6 +129,10 @@ class StoreGuard:
                 raise
             if isinstance(exc, InvalidMessage):
                 resp = JSONResponse({"detail": str(exc)}, status_code=422)
+            elif is_bad_value(exc):  # a value the store cannot take: the caller's input, not a 500
+                log.info("request.bad_value", path=scope.get("path", ""), error=type(exc).__name__)
+                resp = JSONResponse({"detail": "invalid value: a number out of range or a NUL character "
+                                               "in a parameter"}, status_code=400)
             elif is_unavailable(exc):
                 log_throttled("store.unavailable", exc, path=scope.get("path", ""))
                 resp = unavailable_response()

@@ -33,8 +33,11 @@ def _encode(t: Ticket) -> str:
 
 def _decode(cursor: str) -> tuple[datetime, int]:
     try:
-        at, tid = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split("|")
-        return datetime.fromisoformat(at), int(tid)
+        at, tid = base64.urlsafe_b64decode(cursor[:128] + "=" * (-len(cursor) % 4)).decode().split("|")
+        when, tid = datetime.fromisoformat(at), int(tid)
+        if len(cursor) > 128 or not 0 < tid < 2 ** 63:  # a ticket id: a positive 64-bit integer
+            raise ValueError(tid)
+        return when, tid
     except Exception:
         raise HTTPException(400, "invalid cursor: pass next_cursor of the previous page unchanged") from None
 

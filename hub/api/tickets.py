@@ -26,9 +26,12 @@ def _cursor_encode(ticket_id: int) -> str:
 
 def _cursor_decode(cursor: str) -> int:
     try:
-        return int(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
+        value = int(base64.urlsafe_b64decode(cursor[:64] + "=" * (-len(cursor) % 4)).decode())
     except Exception:
-        raise HTTPException(400, "invalid cursor") from None
+        value = 0
+    if len(cursor) > 64 or not 0 < value < 2 ** 63:  # a ticket id: positive, a 64-bit integer
+        raise HTTPException(400, "invalid cursor: pass next_cursor of the previous page unchanged")
+    return value
 
 
 def visible(q, who: Principal):
