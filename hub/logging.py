@@ -113,6 +113,10 @@ def _route_stdlib(level: str, json: bool) -> None:
             lg.removeHandler(h)
         lg.propagate = True
     logging.captureWarnings(True)
+    # "job skipped: maximum number of running instances reached" on every tick of a job that is
+    # still running (max_instances=1 is the intent): a line every 0.2 s during a long batch
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+    logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
 
     def excepthook(exc_type, exc, tb):  # an exception nobody caught, in the main thread
         logging.getLogger("hub.uncaught").error("uncaught exception", exc_info=(exc_type, exc, tb))

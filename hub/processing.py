@@ -64,7 +64,9 @@ def _write_all(session: Session, raws: list[RawMessage], drafts: dict[int, Ticke
         for raw in raws:
             session.add(raw)
         return len(raws)
-    except Exception:
+    except Exception as exc:
+        if is_unavailable(exc):  # the store went away: nothing to retry one by one
+            raise
         log.warning("processing.batch_retry_one_by_one", size=len(raws))
     for raw in raws:
         if raw.state != "pending":  # the rolled-back attempt may have changed it in memory
@@ -92,7 +94,7 @@ def process_pending(engine: Engine | None = None, limit: int = 500, cfg: Regency
     behind the normalizer.
 
     If the batch fails as a whole (a row the driver cannot load, anything), its rows are
-    processed one at a time (hub.guard.process_isolated): a message that keeps failing is
+    processed in halves down to single rows (hub.guard.process_isolated): a message that keeps failing is
     parked as `failed` after a few attempts and every other message still becomes a ticket.
     """
     engine = engine or get_engine()
@@ -103,7 +105,7 @@ def process_pending(engine: Engine | None = None, limit: int = 500, cfg: Regency
         if is_unavailable(exc):  # the store is gone: nothing to isolate, the job retries
             raise
         log.warning("processing.batch_failed_isolating", error=repr(exc)[:300])
-        return process_isolated(engine, pending_ids(engine, limit), lambda one: _process(engine, 1, cfg, one))
+        return process_isolated(engine, pending_ids(engine, limit), lambda ids: _process(engine, len(ids), cfg, ids))
 
 
 def _process(engine: Engine, limit: int, cfg: RegencyConfig, only: list[int] | None = None) -> int:
