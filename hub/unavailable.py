@@ -57,9 +57,6 @@ def is_bad_value(exc: BaseException | None) -> bool:
     while exc is not None and seen < 8:
         if isinstance(exc, OverflowError) or isinstance(exc, sa_exc.DataError):
             return True
-        if isinstance(exc, (ValueError, sa_exc.StatementError)) and (
-                "NUL" in str(exc) or "0x00" in str(exc) or "out of range" in str(exc)):
-            return True
         try:
             import psycopg
 
