@@ -20,7 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from hub import metrics
 from hub.codes import new_code
 from hub.db import get_engine, writer
-from hub.guard import InvalidMessage, check_message
+from hub.guard import InvalidMessage, check_message  # noqa: F401  (InvalidMessage: for the intake paths)
 from hub.logging import get_logger
 from hub.models import RawMessage
 from hub.unavailable import is_unavailable, log_throttled
