@@ -90,7 +90,19 @@ def _drop_meta(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str
 
 class _MaskingHandler(logging.StreamHandler):
     """The root handler: every stdlib record (uvicorn, APScheduler, asyncio, tracebacks)
-    becomes one JSON line through the same masking processor as structlog's own lines."""
+    becomes one JSON line through the same masking processor as structlog's own lines.
+    Writes to whatever sys.stderr is at the time (a test runner swaps it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
 
 
 def _route_stdlib(level: str, json: bool) -> None:
@@ -103,10 +115,12 @@ def _route_stdlib(level: str, json: bool) -> None:
     for h in list(root.handlers):
         if isinstance(h, _MaskingHandler) or type(h) is logging.StreamHandler:
             root.removeHandler(h)
-    handler = _MaskingHandler(sys.stderr)
+    handler = _MaskingHandler()
     handler.setFormatter(formatter)
     root.addHandler(handler)
-    root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    # libraries' own INFO chatter (httpx logs every request it sends) stays out, as before;
+    # their warnings, errors and tracebacks come through, masked
+    root.setLevel(max(logging.WARNING, getattr(logging, level.upper(), logging.INFO)))
     for name in STDLIB_LOGGERS:
         lg = logging.getLogger(name)
         for h in list(lg.handlers):

@@ -41,7 +41,10 @@ def test_telegram_nul_is_removed_and_a_bogus_date_is_replaced(dbclient, tg):  # 
     assert raw.received_at.year >= 2026
 
 
-def test_public_form_nul_is_removed(client, seeded):
+def test_public_form_nul_is_removed(client, seeded, monkeypatch):
+    from hub.web import public
+
+    monkeypatch.setattr(public, "REPORT_LIMIT", public.RateLimit(5, 600))  # not the process-wide one
     page = client.get("/lapor")
     r = client.post("/lapor", data={"csrf": csrf_of(page.text), "report_id": "nul1",
                                     "text": "Lampu jalan\x00 mati di depan balai desa sejak seminggu",
