@@ -88,6 +88,17 @@ def _drop_meta(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str
     return event_dict
 
 
+class _CurrentStderr:
+    """sys.stderr as it is when a line is written, not when logging was configured (a test
+    runner swaps it per test and closes the old one)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 class _MaskingHandler(logging.StreamHandler):
     """The root handler: every stdlib record (uvicorn, APScheduler, asyncio, tracebacks)
     becomes one JSON line through the same masking processor as structlog's own lines.
@@ -171,7 +182,7 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper(), logging.INFO)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),
         cache_logger_on_first_use=False,
     )
 
