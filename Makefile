@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench bench-all install clean
+.PHONY: run test bench bench-all soak install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,13 @@ bench: $(STAMP)
 bench-all: bench
 	$(PY) bench/import.py
 	$(PY) bench/dashboard.py
+
+# Faults and hostile input (issue #15): kill -9 under load with client retries, the hub's own
+# PostgreSQL stopped under load, an OPD failing then recovering, a slow OPD with two workers, a
+# poison message among 1,000. Prints a tally per scenario; figures go to bench/results/latest.json.
+# SOAK_ARGS="--messages 10000 --stop-s 20 --fail-s 60" for the full-size run of the issue.
+soak: $(STAMP)
+	$(PY) bench/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

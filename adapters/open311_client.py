@@ -91,3 +91,56 @@ async def post_request(target: Open311Target, req: ServiceRequest,
     return SendResult(provider_id=str(rid), detail={"service_request_id": first.get("service_request_id"),
                                                     "token": first.get("token"),
                                                     "service_notice": first.get("service_notice")})
+
+
+def _matches(item: dict, code: str) -> bool:
+    """Is this GeoReport request the one Simpul posted for ticket `code`? By the attribute
+    (servers that echo attributes) or the description prefix every Simpul request carries."""
+    attrs = item.get("attributes") or item.get("attribute") or {}
+    if isinstance(attrs, dict) and str(attrs.get("simpul_code") or "") == code:
+        return True
+    if isinstance(attrs, list) and any(isinstance(a, dict) and a.get("code") == "simpul_code"
+                                       and str(a.get("value")) == code for a in attrs):
+        return True
+    return str(item.get("description") or "").startswith(f"[Simpul {code}]")
+
+
+async def find_request(target: Open311Target, code: str, since: str | None = None,
+                       client: httpx.AsyncClient | None = None) -> SendResult | None:
+    """Look up the request Simpul may already have created for ticket `code` (an earlier POST
+    that timed out after the OPD accepted it), so a retry does not create a second one.
+
+    GET requests.json (GeoReport v2 query, from `since`, an ISO time) and match by the
+    `simpul_code` attribute or the "[Simpul CODE]" description prefix. None: not there (or the
+    server does not support queries: 4xx), so the caller posts. An unreachable server is a
+    RetryableError: better late than twice."""
+    url = target.endpoint.rstrip("/") + "/requests.json"
+    params = {k: v for k, v in {"jurisdiction_id": target.jurisdiction_id, "service_code": target.service_code,
+                                "start_date": since, "api_key": target.api_key}.items() if v}
+    own = client is None
+    client = client or httpx.AsyncClient()
+    try:
+        resp = await client.get(url, params=params, timeout=target.timeout_s, headers={"accept": "application/json"})
+    except httpx.TimeoutException:
+        raise RetryableError(f"lookup before re-posting: timeout after {target.timeout_s}s") from None
+    except httpx.TransportError as exc:
+        raise RetryableError(f"lookup before re-posting: {type(exc).__name__}: {exc}"[:300]) from None
+    finally:
+        if own:
+            await client.aclose()
+    if resp.status_code >= 500 or resp.status_code == 429:
+        classify(resp.status_code, resp.headers.get("retry-after"), _errors_text(resp))
+    if not 200 <= resp.status_code < 300:
+        return None
+    try:
+        body = resp.json()
+    except ValueError:
+        return None
+    for item in body if isinstance(body, list) else []:
+        if isinstance(item, dict) and _matches(item, code):
+            rid = item.get("service_request_id") or item.get("token")
+            if rid:
+                return SendResult(provider_id=str(rid), detail={
+                    "service_request_id": item.get("service_request_id"), "token": item.get("token"),
+                    "service_notice": item.get("service_notice"), "found_by_lookup": True})
+    return None

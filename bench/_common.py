@@ -27,3 +27,25 @@ def regency(learned: dict | None = None):
         yaml.safe_load((CONFIG / "routing.yaml").read_text(encoding="utf-8")),
         opds["opds"], opds["triage_opd"], learned=learned,
     )
+
+
+RESULTS = ROOT / "bench" / "results" / "latest.json"
+
+
+def record_results(name: str, figures: dict) -> Path:
+    """Merge one benchmark's figures into bench/results/latest.json (one key per benchmark,
+    with the time it ran), so the latest figures of every benchmark sit in one file."""
+    import datetime
+    import os
+
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        data = json.loads(RESULTS.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        data = {}
+    data[name] = {"at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                  "cpus": os.cpu_count(), **figures}
+    tmp = RESULTS.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, RESULTS)
+    return RESULTS

@@ -159,6 +159,7 @@ def main() -> None:
             print(f"delivery benchmark: {args.tickets} signed webhooks to a local receiver, PostgreSQL, "
                   f"batch {args.batch}, {args.concurrency} concurrent sends per process; "
                   f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (figures mean little when busy)")
+            figures = {}
             for workers in (1, 2):
                 before = httpx.get(rurl).json()
                 prepare(url, args.tickets, rurl)
@@ -170,6 +171,13 @@ def main() -> None:
                       f"({r['done']} delivered, wall {r['wall']:.1f}s incl. start-up, worker CPU {r['cpu_ms']:.1f} ms "
                       f"per delivery incl. start-up); receiver: {ids} ids, "
                       f"{dupes} duplicates, {after['bad'] - before['bad']} bad signatures")
+                figures[f"workers_{workers}"] = {**r, "ids": ids, "duplicates": dupes}
+            sys.path.insert(0, str(ROOT / "bench"))
+            from _common import record_results
+
+            record_results("delivery", {"tickets": args.tickets, "batch": args.batch,
+                                        "concurrency": args.concurrency, "load_average": os.getloadavg()[0],
+                                        **figures})
     finally:
         if receiver is not None:
             receiver.terminate()

@@ -211,6 +211,11 @@ def main() -> None:
               f"{r['rps'] / empty['rps']:>10.0%}{r['non2xx']:>9}  {'yes' if ok else 'NO'} "
               f"(accepted {r['accepted']}, stored {r['raw']}, tickets {r['tickets']}, drained in {r['drain_s']} s)")
     print("targets: >= 2000 msgs/s, >= 40% of the empty endpoint, p99 < 100 ms")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _common import record_results
+
+    record_results("intake", {"ceiling_empty_endpoint": empty, "targets": results,
+                              "connections": args.connections, "seconds": args.seconds})
 
 
 if __name__ == "__main__":

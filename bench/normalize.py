@@ -23,7 +23,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import EVAL, TRAIN, load_jsonl, regency  # noqa: E402
+from _common import EVAL, TRAIN, load_jsonl, record_results, regency  # noqa: E402
+
+FIGURES: dict = {}
 
 from normalizer import normalize, train_router  # noqa: E402
 from normalizer.types import InboundMessage  # noqa: E402
@@ -54,6 +56,8 @@ def bench(kind: str, reg, eval_msgs, unseen_msgs, n: int, repeat: int) -> None:
     c, w = _run(unseen_msgs, len(unseen_msgs), reg, now)
     print(f"{'':<22} unseen texts: {len(unseen_msgs) / c:>6,.0f} msgs/s CPU "
           f"({len(unseen_msgs)} texts once; wall-clock {len(unseen_msgs) / w:,.0f} msgs/s)")
+    FIGURES[kind] = {"eval_best_cpu_msgs_s": round(max(cpu)), "eval_median_cpu_msgs_s": round(statistics.median(cpu)),
+                     "unseen_cpu_msgs_s": round(len(unseen_msgs) / c)}
 
 
 def main() -> None:
@@ -77,6 +81,7 @@ def main() -> None:
         reg = regency(train_router((r["text"], r["opd"]) for r in train))
         print(f"building the regency + training on {len(train)} lines: {time.perf_counter() - t0:.2f}s")
         bench("rules + learned model", reg, eval_msgs, unseen_msgs, args.n, args.repeat)
+    record_results("normalize", FIGURES)
 
 
 if __name__ == "__main__":

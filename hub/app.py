@@ -140,7 +140,10 @@ def create_app(settings: Settings | None = None, workers: bool | None = None,
     app.state.session_resolvers = list(wired.session_resolvers)  # hub.auth asks them in turn
     from hub.api.intake import IntakeFastPath
 
+    from hub.unavailable import StoreGuard
+
     app.add_middleware(IntakeFastPath)  # added first, so it runs just inside RequestContext
+    app.add_middleware(StoreGuard)  # database down -> 503 + Retry-After; bad message -> 422
     app.add_middleware(RequestContext, max_body=settings.max_body_bytes, body_limits=wired.body_limits)
 
     @app.exception_handler(RequestValidationError)

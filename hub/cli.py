@@ -59,6 +59,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on"),
     import uvicorn
 
     from hub.app import create_app
+    from hub.logging import UVICORN_LOG_CONFIG
     from hub.migrate import upgrade
     from hub.settings import get_settings
 
@@ -73,7 +74,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on"),
                                  env={**os.environ, "SIMPUL_SERVE_PID": str(os.getpid())})
     try:
         uvicorn.run(create_app(settings, workers=workers and in_process, server_process=True), host=host, port=port,
-                    log_level="warning", access_log=False)
+                    log_level="warning", access_log=False, log_config=UVICORN_LOG_CONFIG)
     finally:
         if child is not None:
             child.terminate()
@@ -81,6 +82,39 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on"),
                 child.wait(15)
             except subprocess.TimeoutExpired:
                 child.kill()
+
+
+@app.command("backup")
+def backup_cmd(out: Optional[Path] = typer.Option(None, "--out", help="Backup file (default: ./backups/simpul-<time>.db|.dump)")):
+    """A consistent backup while the hub runs: SQLite online backup API, or pg_dump."""
+    from datetime import datetime, timezone
+
+    from hub.backup import backup
+    from hub.settings import get_settings
+
+    url = get_settings().database_url
+    if out is None:
+        ext = "db" if url.startswith("sqlite") else "dump"
+        out = Path("backups") / f"simpul-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.{ext}"
+    try:
+        res = backup(url, out)
+    except RuntimeError as exc:
+        _fail(str(exc))
+    console.print(f"backup of [bold]{_safe_url(url)}[/] written to {res.path} ({res.bytes:,} bytes, {res.seconds:.1f} s)")
+    print(res.path)
+
+
+@app.command("restore")
+def restore_cmd(path: Path = typer.Argument(..., help="A file written by `simpul backup`"),
+                into: str = typer.Option(..., "--into", help="URL of a new, empty store")):
+    """Restore a backup into a new store (then point SIMPUL_DATABASE_URL at it)."""
+    from hub.backup import restore
+
+    try:
+        restore(path, into)
+    except RuntimeError as exc:
+        _fail(str(exc))
+    console.print(f"restored {path} into [bold]{_safe_url(into)}[/]")
 
 
 @app.command()

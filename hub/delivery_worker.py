@@ -34,7 +34,8 @@ def pending_count(kinds: list[str] | None) -> int:
 
 
 async def work(kinds: list[str] | None, batch: int, concurrency: int, lease_s: int, max_attempts: int,
-               idle_sleep_s: float, until_empty: bool, max_seconds: float | None) -> int:
+               idle_sleep_s: float, until_empty: bool, max_seconds: float | None,
+               max_send_s: float | None = None) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -42,7 +43,7 @@ async def work(kinds: list[str] | None, batch: int, concurrency: int, lease_s: i
     started, handled = time.monotonic(), 0
     while not stop.is_set():
         n = await run_once(limit=batch, lease_s=lease_s, max_attempts=max_attempts, kinds=kinds,
-                           concurrency=concurrency)
+                           concurrency=concurrency, **({"max_send_s": max_send_s} if max_send_s else {}))
         handled += n
         if max_seconds is not None and time.monotonic() - started > max_seconds:
             break
@@ -69,12 +70,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--until-empty", action="store_true",
                     help="exit once no pending row of these kinds is left (tests, benchmarks)")
     ap.add_argument("--max-seconds", type=float, default=None)
+    ap.add_argument("--max-send", type=float, default=None,
+                    help="longest one send may take (the OPDs' timeout): a claim fits in the lease")
     a = ap.parse_args(argv)
     configure_logging(s.log_level, s.log_json)
     install(wire(s))  # the senders of every wired line and feature
     kinds = [k.strip() for k in a.kinds.split(",") if k.strip()] or None
     handled = asyncio.run(work(kinds, a.batch, a.concurrency, a.lease, a.max_attempts, a.idle_sleep,
-                               a.until_empty, a.max_seconds))
+                               a.until_empty, a.max_seconds, a.max_send))
     print(f"handled={handled}", flush=True)
     return 0
 

@@ -20,8 +20,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from hub import metrics
 from hub.codes import new_code
 from hub.db import get_engine, writer
+from hub.guard import InvalidMessage, check_message  # noqa: F401  (InvalidMessage: for the intake paths)
 from hub.logging import get_logger
 from hub.models import RawMessage
+from hub.unavailable import is_unavailable, log_throttled
 from normalizer.types import Attachment, InboundMessage
 
 log = get_logger(__name__)
@@ -122,13 +124,18 @@ def _insert(conn, rows: list[dict[str, Any]], now: datetime, state: str) -> dict
 
 
 def accept_many(messages: Sequence[InboundMessage], engine: Engine | None = None,
-                dedup_window_s: int = 600, state: str = "pending") -> list[Accepted]:
+                dedup_window_s: int = 600, state: str = "pending", checked: bool = False) -> list[Accepted]:
     """Store many messages in one transaction; duplicates return the code they already have.
+
+    Every message passes hub.guard.check_message first (InvalidMessage for a bad one) unless
+    the caller already did (`checked`, the group-commit writer).
 
     `state="held"` stores without processing (a rate-limited sender, hub/lines/ratelimit.py):
     the message is kept, and becomes a ticket only when released back to "pending"."""
     engine = engine or get_engine()
     now = datetime.now(timezone.utc)
+    if not checked:  # the door (hub/guard.py): NUL removed, impossible times refused
+        messages = [check_message(m, now) for m in messages]
     keys = [m.idempotency_key(dedup_window_s) for m in messages]
     pending = list(range(len(messages)))
     results: list[Accepted | None] = [None] * len(messages)
@@ -229,6 +236,9 @@ class IntakeWriter:
             self._task = None
 
     async def submit(self, msg: InboundMessage) -> Accepted:
+        """Store `msg` (group-committed) and return its code. InvalidMessage (-> 422) for a
+        message refused at the door; any other exception means not stored (-> 503)."""
+        msg = check_message(msg)
         if self._task is None:
             await self.start()
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
@@ -248,8 +258,15 @@ class IntakeWriter:
             self._last_batch = len(batch)
             try:
                 results = await asyncio.to_thread(self._write, [m for m, _ in batch])
-            except Exception as exc:  # storage failed: every waiter gets the error -> 503
-                log.error("intake.store_failed", error=str(exc), batch=len(batch))
+            except Exception as exc:
+                if len(batch) > 1 and not is_unavailable(exc):
+                    # One bad row must not fail its neighbours: store each on its own, and
+                    # fail only the one(s) that fail alone.
+                    log.warning("intake.batch_retry_one_by_one", size=len(batch), error=str(exc)[:200])
+                    await self._write_each(batch)
+                    continue
+                # storage failed: every waiter gets the error -> 503
+                log_throttled("intake.store_failed", exc, batch=len(batch))
                 for _, fut in batch:
                     if not fut.done():
                         fut.set_exception(exc)
@@ -257,6 +274,24 @@ class IntakeWriter:
             for (_, fut), res in zip(batch, results):
                 if not fut.done():
                     fut.set_result(res)
+
+    async def _write_each(self, batch: list[tuple[InboundMessage, asyncio.Future]]) -> None:
+        for i, (msg, fut) in enumerate(batch):
+            try:
+                [res] = await asyncio.to_thread(self._write, [msg])
+            except Exception as exc:
+                if is_unavailable(exc):  # the store went away: the rest fail the same way
+                    log_throttled("intake.store_failed", exc, batch=len(batch) - i)
+                    for _, f in batch[i:]:
+                        if not f.done():
+                            f.set_exception(exc)
+                    return
+                log.error("intake.message_refused_by_store", channel=msg.channel, error=str(exc)[:300])
+                if not fut.done():
+                    fut.set_exception(exc)
+                continue
+            if not fut.done():
+                fut.set_result(res)
 
     async def _gather(self) -> None:
         """Let requests already on their way join the transaction about to start.
@@ -284,7 +319,7 @@ class IntakeWriter:
     def _write(self, msgs: list[InboundMessage]) -> list[Accepted]:
         global _last_write
         _last_write = time.monotonic()
-        return accept_many(msgs, self.engine, self.dedup_window_s)
+        return accept_many(msgs, self.engine, self.dedup_window_s, checked=True)
 
 
 def pending_count(engine: Engine | None = None) -> int:

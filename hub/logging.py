@@ -42,7 +42,13 @@ def _mask_token(m: re.Match) -> str:
     return keep + "***"
 
 
+# "password=..." / "'token': '...'" written into an exception message or a URL query
+_KEYED_SECRET = re.compile(r"""(?i)\b((?:password|passwd|sandi|secret|token|api_key|apikey|auth_token)['"]?\s*[=:]\s*['"]?)"""
+                           r"""[^\s'",&;)}\]]+""")
+
+
 def mask_text(text: str) -> str:
+    text = _KEYED_SECRET.sub(lambda m: m.group(1) + "***", text)
     text = _TOKEN.sub(_mask_token, text)
     text = _NIK.sub(lambda m: m.group(1) + "*" * 10 + m.group(5), text)
     text = _PHONE.sub(lambda m: mask_phone(m.group(0)), text)
@@ -69,7 +75,102 @@ def mask_processor(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict
     return {k: _mask_value(k, v) for k, v in event_dict.items()}
 
 
+# stdlib loggers that libraries configure for themselves (own handlers, no propagation):
+# their records are sent to the one masking handler on the root logger instead.
+STDLIB_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "apscheduler", "apscheduler.scheduler",
+                  "apscheduler.executors.default", "sqlalchemy", "alembic", "httpx", "httpcore", "asyncio",
+                  "telegram", "twilio", "py.warnings")
+
+
+def _drop_meta(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    event_dict.pop("_record", None)
+    event_dict.pop("_from_structlog", None)
+    return event_dict
+
+
+class _CurrentStderr:
+    """sys.stderr as it is when a line is written, not when logging was configured (a test
+    runner swaps it per test and closes the old one)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+class _MaskingHandler(logging.StreamHandler):
+    """The root handler: every stdlib record (uvicorn, APScheduler, asyncio, tracebacks)
+    becomes one JSON line through the same masking processor as structlog's own lines.
+    Writes to whatever sys.stderr is at the time (a test runner swaps it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def _route_stdlib(level: str, json: bool) -> None:
+    renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name,
+                           structlog.processors.TimeStamper(fmt="iso", utc=True)],
+        processors=[_drop_meta, structlog.processors.format_exc_info, mask_processor, renderer])
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if isinstance(h, _MaskingHandler) or type(h) is logging.StreamHandler:
+            root.removeHandler(h)
+    handler = _MaskingHandler()
+    handler.setFormatter(formatter)
+    root.addHandler(handler)
+    # libraries' own INFO chatter (httpx logs every request it sends) stays out, as before;
+    # their warnings, errors and tracebacks come through, masked
+    root.setLevel(max(logging.WARNING, getattr(logging, level.upper(), logging.INFO)))
+    for name in STDLIB_LOGGERS:
+        lg = logging.getLogger(name)
+        for h in list(lg.handlers):
+            lg.removeHandler(h)
+        lg.propagate = True
+    logging.captureWarnings(True)
+    # "job skipped: maximum number of running instances reached" on every tick of a job that is
+    # still running (max_instances=1 is the intent): a line every 0.2 s during a long batch
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+    logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
+
+    def excepthook(exc_type, exc, tb):  # an exception nobody caught, in the main thread
+        logging.getLogger("hub.uncaught").error("uncaught exception", exc_info=(exc_type, exc, tb))
+
+    def thread_excepthook(args):  # ... or in another thread
+        if args.exc_type is SystemExit:
+            return
+        logging.getLogger("hub.uncaught").error(
+            "uncaught exception in thread %s", getattr(args.thread, "name", "?"),
+            exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+
+    import threading
+
+    sys.excepthook = excepthook
+    threading.excepthook = thread_excepthook
+
+
+# uvicorn.run(log_config=...): uvicorn's loggers without handlers of their own, propagating
+# to the masking root handler (uvicorn's default config prints tracebacks unmasked).
+UVICORN_LOG_CONFIG: dict[str, Any] = {
+    "version": 1, "disable_existing_loggers": False,
+    "loggers": {"uvicorn": {"handlers": [], "propagate": True},
+                "uvicorn.error": {"handlers": [], "propagate": True},
+                "uvicorn.access": {"handlers": [], "propagate": True}},
+}
+
+
 def configure_logging(level: str = "INFO", json: bool = True) -> None:
+    _route_stdlib(level, json)
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -81,7 +182,7 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper(), logging.INFO)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),
         cache_logger_on_first_use=False,
     )
 

@@ -209,19 +209,48 @@ async def _send_one(row: Outbox, senders: Senders) -> Outcome:
         return row, None, RetryableError(repr(exc))
 
 
+MAX_SEND_S = 15.0  # longest one send may take (the OPD webhook's default timeout)
+
+
+def claim_limit(limit: int, lease_s: float, concurrency: int, max_send_s: float = MAX_SEND_S) -> int:
+    """How many rows a worker may claim: no more than it can send within one lease even if
+    every send takes the full timeout (`concurrency` at a time). The lease is renewed while
+    sending too; this bounds what another worker waits for if this one stops renewing."""
+    rounds = max(1, int(lease_s // max(max_send_s, 0.001)))
+    return max(1, min(limit, max(1, concurrency) * rounds))
+
+
+def renew(engine: Engine, ids: list[int], lease_s: float, owner: str = WORKER_ID) -> set[int]:
+    """Extend this worker's lease on `ids`; return the ids it still holds (a row whose lease
+    ran out and was taken over is not renewed, and must not be sent by this worker)."""
+    if not ids:
+        return set()
+    until = datetime.now(timezone.utc) + timedelta(seconds=lease_s)
+    with writer(engine).begin() as conn:
+        conn.execute(update(OUT).where(OUT.c.id.in_(ids), OUT.c.lease_owner == owner, OUT.c.state == "pending")
+                     .values(lease_until=until))
+        return {r[0] for r in conn.execute(select(OUT.c.id).where(
+            OUT.c.id.in_(ids), OUT.c.lease_owner == owner, OUT.c.state == "pending"))}
+
+
 async def run_once(engine: Engine | None = None, limit: int = 50, lease_s: int = 60,
                    max_attempts: int = 12, owner: str = WORKER_ID,
                    kinds: list[str] | None = None, concurrency: int = 8,
-                   senders: Senders | None = None) -> int:
+                   max_send_s: float = MAX_SEND_S, senders: Senders | None = None) -> int:
     """Claim and send one batch. Returns how many rows were handled.
 
     Rows of one ticket are sent one after the other in queue order; different tickets are
     sent concurrently (up to `concurrency` at a time), so one slow OPD does not hold up all.
-    The outcomes are written together when the batch is through.
+
+    The lease covers what the worker holds (issue #15, item 5): it claims only what it can
+    send within one lease (`claim_limit`), renews the lease of the rows not yet sent every
+    third of it, and records finished attempts as it goes (every `lease_s / 6` s, at most 1 s
+    apart, and at the end), so a slow OPD never makes another worker send the same row again.
     """
     engine = engine or get_engine()
     senders = _Installed.senders if senders is None else senders
-    rows = await asyncio.to_thread(claim, engine, limit, lease_s, owner, kinds)
+    rows = await asyncio.to_thread(claim, engine, claim_limit(limit, lease_s, concurrency, max_send_s),
+                                   lease_s, owner, kinds)
     if not rows:
         return 0
     groups: dict[Any, list[Outbox]] = {}
@@ -229,6 +258,8 @@ async def run_once(engine: Engine | None = None, limit: int = 50, lease_s: int =
         groups.setdefault(("t", row.ticket_id) if row.ticket_id is not None else ("r", row.id), []).append(row)
     gate = asyncio.Semaphore(max(1, concurrency))
     outcomes: list[Outcome] = []
+    unsent = {r.id for r in rows}
+    lost: set[int] = set()
     ready: dict[str, Any] = {}
     for kind in {r.kind for r in rows}:
         prepare = senders[kind].prepare if kind in senders else None
@@ -243,13 +274,47 @@ async def run_once(engine: Engine | None = None, limit: int = 50, lease_s: int =
     async def run_group(group: list[Outbox]) -> None:
         for row in group:
             async with gate:
-                outcomes.append(await _send_one(row, senders))
+                if row.id in lost:  # taken over by another worker: it sends it, not us
+                    unsent.discard(row.id)
+                    continue
+                outcome = await _send_one(row, senders)
+                unsent.discard(row.id)
+                outcomes.append(outcome)
 
+    async def flush() -> None:
+        if outcomes:
+            batch = outcomes[:]
+            del outcomes[:len(batch)]
+            await asyncio.to_thread(finish_batch, engine, batch, max_attempts, owner, senders)
+
+    async def keep_lease(done: asyncio.Event) -> None:
+        tick = min(1.0, lease_s / 6)
+        last_renew = asyncio.get_running_loop().time()
+        while not done.is_set():
+            try:
+                await asyncio.wait_for(done.wait(), tick)
+                return
+            except asyncio.TimeoutError:
+                pass
+            try:
+                await flush()
+                if asyncio.get_running_loop().time() - last_renew >= lease_s / 3 and unsent:
+                    ids = sorted(unsent)
+                    held = await asyncio.to_thread(renew, engine, ids, lease_s, owner)
+                    lost.update(set(ids) - held)
+                    last_renew = asyncio.get_running_loop().time()
+            except Exception as exc:  # the store is away: the next tick tries again
+                log.warning("outbox.lease_renew_failed", error=repr(exc)[:200])
+
+    done = asyncio.Event()
+    keeper = asyncio.create_task(keep_lease(done))
     try:
         await asyncio.gather(*(run_group(g) for g in groups.values()))
     finally:
         _PREPARED.reset(token)
-    await asyncio.to_thread(finish_batch, engine, outcomes, max_attempts, owner, senders)
+        done.set()
+        await keeper
+    await flush()
     return len(rows)
 
 

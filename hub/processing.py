@@ -13,11 +13,13 @@ from sqlmodel import Session
 
 from hub.config import RegencyConfig, regency_config
 from hub.db import get_engine, writer
+from hub.guard import pending_ids, process_isolated
 from hub.intake import message_from_json
 from hub.logging import get_logger
 from hub.models import RawMessage
 from hub.normalizer_loader import current_regency
 from hub.settings import get_settings
+from hub.unavailable import is_unavailable
 from hub.tickets import batch_context, create_from_draft, create_many
 from normalizer import normalize
 from normalizer.types import Place, Reporter, Routing, TicketDraft, Urgency
@@ -62,7 +64,9 @@ def _write_all(session: Session, raws: list[RawMessage], drafts: dict[int, Ticke
         for raw in raws:
             session.add(raw)
         return len(raws)
-    except Exception:
+    except Exception as exc:
+        if is_unavailable(exc):  # the store went away: nothing to retry one by one
+            raise
         log.warning("processing.batch_retry_one_by_one", size=len(raws))
     for raw in raws:
         if raw.state != "pending":  # the rolled-back attempt may have changed it in memory
@@ -88,10 +92,26 @@ def process_pending(engine: Engine | None = None, limit: int = 500, cfg: Regency
     the work. SQLite: messages are normalized before the write lock is taken, and the short
     BEGIN IMMEDIATE transaction re-checks that each is still pending, so intake never waits
     behind the normalizer.
+
+    If the batch fails as a whole (a row the driver cannot load, anything), its rows are
+    processed in halves down to single rows (hub.guard.process_isolated): a message that keeps failing is
+    parked as `failed` after a few attempts and every other message still becomes a ticket.
     """
     engine = engine or get_engine()
     cfg = cfg or regency_config(str(get_settings().config_dir))
+    try:
+        return _process(engine, limit, cfg)
+    except Exception as exc:
+        if is_unavailable(exc):  # the store is gone: nothing to isolate, the job retries
+            raise
+        log.warning("processing.batch_failed_isolating", error=repr(exc)[:300])
+        return process_isolated(engine, pending_ids(engine, limit), lambda ids: _process(engine, len(ids), cfg, ids))
+
+
+def _process(engine: Engine, limit: int, cfg: RegencyConfig, only: list[int] | None = None) -> int:
     q = select(RawMessage).where(RawMessage.state == "pending").order_by(RawMessage.id).limit(limit)
+    if only is not None:
+        q = q.where(RawMessage.id.in_(only))
     now = datetime.now(timezone.utc)
     if engine.dialect.name == "postgresql":
         with Session(engine, expire_on_commit=False) as session:

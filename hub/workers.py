@@ -33,10 +33,11 @@ async def process_intake_job(batch: int) -> None:
 
 
 async def outbox_job(settings: Settings) -> None:
-    from hub.outbox import run_once
+    from hub.outbox import claim_limit, run_once
 
+    full = claim_limit(settings.outbox_batch, settings.outbox_lease_s, 8)  # a full claim: there may be more
     while await run_once(limit=settings.outbox_batch, lease_s=settings.outbox_lease_s,
-                         max_attempts=settings.outbox_max_attempts) == settings.outbox_batch:
+                         max_attempts=settings.outbox_max_attempts) >= full:
         pass
 
 
@@ -44,8 +45,13 @@ def _guard(name: str, fn: Callable[[], Awaitable[object]]) -> Callable[[], Await
     async def run() -> None:
         try:
             await fn()
-        except Exception:
-            log.exception("job.failed", job=name)
+        except Exception as exc:
+            from hub.unavailable import is_unavailable, log_throttled
+
+            if is_unavailable(exc):  # one line per kind per interval, not a traceback per tick
+                log_throttled("job.store_unavailable", exc, job=name)
+            else:
+                log.exception("job.failed", job=name)
     return run
 
 

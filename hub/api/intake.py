@@ -12,6 +12,8 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_valid
 from hub.auth import Principal, carries_api_key, require
 from hub.api.deps import principal, regency_config
 from hub.config import RegencyConfig
+from hub.guard import InvalidMessage
+from hub.unavailable import RETRY_AFTER_S
 from normalizer.types import Attachment, InboundMessage
 
 router = APIRouter(prefix="/api/v1", tags=["intake"])
@@ -84,8 +86,11 @@ async def intake(channel: str, body: IntakeIn, request: Request,
     msg = to_message(channel, body)
     try:
         accepted = await request.app.state.intake_writer.submit(msg)
+    except InvalidMessage as exc:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
     except Exception:
-        return JSONResponse({"detail": "message not stored, please retry"}, status_code=503)
+        return JSONResponse({"detail": "message not stored, please retry"}, status_code=503,
+                            headers={"Retry-After": str(RETRY_AFTER_S)})
     return IntakeOut(code=accepted.ticket_code, duplicate=accepted.duplicate,
                      status_url=f"/api/v1/tickets/{accepted.ticket_code}")
 
@@ -127,8 +132,11 @@ async def fast_intake(request: Request) -> Response:
         return JSONResponse({"detail": "invalid request", "errors": errors}, status_code=status)
     try:
         accepted = await request.app.state.intake_writer.submit(to_message(channel, body))
+    except InvalidMessage as exc:
+        return _error(422, str(exc))
     except Exception:
-        return _error(503, "message not stored, please retry")
+        return JSONResponse({"detail": "message not stored, please retry"}, status_code=503,
+                            headers={"Retry-After": str(RETRY_AFTER_S)})
     return Response(json.dumps({"code": accepted.ticket_code, "duplicate": accepted.duplicate,
                                 "status_url": f"/api/v1/tickets/{accepted.ticket_code}"}),
                     status_code=202, media_type="application/json")
@@ -147,6 +155,8 @@ class IntakeFastPath:
         self.app = app
 
     async def __call__(self, scope, receive, send):
+        # (hub.unavailable.StoreGuard runs outside this: a database that is down while the
+        # key is verified is a 503 with Retry-After, not a 500)
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].startswith(INTAKE_PREFIX):
             channel = scope["path"][len(INTAKE_PREFIX):]
             if channel and "/" not in channel and carries_api_key(scope):

@@ -15,7 +15,7 @@ What an OPD reports back is a ticket rule: hub.tickets.opd_updates.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -93,7 +93,16 @@ async def send_delivery(row: Outbox) -> dict[str, Any] | None:
     elif kind == "open311":
         if event != "ticket.created" and event != "ticket.rerouted":
             return {"skipped": f"{event} has no GeoReport v2 equivalent"}
-        res = await open311_client.post_request(open311_target(delivery), open311_request(t), client=http_client())
+        target = open311_target(delivery)
+        res = None
+        if row.attempts > 0:  # an earlier attempt may have reached the OPD: look before re-posting
+            made = row.created_at.replace(tzinfo=row.created_at.tzinfo or timezone.utc) if row.created_at else None
+            since = (made - timedelta(minutes=5)).isoformat() if made else None
+            res = await open311_client.find_request(target, t.code, since, client=http_client())
+        if res is None:
+            res = await open311_client.post_request(target, open311_request(t), client=http_client())
+        # what the OPD answered (its id, token, notice) goes into the ticket's history
+        return {"via": kind, "event": event, "provider_id": res.provider_id, "answer": res.detail}
     else:
         raise PermanentError(f"unknown delivery type {kind!r}")
     return {"via": kind, "event": event, "provider_id": res.provider_id}
@@ -119,7 +128,7 @@ def _record_delivered(conn: Connection, row: Outbox, detail: dict[str, Any] | No
         to_opd=row.target if row.kind == "deliver" else None,
         note=f"{row.payload.get('event', row.kind)} via {detail.get('via')}",
         data={"message_id": row.message_id, "provider_id": detail.get("provider_id"),
-              "kind": row.kind}))
+              "kind": row.kind, **({"answer": detail["answer"]} if detail.get("answer") else {})}))
 
 
 def feature(settings: Settings) -> Line:

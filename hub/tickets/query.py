@@ -105,6 +105,9 @@ def get_visible(session: Session, code: str, who: Viewer) -> Ticket:
 
 
 # ---------------------------------------------------------------- cursors
+MAX_CURSOR_CHARS = 128
+
+
 def encode_cursor(*parts: Any) -> str:
     """An opaque page cursor: its parts joined by "|", URL-safe base64 without padding."""
     raw = "|".join(p.astimezone(timezone.utc).isoformat() if isinstance(p, datetime) else str(p) for p in parts)
@@ -113,11 +116,18 @@ def encode_cursor(*parts: Any) -> str:
 
 def decode_cursor(cursor: str, *types: type) -> tuple[Any, ...]:
     """The parts of a cursor made by encode_cursor, each converted by its type (datetime or a
-    callable such as int); InvalidCursor (400) when it was not made here."""
+    callable such as int); InvalidCursor (400) when it was not made here. Cursors are short and
+    their integers are ids the store can take (positive, 64-bit): anything else is refused here
+    rather than becoming a 500 in the query."""
     try:
+        if len(cursor) > MAX_CURSOR_CHARS:
+            raise ValueError(len(cursor))
         parts = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split("|")
         if len(parts) != len(types):
             raise ValueError(cursor)
-        return tuple(datetime.fromisoformat(p) if t is datetime else t(p) for p, t in zip(parts, types))
+        values = tuple(datetime.fromisoformat(p) if t is datetime else t(p) for p, t in zip(parts, types))
+        if any(isinstance(v, int) and not 0 < v < 2 ** 63 for v in values):
+            raise ValueError(values)
+        return values
     except Exception:
         raise InvalidCursor("invalid cursor: pass next_cursor of the previous page unchanged") from None

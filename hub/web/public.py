@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from hub import tickets as T
+from hub.unavailable import log_throttled
 from hub.db import get_engine
 from hub.logging import get_logger
 from hub.models import RawMessage, TicketEvent
@@ -135,8 +136,8 @@ async def report_submit(request: Request):
                          fields={k: v for k, v in fields.items() if v not in (None, "")})
     try:
         accepted = await request.app.state.intake_writer.submit(msg)
-    except Exception:
-        log.exception("web.report_store_failed")
+    except Exception as exc:
+        log_throttled("web.report_store_failed", exc)
         return render(request, "lapor.html", {"form": data, "report_id": report_id, "done": None,
                                               "errors": ["Laporan belum tersimpan karena gangguan. Silakan kirim ulang."]},
                       status=503)

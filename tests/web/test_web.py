@@ -357,6 +357,9 @@ INTAKE_CASES = [
     ("missing text", "api", b'{"id": "2"}', 422),
     ("unknown field", "api", b'{"text": "x", "bogus": 1}', 422),
     ("unknown channel", "fax", b'{"text": "x"}', 404),
+    # hub.guard at the door (issue #15): a time beyond year 9999 in UTC, an offset beyond 14:00
+    ("year 10000 in UTC", "api", b'{"text": "x", "id": "t1", "received_at": "9999-12-31T23:59:59-05:00"}', 422),
+    ("offset +15:00", "api", b'{"text": "x", "id": "t2", "received_at": "2026-11-28T10:00:00+15:00"}', 422),
 ]
 
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from adapters.base import InvalidPayload
+from hub.unavailable import RETRY_AFTER_S, log_throttled
 from hub.api.deps import db_session, principal
 from hub.auth import Principal, require
 from hub.lines.hotline.calls import call_outcome, earlier_calls, hotline_adapter
@@ -70,9 +71,12 @@ async def record_call(line: str, body: CallIn, request: Request, who: Principal 
         raise HTTPException(422, str(exc)) from None
     try:
         accepted = await request.app.state.intake_writer.submit(msg)
-    except Exception:
-        log.exception("hotline.store_failed", line=line)
-        return JSONResponse({"detail": "call not stored, please retry"}, status_code=503)
+    except ValueError as exc:  # hub.guard.InvalidMessage: refused at the door
+        raise HTTPException(422, str(exc)) from None
+    except Exception as exc:
+        log_throttled("hotline.store_failed", exc, line=line)
+        return JSONResponse({"detail": "call not stored, please retry"}, status_code=503,
+                            headers={"Retry-After": str(RETRY_AFTER_S)})
     outcome = await asyncio.to_thread(call_outcome, accepted)
     log.info("hotline.call", line=line, code=accepted.ticket_code, duplicate=accepted.duplicate,
              actor=who.actor, urgency=(outcome.get("ticket") or {}).get("urgency"))

@@ -20,6 +20,7 @@ from adapters.base import InvalidPayload
 from adapters.hotline import canon
 from hub.config import ConfigError, load_yaml
 from hub.db import get_engine
+from hub.guard import InvalidMessage, check_message
 from hub.intake import accept_many
 from hub.lines.hotline.calls import hotline_adapter
 from hub.logging import get_logger
@@ -249,9 +250,9 @@ def import_file(path: Path, line: str, mapping: dict[str, str] | None = None, sh
         rid = str(int(rid)) if isinstance(rid, float) and rid.is_integer() else (str(rid).strip() if rid else None)
         if "row_id" in cols and not rid:
             return bad(n, "empty id column")
-        try:
-            pending.append(adapter.from_row(line, row, row_id=rid))
-        except InvalidPayload as exc:
+        try:  # hub.guard: a time the store must refuse is this row's error, not the whole import's
+            pending.append(check_message(adapter.from_row(line, row, row_id=rid)))
+        except (InvalidPayload, InvalidMessage) as exc:
             return bad(n, str(exc))
         if len(pending) >= chunk:
             flush()

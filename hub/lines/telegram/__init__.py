@@ -36,6 +36,8 @@ from sqlmodel import Session
 
 from adapters.base import DeliveryError, InvalidPayload, OutboundMessage, PermanentError, SendResult, backoff_delay
 from adapters.telegram import TelegramAdapter, TelegramUpdate, bot_id_of, parse_update, provider_id
+from hub.guard import strip_nul
+from hub.unavailable import is_unavailable, log_throttled
 from hub.commands import answer_status_query, parse_status_query
 from hub.config import RegencyConfig, regency_config
 from hub.db import get_engine, writer
@@ -88,6 +90,18 @@ def _lock_conversation(session: Session, engine: Engine, chat_id: str) -> Conver
     conv = session.scalars(q).one()
     session.refresh(conv)
     return conv
+
+
+def sane_time(at: datetime | None, now: datetime) -> datetime:
+    """Telegram's own date of an update, or `now` if it is missing or impossible (hub.guard):
+    a stored report with an impossible time could never leave the chat's queue."""
+    from hub.guard import InvalidMessage, check_time
+
+    try:
+        check_time(_aware(at) if at else None, now)
+    except InvalidMessage:
+        return now
+    return at or now
 
 
 def _iso(dt: datetime) -> str:
@@ -188,7 +202,7 @@ class Step:
     # reports
     def _new_report(self) -> dict[str, Any]:
         u = self.u
-        return {"first_update_id": u.update_id, "started_at": _iso(u.date or self.now), "text": "",
+        return {"first_update_id": u.update_id, "started_at": _iso(sane_time(u.date, self.now)), "text": "",
                 "text_mid": None, "place_answer": None, "place_mid": None, "latitude": None,
                 "longitude": None, "attachments": [], "message_ids": [], "sender_name": u.sender_name,
                 "updates": []}
@@ -544,7 +558,7 @@ async def telegram_webhook(request: Request):
         return JSONResponse({"detail": f"bad or missing {SECRET_HEADER}"}, status_code=403)
     body = await request.body()
     try:
-        payload = json.loads(body)
+        payload = strip_nul(json.loads(body))  # hub.guard: the same text on both stores
     except (ValueError, UnicodeDecodeError) as exc:
         return JSONResponse({"detail": f"malformed JSON: {exc}"}, status_code=400)
     try:
@@ -554,7 +568,10 @@ async def telegram_webhook(request: Request):
     try:
         outcome = await process_update(update, settings)
     except Exception as exc:
-        log.exception("telegram.store_failed", update_id=update.update_id)
+        if is_unavailable(exc):
+            log_throttled("telegram.store_failed", exc)
+        else:
+            log.exception("telegram.store_failed", update_id=update.update_id)
         await _note_health(False, repr(exc))
         return JSONResponse({"detail": "not stored, please retry"}, status_code=503)
     await _note_health(True)

@@ -17,6 +17,8 @@ from sqlmodel import Session
 
 from adapters.base import BadSignature, InvalidPayload, OutboundMessage, SendResult
 from adapters.twilio_sms import TwilioAdapter, is_blank, twiml
+from hub.guard import strip_nul
+from hub.unavailable import is_unavailable, log_throttled
 from hub.commands import answer_status_query, parse_status_query
 from hub.config import RegencyConfig
 from hub.db import get_engine
@@ -104,6 +106,7 @@ async def twilio_webhook(request: Request):
         log.warning("twilio.bad_signature", reason=str(exc), url=url,
                     client=request.client.host if request.client else None)
         return JSONResponse({"detail": f"forbidden: {exc}"}, status_code=403)
+    form = strip_nul(form)  # after the signature check, which covers what Twilio sent
     try:
         msg = adapter.parse(form, received_at=datetime.now(timezone.utc))
     except InvalidPayload as exc:
@@ -111,8 +114,11 @@ async def twilio_webhook(request: Request):
         return JSONResponse({"detail": f"invalid Twilio payload: {exc}"}, status_code=400)
     try:
         text = await answer(request, msg)
-    except Exception:
-        log.exception("twilio.not_stored", channel=msg.channel, sid=msg.provider_id)
+    except Exception as exc:
+        if is_unavailable(exc):
+            log_throttled("twilio.not_stored", exc)
+        else:
+            log.exception("twilio.not_stored", channel=msg.channel, sid=msg.provider_id)
         return JSONResponse({"detail": "message not stored, please retry"}, status_code=503)
     return Response(twiml(text), media_type="application/xml")
 

@@ -208,3 +208,11 @@ def test_cli(tmp_path, sqlite_url):
     (tmp_path / "log.xls").write_bytes(b"\xd0\xcf\x11\xe0")
     res = runner.invoke(app, ["import", "bpbd", str(tmp_path / "log.xls")])
     assert res.exit_code == 2 and ".xlsx" in res.stderr
+
+
+def test_a_row_with_an_impossible_time_is_a_bad_row_not_a_failed_import(tmp_path, engine, seeded):
+    """hub.guard refuses times before 2000: the importer names the row, imports the rest."""
+    rows = [ROWS[0], ["9", "01/01/1899", "07.00", "Lama", "", "Pogalan", "", "", "Stroke", "", "", "", ""]]
+    rep = run_import(write_csv(tmp_path / "old.csv", rows=rows))
+    assert rep.imported == 1
+    assert [n for n, _ in rep.bad] == [5] and "received_at" in rep.bad[0][1]
