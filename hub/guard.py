@@ -21,6 +21,7 @@ from sqlalchemy import Engine, select, update
 from sqlmodel import Session
 
 from hub.logging import get_logger
+from hub.unavailable import is_unavailable
 from hub.models import RawMessage
 from normalizer.types import Attachment, InboundMessage
 
@@ -35,7 +36,9 @@ MAX_ATTEMPTS = 3  # processing attempts of one message before it is parked as fa
 
 
 class InvalidMessage(ValueError):
-    """A message the hub refuses at the door (422 with this reason)."""
+    """A message the hub refuses at the door (422 with this reason; hub.unavailable.StoreGuard
+    answers any exception carrying `http_status` with it)."""
+    http_status = 422
 
 
 def strip_nul(value: Any) -> Any:
@@ -138,7 +141,7 @@ def process_isolated(engine: Engine, ids: list[int], process_ids: Callable[[list
                 _failures.pop(raw_id, None)
         return len(ids)
     except Exception as exc:
-        if _is_unavailable(exc):  # the store is gone: not this message's fault
+        if is_unavailable(exc):  # the store is gone: not this message's fault
             raise
         if len(ids) > 1:
             mid = len(ids) // 2
@@ -148,12 +151,6 @@ def process_isolated(engine: Engine, ids: list[int], process_ids: Callable[[list
         except Exception:
             log.warning("processing.park_failed", raw_id=ids[0], exc_info=True)
         return 1
-
-
-def _is_unavailable(exc: BaseException) -> bool:
-    from hub.unavailable import is_unavailable
-
-    return is_unavailable(exc)
 
 
 # ---------------------------------------------------------------- admin: list and replay

@@ -120,12 +120,10 @@ class StoreGuard:
         try:
             await self.app(scope, receive, send_wrapper)
         except Exception as exc:
-            from hub.guard import InvalidMessage
-
             if started["v"]:
                 raise
-            if isinstance(exc, InvalidMessage):
-                resp = JSONResponse({"detail": str(exc)}, status_code=422)
+            if getattr(exc, "http_status", None):  # a refusal that knows its answer (hub.guard.InvalidMessage: 422)
+                resp = JSONResponse({"detail": str(exc)}, status_code=exc.http_status)
             elif is_bad_value(exc):  # a value the store cannot take: the caller's input, not a 500
                 log.info("request.bad_value", path=scope.get("path", ""), error=type(exc).__name__)
                 resp = JSONResponse({"detail": "invalid value: a number out of range or a NUL character "
