@@ -669,12 +669,29 @@ def attention(session: Session, opd: str | None = None, channel: str | None = No
     """Open tickets that need eyes first: darurat, then overdue, most urgent due time first."""
     now = _aware(now) or datetime.now(timezone.utc)
     conds = [T.c.status.in_(OPEN_STATUSES), *_ticket_filters(None, None, opd, channel, kecamatan)]
+    # the most overdue first (earliest due time; no due time last), then the oldest
     darurat = list(session.scalars(select(Ticket).where(*conds, Ticket.urgency == "darurat")
-                                   .order_by(Ticket.created_at.desc()).limit(limit)))
+                                   .order_by(Ticket.due_at.is_(None), Ticket.due_at, Ticket.created_at,
+                                             Ticket.id).limit(limit)))
     seen = {t.id for t in darurat}
     overdue = [t for t in session.scalars(select(Ticket).where(*conds, Ticket.due_at < now)
                                           .order_by(Ticket.due_at).limit(limit)) if t.id not in seen]
     return (darurat + overdue)[:limit]
+
+
+def reopened(session: Session, since: datetime | None = None, opd: str | None = None) -> int:
+    """Tickets reopened (selesai/ditolak -> menunggu: an admin's "buka kembali" or the citizen's
+    "belum beres") since `since`: distinct tickets, counted from their history."""
+    from hub.models import TicketEvent
+
+    q = select(func.count(func.distinct(TicketEvent.ticket_id))).where(
+        TicketEvent.kind == "status", TicketEvent.to_status == "menunggu",
+        TicketEvent.from_status.in_(("selesai", "ditolak")))
+    if since is not None:
+        q = q.where(TicketEvent.at >= _aware(since))
+    if opd:
+        q = q.where(TicketEvent.ticket_id.in_(select(Ticket.id).where(Ticket.opd_code == opd)))
+    return int(session.execute(q).scalar_one())
 
 
 def latest_darurat(session: Session, after_id: int = 0, opd: str | None = None, limit: int = 20) -> list[Ticket]:

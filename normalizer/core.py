@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from normalizer.incidents import category_family
-from normalizer.reporter import find_name, find_nik, find_phone, is_valid_nik, mask_nik, mask_niks, to_e164
+from normalizer.reporter import find_name, find_nik, ktp_name, find_phone, is_valid_nik, mask_nik, mask_niks, to_e164
 from normalizer.knowledge import URGENCY_CALM, URGENCY_DARURAT, URGENCY_TINGGI, Regency
 from normalizer.learn import LinearRouter, route_linear
 from normalizer.router import discount_landmarks, route, words_from_tokens
@@ -48,7 +48,8 @@ def _reporter(msg: InboundMessage, fields: dict[str, Any]) -> Reporter:
             nik_masked = mask_nik(digits)
     if not nik_masked:
         nik_masked, _ = find_nik(msg.text)
-    name = _f(fields, "caller_name", "nama", "name", "reporter_name") or msg.sender_name or find_name(msg.text)
+    name = _f(fields, "caller_name", "nama", "name", "reporter_name") or ktp_name(msg.text) or msg.sender_name \
+        or find_name(msg.text)
     return Reporter(
         name=name,
         phone=phone,

@@ -102,6 +102,21 @@ def find_phone(text: str) -> str | None:
     return None
 
 
+# Dukcapil's SMS format: KTP#<NIK>#<NAMA>#<rest> (also with * or spaces around the #)
+_KTP_RE = re.compile(r"^\s*KTP\s*[#*]\s*[\d .\-]{16,22}\s*[#*]\s*([^#*\d][^#*]{1,79}?)\s*(?:[#*]|$)", re.IGNORECASE)
+
+
+def ktp_name(text: str) -> str | None:
+    """The name of a `KTP#<NIK>#<NAMA>#...` SMS (Dukcapil's format), title-cased."""
+    m = _KTP_RE.match(text or "")
+    if not m:
+        return None
+    name = " ".join(m.group(1).split())
+    if len(name) < 2 or any(ch.isdigit() for ch in name):
+        return None
+    return name.title()
+
+
 def find_name(text: str) -> str | None:
     """A name the reporter states ("nama saya Siti Aminah", "atas nama Bpk. Suroto")."""
     if not text:

@@ -82,15 +82,18 @@ class TicketPatch(BaseModel):
     status: Literal["menunggu", "diproses", "selesai", "ditolak"] | None = None
     opd: str | None = Field(default=None, max_length=32)
     merge_into: str | None = Field(default=None, max_length=10)
-    note: str | None = Field(default=None, max_length=2000, description="why (shown in history)")
+    note: str | None = Field(default=None, max_length=2000, description="why (shown in history); alone: a note "
+                             "without a status change")
+    public: bool = Field(default=True, description="the note is shown to the reporter (status message, /cek); "
+                         "false keeps it internal. A reason for ditolak is always public.")
 
 
 @router.patch("/tickets/{code}")
 def patch_ticket(code: str, body: TicketPatch, session: Session = Depends(write_session),
                  who: Principal = Depends(principal), cfg: RegencyConfig = Depends(regency_config)):
     require(who, "admin", "operator", "opd")
-    if body.status is None and body.opd is None and body.merge_into is None:
-        raise HTTPException(400, "nothing to change: give status, opd or merge_into")
+    if body.status is None and body.opd is None and body.merge_into is None and not (body.note or "").strip():
+        raise HTTPException(400, "nothing to change: give status, opd, merge_into or note")
     t = get_visible_ticket(session, code, who)
     # hub.tickets errors become 4xx in hub.api.errors; the session is rolled back on the way out
     if body.opd is not None:
@@ -103,6 +106,9 @@ def patch_ticket(code: str, body: TicketPatch, session: Session = Depends(write_
             raise T.NotFound(f"ticket {body.merge_into} not found")
         T.merge(session, t, into, who.actor, cfg, body.note)
     if body.status is not None:
-        T.change_status(session, t, body.status, who.actor, cfg, body.note)
+        # the safe-change rules (reopening is an admin's, with a reason; ditolak needs a reason)
+        T.change_status(session, t, body.status, who.actor, cfg, body.note, role=who.role, public=body.public)
+    elif body.opd is None and body.merge_into is None:  # only a note: no status change
+        T.add_note(session, t, who.actor, body.note, public=body.public)
     session.commit()
     return get_ticket(t.code, session, who, cfg)

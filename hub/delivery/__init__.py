@@ -36,7 +36,8 @@ from hub.parts import Line, OutboxSender, Periodic
 from hub.settings import Settings
 
 log = get_logger(__name__)
-EVENTS = ("ticket.created", "ticket.rerouted", "ticket.reminder", "ticket.escalated")
+EVENTS = ("ticket.created", "ticket.rerouted", "ticket.reminder", "ticket.escalated",
+          "ticket.reopened")
 
 __all__ = ["EVENTS", "INTROS", "SUBJECTS", "URGENCY_LABELS", "email_for", "http_client", "open311_request",
            "open311_target", "outbox_gauges_job", "outbox_purge_job", "queue_notify_email", "recipients",

@@ -16,15 +16,18 @@ from hub.config import RegencyConfig, regency_config
 from hub.delivery.payloads import ticket_payload
 from hub.delivery.targets import recipients
 from hub.models import Opd, Outbox, Ticket
+from normalizer.reporter import mask_niks
 from hub.outbox import enqueue
 from hub.settings import get_settings
 
 SUBJECTS = {"ticket.created": "Laporan baru", "ticket.rerouted": "Laporan dialihkan kepada Anda",
-            "ticket.reminder": "Pengingat tenggat laporan", "ticket.escalated": "Eskalasi laporan terlambat"}
+            "ticket.reminder": "Pengingat tenggat laporan", "ticket.escalated": "Eskalasi laporan terlambat",
+            "ticket.reopened": "Laporan dibuka kembali"}
 INTROS = {"ticket.created": "Laporan warga berikut diteruskan kepada {opd} melalui Simpul.",
           "ticket.rerouted": "Laporan warga berikut dialihkan kepada {opd} melalui Simpul.",
           "ticket.reminder": "Laporan berikut mendekati atau melewati tenggat penyelesaian. Mohon segera ditindaklanjuti.",
-          "ticket.escalated": "Laporan berikut telah melewati tenggat penyelesaian dan dieskalasi."}
+          "ticket.escalated": "Laporan berikut telah melewati tenggat penyelesaian dan dieskalasi.",
+          "ticket.reopened": "Laporan berikut dibuka kembali (pelapor menyatakan belum beres, atau admin membukanya) dan kembali kepada {opd}."}
 URGENCY_LABELS = {"darurat": "DARURAT", "tinggi": "tinggi", "normal": "normal"}
 
 
@@ -65,7 +68,7 @@ def email_for(event: str, t: Ticket, opd: Opd, to: tuple[str, ...], message_id: 
     values = {
         "opd_name": opd.name, "intro": INTROS.get(event, INTROS["ticket.created"]).format(opd=opd.name),
         "rows": [(k, str(v)) for k, v in rows], "width": max(len(k) for k, _ in rows), "note": note,
-        "text": t.text_original,
+        "text": mask_niks(t.text_original),
         "links": [a["url"] for a in t.attachments or () if str(a.get("url") or "").startswith(("http://", "https://"))],
         "how": (f"Perbarui status (diproses / selesai / bukan kewenangan) melalui API Simpul: "
                 f"POST {base}/api/v1/opd/tickets/{t.code}/status, atau melalui dasbor Simpul."),

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from adapters import open311_client
+from normalizer.reporter import mask_niks
 from hub.config import regency_config
 from hub.models import Ticket
 from hub.settings import get_settings
@@ -37,7 +38,7 @@ def open311_request(t: Ticket) -> open311_client.ServiceRequest:
     if t.latitude is None and not address:
         address = regency_config(str(get_settings().config_dir)).region_label  # GeoReport needs a location
     return open311_client.ServiceRequest(
-        description=f"[Simpul {t.code}] {t.text_original}", lat=t.latitude, long=t.longitude,
+        description=f"[Simpul {t.code}] {mask_niks(t.text_original)}", lat=t.latitude, long=t.longitude,
         address_string=address, media_url=photos[0] if photos else None,
         first_name=reporter.get("name"), phone=reporter.get("phone"),
         attributes=(("simpul_code", t.code), ("urgency", t.urgency)))

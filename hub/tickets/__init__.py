@@ -26,6 +26,7 @@ from hub.replies import opd_name  # noqa: F401  (part of this module's API: T.op
 from hub.sla import compute_due
 from hub.tickets.errors import Forbidden, IllegalMove, InvalidValue, NotFound, TicketError
 from normalizer import IncidentCandidate, category_family, is_repeat, match_incident
+from normalizer.reporter import mask_niks
 from normalizer.types import TicketDraft
 
 log = get_logger(__name__)
@@ -289,36 +290,138 @@ def queue_delivery(session: Session, ticket: Ticket, event: str, ctx: BatchConte
             ticket_id=ticket.id)
 
 
+# Moves backwards: only an admin makes them ("buka kembali"), always with a reason. A citizen's
+# "belum beres" reopens a finished ticket too (citizen_feedback), as a system actor.
+BACKWARD_MOVES = frozenset({(Status.DIPROSES, Status.MENUNGGU), (Status.SELESAI, Status.MENUNGGU),
+                            (Status.DITOLAK, Status.MENUNGGU)})
+REOPEN_ROLES = ("admin",)
+
+
+def is_reopen(from_status: str | None, to_status: str | None) -> bool:
+    """A finished ticket (selesai/ditolak) moved back to menunggu: counted as reopened."""
+    return from_status in (Status.SELESAI.value, Status.DITOLAK.value) and to_status == Status.MENUNGGU.value
+
+
 def change_status(session: Session, ticket: Ticket, to: str, actor: str, cfg: RegencyConfig,
                   note: str | None = None, data: dict[str, Any] | None = None,
-                  from_line: str | None = None) -> Ticket:
+                  from_line: str | None = None, role: str | None = None,
+                  public: bool = True) -> Ticket:
     """Move a ticket to status `to` (ALLOWED_MOVES) and tell the reporter on their line.
+
+    `role` is the role of the person or OPD key asking (web pages, API); None for the hub's own
+    moves and syncs from outside systems. People obey the safe-change rules: a move backwards
+    (diproses -> menunggu, selesai/ditolak -> menunggu) is an admin's reopening with a reason;
+    `ditolak` needs a reason, which the reporter always reads. `public=False` keeps the note
+    internal (not sent to the reporter, not on /cek).
 
     `from_line` names the outside system this change came from (a sync such as LAPOR!'s): the
     reporter's update is not echoed back to that same line, which already shows it."""
     try:
         target = Status(to)
     except ValueError:
-        raise TicketError(f"unknown status {to!r}; use one of {[s.value for s in Status]}") from None
+        raise TicketError(f"unknown status {to!r}; use one of {[s.value for s in Status]}",
+                          user_message=f"Status {to!r} tidak dikenal.") from None
     current = Status(ticket.status)
     allowed = sorted(s.value for s in ALLOWED_MOVES[current] if s != Status.DIGABUNG)
     if target == current:
-        raise IllegalMove(f"ticket {ticket.code} is already {current.value}", allowed)
+        raise IllegalMove(f"ticket {ticket.code} is already {current.value}", allowed,
+                          user_message=f"Tiket sudah berstatus {current.value}.")
     if target not in ALLOWED_MOVES[current]:
         raise IllegalMove(f"cannot move ticket {ticket.code} from {current.value} to {target.value}; "
                           f"allowed: {', '.join(sorted(s.value for s in ALLOWED_MOVES[current]) or ['(none)'])}",
-                          allowed)
+                          allowed, user_message=f"Status tidak bisa diubah dari {current.value} ke {target.value}.")
     if target == Status.DIGABUNG:
-        raise IllegalMove("use merge to mark a ticket digabung", allowed)
+        raise IllegalMove("use merge to mark a ticket digabung", allowed,
+                          user_message="Gunakan \u201cGabungkan sebagai duplikat\u201d.")
+    note = note.strip() if note and note.strip() else None
+    backward = (current, target) in BACKWARD_MOVES
+    if role is not None:
+        if backward and role not in REOPEN_ROLES:
+            raise Forbidden(f"moving ticket {ticket.code} back from {current.value} to {target.value} "
+                            "is a reopening: only an admin may do it, with a reason",
+                            user_message="Mengembalikan status (buka kembali) hanya boleh dilakukan admin, "
+                                         "dengan alasan.")
+        if backward and not note:
+            raise TicketError("reopening a ticket needs a reason (note)",
+                              user_message="Tulis alasan membuka kembali tiket ini.")
+        if target == Status.DITOLAK and not note:
+            raise TicketError("status ditolak needs a reason (note) the reporter will read",
+                              user_message="Status Ditolak perlu alasan; alasan ini dibaca pelapor.")
+    if target == Status.DITOLAK:
+        public = True  # the reporter must read why
     now = utcnow()
     ticket.status, ticket.updated_at = target.value, now
     ticket.closed_at = now if target in (Status.SELESAI, Status.DITOLAK) else None
     session.add(ticket)
+    data = dict(data or {})
+    if note:
+        data["public"] = bool(public)
+    if backward:
+        data["reopen"] = True
     add_event(session, ticket, actor, "status", note=note, from_status=current.value,
-              to_status=target.value, data=data or {})
-    replies.queue_status(session, ticket, cfg, note, skip_line=from_line)
+              to_status=target.value, data=data)
+    replies.queue_status(session, ticket, cfg, note if public else None, skip_line=from_line)
+    if is_reopen(current.value, target.value):
+        queue_delivery(session, ticket, "ticket.reopened")
     _maybe_close_incident(session, ticket)
     return ticket
+
+
+def add_note(session: Session, ticket: Ticket, actor: str, note: str | None, public: bool = False,
+             data: dict[str, Any] | None = None) -> TicketEvent:
+    """A note without a status change: internal by default; a public one is shown to the
+    citizen on /cek (it is not sent as a message)."""
+    note = (note or "").strip()
+    if not note:
+        raise TicketError("a note needs text", user_message="Catatan masih kosong.")
+    if ticket.status == Status.DIGABUNG.value:
+        raise IllegalMove(f"ticket {ticket.code} is merged into {ticket.merged_into}; add the note there",
+                          user_message=f"Tiket ini digabung ke {ticket.merged_into}; tulis catatan di sana.")
+    ticket.updated_at = utcnow()
+    session.add(ticket)
+    return add_event(session, ticket, actor, "note", note=note[:2000], data={**(data or {}), "public": bool(public)})
+
+
+FEEDBACK_ANSWERS = ("beres", "belum")
+
+
+def citizen_feedback(session: Session, ticket: Ticket, answer: str, cfg: RegencyConfig, via: str,
+                     rating: int | None = None, comment: str | None = None) -> Ticket:
+    """The reporter's answer to a finished ticket (/cek, SMS "BERES <kode>" / "BELUM <kode>",
+    Telegram): "beres" (done, optionally rated 1-5) or "belum" (not done: the ticket is reopened
+    to menunggu and goes back to the OPD; counted as reopened)."""
+    if answer not in FEEDBACK_ANSWERS:
+        raise InvalidValue(f"unknown answer {answer!r}; use beres or belum",
+                           user_message="Jawaban tidak dikenal: pilih sudah beres atau belum beres.")
+    if rating is not None and not (isinstance(rating, int) and 1 <= rating <= 5):
+        raise InvalidValue("rating must be 1-5", user_message="Nilai harus 1 sampai 5.")
+    if ticket.status != Status.SELESAI.value:
+        raise IllegalMove(f"ticket {ticket.code} is {ticket.status}; only a finished ticket takes an answer",
+                          user_message=f"Laporan {ticket.code} belum selesai ditangani; jawaban bisa "
+                                       "diberikan setelah statusnya Selesai.")
+    comment = (comment or "").strip()[:500] or None
+    actor = f"pelapor:{via}"
+    add_event(session, ticket, actor, "feedback", note=comment,
+              data={"answer": answer, "rating": rating, "via": via, "public": False})
+    if answer == "belum":
+        change_status(session, ticket, Status.MENUNGGU.value, actor, cfg,
+                      note="Pelapor: belum beres" + (f" — {comment}" if comment else ""),
+                      data={"citizen": True})
+    else:
+        ticket.updated_at = utcnow()
+        session.add(ticket)
+    return ticket
+
+
+def reveal_nik(session: Session, ticket: Ticket, actor: str, role: str, opd_code: str | None,
+               dukcapil_opd: str = "DUKCAPIL") -> str:
+    """The ticket's text with NIKs in full, for a Dukcapil user (or an admin) who asks on
+    purpose; recorded as a `nik_revealed` event. Everyone else sees masked text only."""
+    if not (role == "admin" or (role == "opd" and opd_code == dukcapil_opd)):
+        raise Forbidden("only Dukcapil staff or an admin may reveal a NIK",
+                        user_message="Hanya petugas Dukcapil atau admin yang boleh membuka NIK.")
+    add_event(session, ticket, actor, "nik_revealed", data={"public": False})
+    return ticket.text_original
 
 
 def add_attachments(session: Session, ticket: Ticket, attachments: list[dict[str, Any]], actor: str,
@@ -335,11 +438,13 @@ def add_attachments(session: Session, ticket: Ticket, attachments: list[dict[str
 def reroute(session: Session, ticket: Ticket, opd_code: str, actor: str, cfg: RegencyConfig,
             note: str | None = None, learn: bool = True) -> Ticket:
     if opd_code not in cfg.opd_codes():
-        raise TicketError(f"unknown OPD {opd_code!r}")
+        raise TicketError(f"unknown OPD {opd_code!r}", user_message=f"OPD {opd_code} tidak dikenal.")
     if opd_code == ticket.opd_code:
-        raise IllegalMove(f"ticket {ticket.code} is already routed to {opd_code}")
+        raise IllegalMove(f"ticket {ticket.code} is already routed to {opd_code}",
+                          user_message=f"Tiket sudah ditangani {opd_code}.")
     if ticket.status not in OPEN_STATUSES:
-        raise IllegalMove(f"ticket {ticket.code} is {ticket.status}; only open tickets can be re-routed")
+        raise IllegalMove(f"ticket {ticket.code} is {ticket.status}; only open tickets can be re-routed",
+                          user_message="Hanya tiket yang masih terbuka yang bisa dialihkan.")
     old = ticket.opd_code
     ticket.opd_code, ticket.needs_triage, ticket.updated_at = opd_code, False, utcnow()
     ticket.routing_confidence, ticket.routing_rule = 1.0, f"manual:{actor}"
@@ -357,11 +462,14 @@ def reroute(session: Session, ticket: Ticket, opd_code: str, actor: str, cfg: Re
 def merge(session: Session, ticket: Ticket, into: Ticket, actor: str, cfg: RegencyConfig,
           note: str | None = None) -> Ticket:
     if ticket.id == into.id:
-        raise IllegalMove("a ticket cannot be merged into itself")
+        raise IllegalMove("a ticket cannot be merged into itself",
+                          user_message="Tiket tidak bisa digabung ke dirinya sendiri.")
     if ticket.status == Status.DIGABUNG.value:
-        raise IllegalMove(f"ticket {ticket.code} is already merged into {ticket.merged_into}")
+        raise IllegalMove(f"ticket {ticket.code} is already merged into {ticket.merged_into}",
+                          user_message=f"Tiket ini sudah digabung ke {ticket.merged_into}.")
     if into.status == Status.DIGABUNG.value:
-        raise IllegalMove(f"ticket {into.code} is itself merged; merge into {into.merged_into}")
+        raise IllegalMove(f"ticket {into.code} is itself merged; merge into {into.merged_into}",
+                          user_message=f"Tiket {into.code} sendiri sudah digabung; gabungkan ke {into.merged_into}.")
     prev = ticket.status
     ticket.status, ticket.merged_into, ticket.updated_at = Status.DIGABUNG.value, into.code, utcnow()
     ticket.closed_at = ticket.updated_at
@@ -395,7 +503,7 @@ def ticket_dict(t: Ticket, include_reporter: bool = True) -> dict[str, Any]:
         "routing": {"confidence": round(t.routing_confidence, 3), "rule": t.routing_rule,
                     "needs_triage": t.needs_triage},
         "category": t.category, "subcategory": t.subcategory,
-        "text": t.text_original, "text_clean": t.text_clean, "attachments": t.attachments,
+        "text": mask_niks(t.text_original), "text_clean": t.text_clean, "attachments": t.attachments,
         "fields": {k: v for k, v in (t.fields or {}).items() if k not in {"nik"}},
         "place": {"kecamatan_code": t.kecamatan_code, "desa_code": t.desa_code, "address": t.address,
                   "latitude": t.latitude, "longitude": t.longitude},
@@ -422,7 +530,8 @@ from hub.tickets.opd_updates import ACTIONS, acknowledge, apply_opd_update  # no
 from hub.tickets.query import (InvalidCursor, TicketFilter, can_see, decode_cursor, encode_cursor,  # noqa: E402
                               get_visible, visible_to)
 
-__all__ = ["ACTIONS", "acknowledge", "BatchContext", "Forbidden", "IllegalMove", "InvalidValue", "NotFound", "TicketError",
+__all__ = ["ACTIONS", "BACKWARD_MOVES", "FEEDBACK_ANSWERS", "acknowledge", "add_note", "citizen_feedback",
+           "is_reopen", "mask_niks", "reveal_nik", "BatchContext", "Forbidden", "IllegalMove", "InvalidValue", "NotFound", "TicketError",
            "InvalidCursor", "TicketFilter", "add_attachments", "can_see", "decode_cursor", "encode_cursor",
            "get_visible", "add_event", "apply_opd_update", "batch_context", "change_status",
            "create_from_draft", "create_many", "event_dict", "merge", "opd_name", "queue_delivery", "reroute",

@@ -4,8 +4,20 @@ from __future__ import annotations
 
 
 class TicketError(Exception):
-    """A change the rules refuse (unknown status, missing note, bad value): 400."""
+    """A change the rules refuse (unknown status, missing note, bad value): 400.
+
+    `user_message` is the same refusal in Bahasa Indonesia for the pages (and the citizen's
+    SMS/Telegram answer); the API keeps the English message."""
     status_code = 400
+    user_message: str | None = None
+
+    def __init__(self, message: str = "", *args, user_message: str | None = None):
+        super().__init__(message, *args)
+        if user_message is not None:
+            self.user_message = user_message
+
+    def for_people(self) -> str:
+        return self.user_message or str(self)
 
 
 class InvalidValue(TicketError):
@@ -19,8 +31,8 @@ class IllegalMove(TicketError):
     `allowed` lists the moves that are (empty when the question is not about status)."""
     status_code = 409
 
-    def __init__(self, message: str, allowed: list[str] | None = None):
-        super().__init__(message)
+    def __init__(self, message: str, allowed: list[str] | None = None, user_message: str | None = None):
+        super().__init__(message, user_message=user_message)
         self.allowed = list(allowed or [])
 
 

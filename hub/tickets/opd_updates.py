@@ -58,7 +58,7 @@ def apply_opd_update(session: Session, ticket: Ticket, action: str, actor: str, 
         if photo_url and action == "selesai":
             ticket.attachments = [*(ticket.attachments or []), {"url": photo_url, "kind": "photo",
                                                                  "mime": None, "name": "bukti penyelesaian"}]
-        return change_status(session, ticket, action, actor, cfg, note, data=data)
+        return change_status(session, ticket, action, actor, cfg, note, data=data, role="opd")
     if action == "bukan_kewenangan":
         if not note:
             raise TicketError("a hand-back needs a note saying why it is not this OPD's authority")

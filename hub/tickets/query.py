@@ -61,7 +61,10 @@ class TicketFilter:
             stmt = stmt.where(Ticket.kecamatan_code.is_(None))
         if self.text and self.text.strip():
             text = self.text.strip()
-            stmt = stmt.where(or_(Ticket.code == text.upper(), Ticket.text_original.ilike(f"%{text}%")))
+            # Search never matches a NIK: words are looked up in the report as written, but a
+            # query with digits only in the text whose NIKs are masked (text_clean).
+            col = Ticket.text_clean if any(ch.isdigit() for ch in text) else Ticket.text_original
+            stmt = stmt.where(or_(Ticket.code == text.upper(), col.ilike(f"%{text}%")))
         if self.created_since is not None:
             stmt = stmt.where(Ticket.created_at >= _aware(self.created_since))
         if self.created_until is not None:

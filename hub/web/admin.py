@@ -23,11 +23,28 @@ log = get_logger(__name__)
 router = APIRouter(include_in_schema=False)
 
 
-def _redirect(msg: str | None = None, err: str | None = None, anchor: str = "") -> RedirectResponse:
-    from urllib.parse import urlencode
+def _redirect(request: Request, msg: str | None = None, err: str | None = None, anchor: str = "",
+              field: str | None = None) -> RedirectResponse:
+    """Back to /admin with a flash message (kept in the session: no text ever comes from the URL)."""
+    if err:
+        pages.flash(request, err, "err", field)
+    elif msg:
+        pages.flash(request, msg, "ok")
+    return RedirectResponse("/admin" + anchor, status_code=303)
 
-    q = urlencode({k: v for k, v in {"pesan": msg, "galat": err}.items() if v})
-    return RedirectResponse("/admin" + (f"?{q}" if q else "") + anchor, status_code=303)
+
+def _in_indonesian(exc: ValueError) -> tuple[str, str | None]:
+    """hub.auth's refusals (English, for the CLI) as the admin page says them, and their field."""
+    text = str(exc)
+    if "needs --opd" in text or "needs an OPD" in text:
+        return "Pengguna dengan peran OPD harus memilih OPD-nya.", "opd"
+    if "at least 8" in text:
+        return "Kata sandi minimal 8 karakter.", "password"
+    if "already exists" in text:
+        return "Nama pengguna itu sudah dipakai.", "username"
+    if text.startswith("role must be"):
+        return "Pilih peran yang tersedia.", "role"
+    return text, None
 
 
 def _delivery_summary(d: dict) -> str:
@@ -77,14 +94,16 @@ def admin_page(request: Request):
         from hub.router_learning import router_status
         router = router_status(s)
         failed_intake, failed_intake_count = guard.list_failed(s), guard.count_failed(s)
+    from hub import held as ratelimit
+
+    held = ratelimit.list_held()
     new_key = request.session.pop("new_key", None)  # shown once, then gone from the session
     opds = [{"code": o.code, "name": o.name, "kind": o.kind, "delivery": _delivery_summary(o.delivery)}
             for o in pages.cfg().opds]
     return render(request, "admin.html", {"users": users, "keys": keys, "dead": dead, "counts": counts,
-                                          "health": health, "opd_list": opds, "router": router,
-                                          "failed_intake": failed_intake, "failed_intake_count": failed_intake_count, "new_key": new_key,
-                                          "now": datetime.now(timezone.utc), "msg": request.query_params.get("pesan"),
-                                          "err": request.query_params.get("galat")})
+                                          "health": health, "held": held, "opd_list": opds, "router": router,
+                                          "failed_intake": failed_intake, "failed_intake_count": failed_intake_count,
+                                          "new_key": new_key, "now": datetime.now(timezone.utc)})
 
 
 @router.post("/admin/pengguna")
@@ -98,18 +117,20 @@ async def add_user(request: Request):
     if role != "opd":
         opd = None
     if opd and opd not in pages.opd_names():
-        return _redirect(err=f"OPD {opd} tidak dikenal.", anchor="#pengguna")
+        return _redirect(request, err=f"OPD {opd} tidak dikenal.", anchor="#pengguna", field="opd")
     if not username or not username.replace("_", "").replace(".", "").replace("-", "").isalnum():
-        return _redirect(err="Nama pengguna hanya huruf, angka, titik, garis bawah atau strip.", anchor="#pengguna")
+        return _redirect(request, err="Nama pengguna hanya huruf, angka, titik, garis bawah atau strip.",
+                         anchor="#pengguna", field="username")
     try:
         with Session(writer(), expire_on_commit=False) as s:
             auth.create_user(s, username, str(form.get("password") or ""), role, opd,
                              str(form.get("full_name") or "").strip()[:200] or None)
             s.commit()
     except ValueError as exc:
-        return _redirect(err=str(exc), anchor="#pengguna")
+        text, field = _in_indonesian(exc)
+        return _redirect(request, err=text, anchor="#pengguna", field=field)
     log.info("web.user_added", user=username, role=role, actor=who.actor)
-    return _redirect(msg=f"Pengguna {username} ditambahkan.", anchor="#pengguna")
+    return _redirect(request, msg=f"Pengguna {username} ditambahkan.", anchor="#pengguna")
 
 
 @router.post("/admin/pengguna/{uid}/{action}")
@@ -126,7 +147,7 @@ async def user_action(request: Request, uid: int, action: str):
             msg = f"Akun {u.username} dibuka."
         elif action == "nonaktif":
             if u.id == who.user_id:
-                return _redirect(err="Anda tidak dapat menonaktifkan akun sendiri.", anchor="#pengguna")
+                return _redirect(request, err="Anda tidak dapat menonaktifkan akun sendiri.", anchor="#pengguna")
             u.active = False
             msg = f"Akun {u.username} dinonaktifkan."
         elif action == "aktif":
@@ -137,7 +158,7 @@ async def user_action(request: Request, uid: int, action: str):
         s.add(u)
         s.commit()
     log.info("web.user_action", user=u.username, action=action, actor=who.actor)
-    return _redirect(msg=msg, anchor="#pengguna")
+    return _redirect(request, msg=msg, anchor="#pengguna")
 
 
 @router.post("/admin/kunci")
@@ -149,18 +170,18 @@ async def create_key(request: Request):
     role = str(form.get("role") or "opd")
     opd = str(form.get("opd") or "").strip() or None
     if not name:
-        return _redirect(err="Beri nama kunci (siapa pemakainya).", anchor="#kunci")
+        return _redirect(request, err="Beri nama kunci (siapa pemakainya).", anchor="#kunci")
     if opd and opd not in pages.opd_names():
-        return _redirect(err=f"OPD {opd} tidak dikenal.", anchor="#kunci")
+        return _redirect(request, err=f"OPD {opd} tidak dikenal.", anchor="#kunci")
     try:
         with Session(writer(), expire_on_commit=False) as s:
             secret = auth.create_api_key(s, name, role, opd if role == "opd" else None)
             s.commit()
     except ValueError as exc:
-        return _redirect(err=str(exc), anchor="#kunci")
+        return _redirect(request, err=_in_indonesian(exc)[0], anchor="#kunci")
     request.session["new_key"] = {"name": name, "key": secret}
     log.info("web.key_created", name=name, role=role, opd=opd, actor=who.actor)
-    return _redirect(msg="Kunci API dibuat. Salin sekarang: kunci hanya ditampilkan sekali.", anchor="#kunci")
+    return _redirect(request, msg="Kunci API dibuat. Salin sekarang: kunci hanya ditampilkan sekali.", anchor="#kunci")
 
 
 @router.post("/admin/kunci/{prefix}/cabut")
@@ -175,7 +196,7 @@ async def revoke_key(request: Request, prefix: str):
     except LookupError:
         raise PageError(404, "Kunci tidak ditemukan.") from None
     log.info("web.key_revoked", prefix=prefix, actor=who.actor)
-    return _redirect(msg=f"Kunci {prefix} dicabut.", anchor="#kunci")
+    return _redirect(request, msg=f"Kunci {prefix} dicabut.", anchor="#kunci")
 
 
 @router.post("/admin/outbox/{outbox_id}/ulang")
@@ -190,9 +211,9 @@ async def replay(request: Request, outbox_id: int):
     except LookupError:
         raise PageError(404, "Baris outbox tidak ditemukan.") from None
     except ValueError as exc:
-        return _redirect(err=str(exc), anchor="#gagal")
+        return _redirect(request, err=str(exc), anchor="#gagal")
     log.info("web.outbox_replay", outbox_id=outbox_id, actor=who.actor)
-    return _redirect(msg=f"Pesan #{outbox_id} dijadwalkan kirim ulang.", anchor="#gagal")
+    return _redirect(request, msg=f"Pesan #{outbox_id} dijadwalkan kirim ulang.", anchor="#gagal")
 
 
 
@@ -210,6 +231,34 @@ async def replay_intake(request: Request, raw_id: int):
     except LookupError:
         raise PageError(404, "Pesan masuk tidak ditemukan.") from None
     except ValueError as exc:
-        return _redirect(err=str(exc), anchor="#gagal-olah")
+        return _redirect(request, err=str(exc), anchor="#gagal-olah")
     log.info("web.intake_replay", raw_id=raw_id, actor=who.actor)
-    return _redirect(msg=f"Pesan masuk #{raw_id} diolah ulang.", anchor="#gagal-olah")
+    return _redirect(request, msg=f"Pesan masuk #{raw_id} diolah ulang.", anchor="#gagal-olah")
+
+
+@router.post("/admin/ditahan/lepas")
+async def release_held(request: Request):
+    """Release messages the flood limiter holds (hub.lines.ratelimit): all, one line and sender,
+    or one message. They become tickets like any other."""
+    who = user(request, "admin")
+    form = await request.form()
+    check_csrf(request, form)
+    from hub import held as ratelimit
+
+    one = str(form.get("id") or "").strip()
+    channel = str(form.get("channel") or "").strip()[:32] or None
+    sender = str(form.get("sender") or "").strip()[:200] or None
+    if one:
+        if not one.isdigit():
+            return _redirect(request, err="Pesan tidak dikenal.", anchor="#ditahan")
+        n = ratelimit.release_held(raw_ids=[int(one)])
+    elif str(form.get("semua") or "") == "1":
+        n = ratelimit.release_held()
+    elif channel and sender:
+        n = ratelimit.release_held(channel=channel, sender=sender)
+    else:
+        return _redirect(request, err="Pilih pesan yang akan dilepas.", anchor="#ditahan")
+    log.info("web.held_released", actor=who.actor, count=n, channel=channel, one=bool(one))
+    if n == 0:
+        return _redirect(request, err="Tidak ada pesan tertahan yang cocok (mungkin sudah dilepas).", anchor="#ditahan")
+    return _redirect(request, msg=f"{n} pesan tertahan dilepas dan akan menjadi tiket.", anchor="#ditahan")

@@ -33,7 +33,84 @@ EVENT_LABELS = {"received": "Diterima", "routed": "Diteruskan ke OPD", "rerouted
                 "status": "Status diubah", "delivered": "Terkirim ke OPD", "reply": "Balasan ke pelapor",
                 "merged": "Digabung", "escalated": "Eskalasi", "note": "Catatan", "repeat": "Pesan ulang",
                 "acknowledged": "Diterima OPD", "overdue": "Lewat tenggat", "reminder": "Pengingat",
-                "lapor_sync": "Sinkron SP4N-LAPOR!", "imported": "Diimpor"}
+                "lapor_sync": "Sinkron SP4N-LAPOR!", "imported": "Diimpor", "feedback": "Jawaban pelapor",
+                "nik_revealed": "NIK dibuka", "handed_back": "Dikembalikan (bukan kewenangan)"}
+
+
+def actor_words(actor: str | None) -> str:
+    """Who did it, in words: "sistem", "pelapor (SMS)", "admin", ..."""
+    a = actor or "sistem"
+    if a in ("system", "sistem") or a.startswith("system:"):
+        return "sistem" + (" (SLA)" if a == "system:sla" else "")
+    if a.startswith("channel:"):
+        ch = a.split(":", 1)[1]
+        return "saluran " + channel_labels().get(ch, ch)
+    if a.startswith("pelapor:"):
+        ch = a.split(":", 1)[1]
+        return "pelapor (" + {"web": "halaman cek", "sms": "SMS", "telegram": "Telegram"}.get(ch, ch) + ")"
+    return a.split(":", 1)[1] if a.startswith(("user:", "key:")) else a
+
+
+def _rule_words(rule: str | None) -> str:
+    r = rule or ""
+    if r.startswith("field incident_type"):
+        return "menurut jenis kejadian yang dicatat operator"
+    if r.startswith("channel "):
+        return "menurut saluran laporan"
+    if r.startswith("manual:"):
+        return "oleh petugas"
+    if r in ("", "empty message"):
+        return "pesan kosong: perlu triase" if r else ""
+    if "triage" in r or "triase" in r:
+        return "belum pasti: perlu triase"
+    return "menurut isi laporan"
+
+
+def event_words(e: dict[str, Any]) -> str:
+    """One history row in words ("Dialihkan dari PUPR ke BPBD oleh admin"), not a field dump."""
+    names = opd_names()
+    kind, who = e.get("kind"), actor_words(e.get("actor"))
+    data = e.get("data") or {}
+    opd = lambda c: names.get(c, c) if c else "-"  # noqa: E731
+    st = lambda x: STATUS_LABELS.get(x, x) if x else "-"  # noqa: E731
+    if kind == "received":
+        return f"Laporan diterima melalui {who.removeprefix('saluran ')}"
+    if kind == "routed":
+        why = _rule_words(e.get("note"))
+        return f"Diteruskan ke {opd(e.get('to_opd'))}" + (f" ({why})" if why else "")
+    if kind == "rerouted":
+        return f"Dialihkan dari {opd(e.get('from_opd'))} ke {opd(e.get('to_opd'))} oleh {who}"
+    if kind == "handed_back":
+        return f"Dikembalikan oleh {opd(e.get('from_opd'))} (bukan kewenangan) ke {opd(e.get('to_opd'))}"
+    if kind == "status":
+        if data.get("reopen"):
+            return f"Dibuka kembali ({st(e.get('from_status'))} → {st(e.get('to_status'))}) oleh {who}"
+        if e.get("from_status"):
+            return f"Status diubah dari {st(e.get('from_status'))} ke {st(e.get('to_status'))} oleh {who}"
+        return f"Status {st(e.get('to_status'))} ({who})"
+    if kind == "merged":
+        return f"Digabung ke laporan {data.get('into', '-')} oleh {who}"
+    if kind == "note":
+        return f"Catatan dari {who}"
+    if kind == "acknowledged":
+        return f"Diterima OPD ({who})"
+    if kind == "escalated":
+        return f"Eskalasi level {data.get('level', '?')}: {e.get('note') or ''}".rstrip(": ")
+    if kind == "overdue":
+        return "Melewati tenggat penyelesaian"
+    if kind == "feedback":
+        ans = "sudah beres" if data.get("answer") == "beres" else "belum beres"
+        return f"Pelapor menjawab {ans}" + (f", nilai {data['rating']}/5" if data.get("rating") else "") + f" ({who})"
+    if kind == "nik_revealed":
+        return f"NIK ditampilkan lengkap oleh {who}"
+    if kind == "repeat":
+        return "Pelapor mengirim pesan yang sama lagi"
+    return f"{EVENT_LABELS.get(kind, kind)} ({who})"
+
+
+# paths whose errors stay JSON (API clients, providers' webhooks, other systems)
+MACHINE_PREFIXES = ("/api/", "/webhooks/", "/open311/", "/healthz", "/readyz", "/metrics", "/docs", "/openapi",
+                    "/redoc")
 
 
 class LoginRequired(Exception):
@@ -54,6 +131,18 @@ def install_error_pages(app) -> None:
     @app.exception_handler(PageError)
     async def _page_error(request: Request, exc: PageError):
         return render(request, "error.html", {"status": exc.status, "message": exc.message}, status=exc.status)
+
+    from fastapi.exception_handlers import http_exception_handler
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException):
+        """Unknown URLs (and 405) get an Indonesian page; machine paths keep their JSON."""
+        if exc.status_code not in (404, 405) or request.url.path.startswith(MACHINE_PREFIXES):
+            return await http_exception_handler(request, exc)
+        text = ("Halaman yang Anda cari tidak ada. Periksa alamatnya, atau kembali ke beranda."
+                if exc.status_code == 404 else "Cara membuka halaman ini tidak didukung.")
+        return render(request, "error.html", {"status": exc.status_code, "message": text}, status=exc.status_code)
 
 
 def user(request: Request, *roles: str) -> Principal:
@@ -140,7 +229,26 @@ def qs(base: dict[str, Any], **extra: Any) -> str:
     return urlencode(merged)
 
 
+def flash(request: Request, text: str, kind: str = "ok", field: str | None = None) -> None:
+    """A message for the next page this browser shows (kept in the signed session, never taken
+    from the URL): kind "ok" (notice) or "err" (alert; `field` names the form field it is about)."""
+    request.session["flash"] = {"kind": kind, "text": text[:500], "field": field}
+
+
+def _take_flash(request: Request) -> dict[str, Any]:
+    if "session" not in request.scope:
+        return {}
+    f = request.session.pop("flash", None)
+    if not isinstance(f, dict):
+        return {}
+    if f.get("kind") == "err":
+        return {"err": f.get("text"), "err_field": f.get("field")}
+    return {"msg": f.get("text")}
+
+
 def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
+    context = {**_take_flash(request), **{k: v for k, v in context.items()
+                                          if v is not None or k not in ("msg", "err")}}
     who = getattr(request.state, "web_user", None)
     if who is None and "session" in request.scope:
         who = session_user(request)
@@ -157,5 +265,12 @@ def render(request: Request, name: str, context: dict[str, Any], status: int = 2
     return resp
 
 
-templates.env.filters.update(wib=wib, age=age, hours=hours)
+def nik(text: str | None) -> str:
+    """Every NIK in the text masked (3503**********12): what every page shows."""
+    from normalizer.reporter import mask_niks
+
+    return mask_niks(text or "")
+
+
+templates.env.filters.update(wib=wib, age=age, hours=hours, nik=nik)
 templates.env.globals.update(qs=qs)

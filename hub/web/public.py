@@ -1,6 +1,8 @@
 """Pages for citizens, without an account: /lapor (report with text, photo, place, optional name
 and number, anonymous allowed) and /cek (follow a ticket by its code). Only the status and a
-public timeline are ever shown here: no names, numbers, notes of staff, or other tickets.
+public timeline are ever shown here: no names, numbers, internal notes of staff, or other
+tickets; notes staff marked public and the "after" photo of a finished ticket are shown, and
+the citizen answers "sudah beres" / "belum beres" with a rating.
 """
 from __future__ import annotations
 
@@ -160,20 +162,98 @@ def check_page(request: Request, kode: str = "", baru: str = ""):
             pending = raw is not None and raw.state == "pending"
         else:
             names = pages.opd_names()
+            feedback = None
             for e in s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == t.id).order_by(TicketEvent.id)):
+                data = e.data or {}
+                public_note = e.note if (e.note and data.get("public") is True and e.kind in ("status", "note")) else None
+                photo = _public_photo(t.code, data) if e.kind == "status" and e.to_status == "selesai" else None
                 if e.kind == "status":
-                    steps.append({"at": e.at, "label": f"Status: {pages.STATUS_LABELS.get(e.to_status, e.to_status)}"})
+                    label = f"Status: {pages.STATUS_LABELS.get(e.to_status, e.to_status)}"
+                    if data.get("reopen"):
+                        label = "Dibuka kembali" + (" atas jawaban pelapor" if data.get("citizen") else "")
+                    steps.append({"at": e.at, "label": label, "note": public_note, "photo": photo})
+                elif e.kind == "note" and public_note:
+                    steps.append({"at": e.at, "label": "Catatan petugas", "note": public_note, "photo": None})
+                elif e.kind == "feedback":
+                    feedback = data
+                    steps.append({"at": e.at, "label": "Jawaban Anda: " + (
+                        "sudah beres" if data.get("answer") == "beres" else "belum beres")
+                        + (f" (nilai {data['rating']}/5)" if data.get("rating") else ""), "note": None, "photo": None})
                 elif e.kind in PUBLIC_EVENTS:
                     label = PUBLIC_EVENTS[e.kind]
                     if e.kind in ("routed", "rerouted") and e.to_opd:
                         label += " " + names.get(e.to_opd, e.to_opd)
-                    steps.append({"at": e.at, "label": label})
+                    steps.append({"at": e.at, "label": label, "note": None, "photo": None})
+            # a finished ticket takes one answer per closing (the last step after it is selesai)
+            ask = t.status == "selesai" and not (steps and steps[-1]["label"].startswith("Jawaban Anda"))
             t = {"code": t.code, "status": t.status, "opd": names.get(t.opd_code, t.opd_code),
                  "created_at": t.created_at, "updated_at": t.updated_at, "merged_into": t.merged_into,
-                 "kecamatan": pages.wilayah().name(t.kecamatan_code) if t.kecamatan_code else None}
+                 "kecamatan": pages.wilayah().name(t.kecamatan_code) if t.kecamatan_code else None,
+                 "ask_feedback": ask, "feedback": feedback}
     status = 200 if (t is not None or pending) else 404
     return render(request, "cek.html", {"code": code, "t": t, "pending": pending, "steps": steps,
                                         "new": baru == "1"}, status=status)
+
+
+def _public_photo(code: str, data: dict) -> dict | None:
+    """The "after" photo staff attached when finishing: a page of its own for the citizen
+    (the report's own photos stay staff-only)."""
+    if data.get("photo") and str(data["photo"]).startswith("/lampiran/"):
+        return {"url": f"/cek/{code}/foto/{str(data['photo']).rsplit('/', 1)[-1]}", "external": False}
+    link = data.get("photo_link")
+    if link and str(link).startswith(("https://", "http://")):
+        return {"url": link, "external": True}
+    return None
+
+
+@router.get("/cek/{code}/foto/{name}")
+def after_photo(code: str, name: str):
+    """Only a photo attached to this ticket's "selesai" by staff is served here."""
+    if "/" in name or "\\" in name or name.startswith(".") or len(name) > 64:
+        raise PageError(404, "Foto tidak ditemukan.")
+    with Session(get_engine()) as s:
+        t = T.resolve_code(s, code)
+        ok = t is not None and any(
+            (e.data or {}).get("photo") == f"/lampiran/{name}" for e in s.scalars(
+                select(TicketEvent).where(TicketEvent.ticket_id == t.id, TicketEvent.kind == "status",
+                                          TicketEvent.to_status == "selesai")))
+    path = upload_dir() / name
+    if not ok or not path.is_file():
+        raise PageError(404, "Foto tidak ditemukan.")
+    return FileResponse(path, media_type=mime_of(name), headers={"Cache-Control": "private, max-age=3600",
+                                                                  "X-Content-Type-Options": "nosniff"})
+
+
+@router.post("/cek/{code}/jawab")
+async def citizen_answer(request: Request, code: str):
+    """The citizen's answer to a finished ticket: sudah beres (with a 1-5 rating) or belum
+    beres (reopens it). The ticket code is the citizen's key, as for reading /cek."""
+    form = await request.form()
+    if not csrf_ok(request, form.get("csrf")):
+        raise PageError(403, "Formulir sudah kedaluwarsa. Muat ulang halaman lalu coba lagi.")
+    if not CHECK_LIMIT.allow(_client(request)):
+        raise PageError(429, "Terlalu banyak permintaan dari perangkat ini. Coba lagi dalam beberapa menit.")
+    answer = str(form.get("jawaban") or "")
+    rating_s = str(form.get("nilai") or "").strip()
+    rating = int(rating_s) if rating_s.isdigit() else None
+    comment = str(form.get("komentar") or "")[:500]
+    from hub.db import writer
+
+    with Session(writer(), expire_on_commit=False) as s:
+        t = T.resolve_code(s, code)
+        if t is None:
+            raise PageError(404, f"Kode {code[:10]} tidak ditemukan.")
+        try:
+            T.citizen_feedback(s, t, answer, pages.cfg(), "web", rating=rating, comment=comment)
+            s.commit()
+        except T.TicketError as exc:
+            s.rollback()
+            pages.flash(request, exc.for_people(), "err")
+            return RedirectResponse(f"/cek?kode={t.code}", status_code=303)
+    log.info("web.citizen_feedback", code=t.code, answer=answer, rating=rating)
+    pages.flash(request, "Terima kasih. " + ("Laporan dibuka kembali dan diteruskan lagi ke OPD."
+                                            if answer == "belum" else "Jawaban Anda tercatat."))
+    return RedirectResponse(f"/cek?kode={t.code}", status_code=303)
 
 
 @router.get("/lampiran/{name}")

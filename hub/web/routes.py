@@ -28,6 +28,7 @@ OVERVIEW = ("admin", "pimpinan", "operator")
 CHANGERS = ("admin", "operator", "opd")
 ROUTERS = ("admin", "operator")
 PAGE_SIZE = 30
+DUKCAPIL = "DUKCAPIL"  # the OPD whose staff may reveal a NIK (with admins)
 
 
 def _read() -> Session:
@@ -98,6 +99,14 @@ def overview(request: Request):
         tr = stats.trend(s, since=since, opd=f["opd"], channel=f["channel"], kecamatan=f["kecamatan"])
         urgent = stats.attention(s, opd=f["opd"], channel=f["channel"], kecamatan=f["kecamatan"], limit=10, now=now)
         last_id = stats.max_ticket_id(s)
+        reopened_n = stats.reopened(s, since=since, opd=f["opd"])
+        triage, triage_n, escalated_n = [], 0, 0
+        if who.role in ROUTERS:
+            tq = T.TicketFilter(needs_triage=True, open_only=True).query(who)
+            triage_n = s.execute(select(func.count()).select_from(tq.order_by(None).subquery())).scalar_one()
+            triage = [(t, _suggestions(s, t)) for t in s.scalars(tq.order_by(Ticket.id).limit(10))]
+        escalated_n = s.execute(select(func.count()).select_from(Ticket).where(
+            Ticket.status.in_(OPEN_STATUSES), Ticket.escalation_level >= ESCALATION_HEAD)).scalar_one()
     wil = pages.wilayah()
     kec_rows = []
     for code, name in wil.kecamatan:
@@ -116,7 +125,66 @@ def overview(request: Request):
     return render(request, "overview.html", {
         "f": f, "base": base, "s": summ, "trend": tr, "chart": _chart(tr), "urgent": urgent, "now": now,
         "kec_rows": kec_rows, "kec_max": kec_max, "nowhere": _counts(nowhere or {}), "opd_rows": opd_rows,
-        "chan_rows": chan_rows, "last_id": last_id})
+        "chan_rows": chan_rows, "last_id": last_id, "triage": triage, "triage_n": triage_n,
+        "escalated_n": escalated_n, "reopened_n": reopened_n, "can_route": who.role in ROUTERS})
+
+
+ESCALATION_HEAD = 3  # hub.escalation level 3: "eskalasi ke kepala daerah"
+
+
+def incident_title(t: Ticket) -> str:
+    """"Banjir Ngadisuko": what happened, where (for grouping reports of one incident)."""
+    wil = pages.wilayah()
+    what = ((t.fields or {}).get("incident_type") or t.subcategory or t.category or "laporan")
+    where = wil.name(t.desa_code) if t.desa_code else (wil.name(t.kecamatan_code) if t.kecamatan_code else "")
+    return (str(what).strip().capitalize() + (" " + where if where else "")).strip()
+
+
+def incident_groups(tickets: list[Ticket]) -> list[dict[str, Any]]:
+    """Reports of one incident together, in the order of each group's first ticket:
+    {title, lead, tickets, channels} ("Banjir Ngadisuko — 3 laporan: SMS, Telegram, BPBD")."""
+    labels = pages.channel_labels()
+    groups: dict[Any, dict[str, Any]] = {}
+    for t in tickets:
+        key = ("i", t.incident_id) if t.incident_id is not None else ("t", t.id)
+        g = groups.get(key)
+        if g is None:
+            g = groups[key] = {"title": incident_title(t), "lead": t, "tickets": [], "channels": []}
+        g["tickets"].append(t)
+        lab = labels.get(t.channel, t.channel)
+        if lab not in g["channels"]:
+            g["channels"].append(lab)
+    return list(groups.values())
+
+
+def _urgent_list(request: Request, title: str, q, what: str, extra: dict[str, Any] | None = None):
+    now = datetime.now(timezone.utc)
+    with _read() as s:
+        rows = list(s.scalars(q.order_by(Ticket.due_at.is_(None), Ticket.due_at, Ticket.created_at, Ticket.id)
+                              .limit(500)))
+    return render(request, "urgent.html", {"title": title, "groups": incident_groups(rows), "n": len(rows),
+                                           "what": what, "now": now, **(extra or {})})
+
+
+@router.get("/darurat")
+def emergencies(request: Request):
+    """Every open emergency the user may see, the most overdue first, reports of one incident
+    grouped."""
+    who = user(request, *STAFF)
+    opd = request.query_params.get("opd") or None
+    q = T.TicketFilter(urgency="darurat", open_only=True, opd=opd).query(who)
+    return _urgent_list(request, "Darurat terbuka", q, "darurat")
+
+
+@router.get("/eskalasi")
+def escalations(request: Request):
+    """Open tickets escalated to the regional head (level 3), or from `level` up."""
+    who = user(request, *STAFF)
+    lv = request.query_params.get("level", "")
+    level = int(lv) if lv in ("1", "2", "3") else ESCALATION_HEAD
+    q = T.TicketFilter(open_only=True).query(who).where(Ticket.escalation_level >= level)
+    title = {3: "Eskalasi ke kepala daerah", 2: "Eskalasi ke kepala OPD ke atas", 1: "Semua eskalasi"}[level]
+    return _urgent_list(request, title, q, "eskalasi", {"level": level})
 
 
 def _counts(d: dict[str, int]) -> dict[str, int]:
@@ -154,7 +222,7 @@ def live(request: Request, after: int = 0):
             *([Ticket.opd_code == opd] if opd else []))).scalar_one()
     wil = pages.wilayah()
     return JSONResponse({"last_id": last, "darurat_open": open_darurat,
-                         "items": [{"code": t.code, "text": t.text_original[:140], "opd": t.opd_code,
+                         "items": [{"code": t.code, "text": pages.nik(t.text_original)[:140], "opd": t.opd_code,
                                     "kecamatan": wil.name(t.kecamatan_code), "status": t.status,
                                     "at": pages.wib(t.created_at, "%H:%M")} for t in items]},
                         headers={"Cache-Control": "no-store"})
@@ -253,6 +321,9 @@ def timeline(s: Session, t: Ticket) -> list[dict[str, Any]]:
     for e in s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == t.id).order_by(TicketEvent.id)):
         items.append({"at": e.at, "kind": e.kind, "actor": e.actor, "note": e.note, "from_status": e.from_status,
                       "to_status": e.to_status, "from_opd": e.from_opd, "to_opd": e.to_opd, "data": e.data or {}})
+        items[-1]["words"] = pages.event_words(items[-1])
+        if e.kind in ("routed", "escalated", "overdue", "received"):
+            items[-1]["note"] = None  # said in the words (the router's rule is not for people)
     for o in s.scalars(select(Outbox).where(Outbox.ticket_id == t.id).order_by(Outbox.id)):
         label = {"deliver": "Pengiriman ke OPD", "reply": "Balasan ke pelapor",
                  "lapor_push": "Sinkron ke SP4N-LAPOR!", "notify": "Pemberitahuan"}.get(o.kind, o.kind)
@@ -278,16 +349,25 @@ def ticket_page(request: Request, code: str):
             q = T.visible_to(select(Ticket).where(Ticket.incident_id == t.incident_id, Ticket.id != t.id), who)
             others = list(s.scalars(q.order_by(Ticket.id).limit(50)))
         suggested = _suggestions(s, t) if t.needs_triage else []
+    return _ticket_render(request, who, t, items, others, suggested)
+
+
+def can_reveal_nik(who) -> bool:
+    return who.role == "admin" or (who.role == "opd" and who.opd_code == DUKCAPIL)
+
+
+def _ticket_render(request: Request, who, t: Ticket, items, others, suggested, revealed: str | None = None):
     hide_reporter = who.role == "opd" or t.anonymous or t.confidential
+    has_nik = pages.nik(t.text_original) != t.text_original
     return render(request, "ticket.html", {
         "suggested": suggested, "opd_tasks": {o.code: "; ".join(o.tasks) for o in pages.cfg().opds},
         "t": t, "items": items, "others": others, "hide_reporter": hide_reporter,
         "overdue": bool(t.due_at and t.status in OPEN_STATUSES and t.due_at < datetime.now(timezone.utc)),
         "can_change": who.role in CHANGERS, "can_route": who.role in ROUTERS and t.status in OPEN_STATUSES,
         "can_merge": who.role in ROUTERS and t.status != "digabung",
-        "can_ack": who.role in ("opd", "admin") and t.status == "menunggu",
-        "moves": _moves(t.status), "msg": request.query_params.get("pesan"),
-        "err": request.query_params.get("galat")})
+        "can_ack": who.role in ("opd", "admin") and t.status in OPEN_STATUSES,
+        "can_reveal": has_nik and can_reveal_nik(who) and revealed is None, "revealed": revealed,
+        "moves": _moves(t.status, who.role), "is_admin": who.role == "admin"})
 
 
 def _suggestions(s, t) -> list[tuple[str, float]]:
@@ -302,22 +382,30 @@ def _suggestions(s, t) -> list[tuple[str, float]]:
             and c[0] in names and c[0] != t.opd_code]
 
 
-def _moves(status: str) -> list[str]:
+def _moves(status: str, role: str | None = None) -> list[str]:
+    """Statuses the page offers: forward moves; moving back (buka kembali) only for an admin."""
     from hub.models import ALLOWED_MOVES, Status
 
-    return [m.value for m in sorted(ALLOWED_MOVES[Status(status)], key=lambda x: list(Status).index(x))
-            if m != Status.DIGABUNG]
+    cur = Status(status)
+    return [m.value for m in sorted(ALLOWED_MOVES[cur], key=lambda x: list(Status).index(x))
+            if m != Status.DIGABUNG and ((cur, m) not in T.BACKWARD_MOVES or role == "admin")]
 
 
-def _back(code: str, msg: str | None = None, err: str | None = None) -> RedirectResponse:
-    from urllib.parse import urlencode
+def _back(code: str) -> RedirectResponse:
+    return RedirectResponse(f"/tiket/{code}", status_code=303)
 
-    q = urlencode({k: v for k, v in {"pesan": msg, "galat": err}.items() if v})
-    return RedirectResponse(f"/tiket/{code}" + (f"?{q}" if q else ""), status_code=303)
+
+class _FieldError(T.TicketError):
+    """A refusal about one form field (shown next to it)."""
+
+    def __init__(self, text: str, field: str):
+        super().__init__(text, user_message=text)
+        self.field = field
 
 
 async def _act(request: Request, code: str, roles: tuple[str, ...], fn) -> RedirectResponse:
-    """Common shape of a ticket action: role, CSRF, one transaction through hub.tickets."""
+    """Common shape of a ticket action: role, CSRF, one transaction through hub.tickets; the
+    outcome is a flash message on the ticket page."""
     who = user(request, *roles)
     form = await request.form()
     check_csrf(request, form)
@@ -329,9 +417,16 @@ async def _act(request: Request, code: str, roles: tuple[str, ...], fn) -> Redir
             s.commit()
         except T.TicketError as exc:
             s.rollback()
-            return _back(t.code, err=str(exc))
+            pages.flash(request, exc.for_people(), "err", getattr(exc, "field", None) or _field_of(exc))
+            return _back(t.code)
     log.info("web.ticket_action", code=t.code, actor=who.actor, path=request.url.path.rsplit("/", 1)[-1])
-    return _back(t.code, msg=msg)
+    pages.flash(request, msg)
+    return _back(t.code)
+
+
+def _field_of(exc: T.TicketError) -> str | None:
+    text = str(exc)
+    return "note" if ("needs a reason" in text or "needs text" in text) else None
 
 
 def _note(form) -> str | None:
@@ -343,6 +438,12 @@ def _note(form) -> str | None:
 async def ticket_status(request: Request, code: str):
     async def do(s, t, who, form, cfg):
         to = str(form.get("status") or "")
+        public = str(form.get("publik") or "") in ("1", "on", "true")
+        if not to or to == t.status:  # "tanpa perubahan": a note only
+            if not _note(form):
+                raise _FieldError("Pilih status baru atau tulis catatan.", "note")
+            T.add_note(s, t, who.actor, _note(form), public=public)
+            return "Catatan disimpan" + (" dan tampil untuk pelapor." if public else " (internal).")
         data = {}
         photo = form.get("foto")
         if photo is not None and getattr(photo, "filename", None):
@@ -351,15 +452,33 @@ async def ticket_status(request: Request, code: str):
             try:
                 data["photo"] = await save_upload(photo)
             except UploadRejected as exc:
-                raise T.TicketError(str(exc)) from None
+                raise _FieldError(str(exc), "foto") from None
         link = str(form.get("foto_url") or "").strip()[:500]
         if link:
             if not link.startswith(("https://", "http://")):
-                raise T.TicketError("Tautan foto harus diawali https://")
+                raise _FieldError("Tautan foto harus diawali https://", "foto")
             data["photo_link"] = link
-        T.change_status(s, t, to, who.actor, cfg, _note(form), data=data)
+        T.change_status(s, t, to, who.actor, cfg, _note(form), data=data, role=who.role, public=public)
         return f"Status diubah menjadi {pages.STATUS_LABELS.get(to, to)}."
     return await _act(request, code, CHANGERS, do)
+
+
+@router.post("/tiket/{code}/nik")
+async def ticket_reveal_nik(request: Request, code: str):
+    """A Dukcapil user (or an admin) shows the report's NIK in full, on purpose: recorded as an
+    event; shown in this response only (nothing kept in the session or the URL)."""
+    who = user(request, "opd", "admin")
+    form = await request.form()
+    check_csrf(request, form)
+    if not can_reveal_nik(who):
+        raise PageError(403, "Hanya petugas Dukcapil atau admin yang boleh membuka NIK.")
+    with _write() as s:
+        t = _visible(s, code, who)
+        text = T.reveal_nik(s, t, who.actor, who.role, who.opd_code, DUKCAPIL)
+        s.commit()
+        items = timeline(s, t)
+    log.info("web.nik_revealed", code=t.code, actor=who.actor)
+    return _ticket_render(request, who, t, items, [], [], revealed=text)
 
 
 @router.post("/tiket/{code}/terima")
@@ -369,7 +488,8 @@ async def ticket_ack(request: Request, code: str):
         try:
             fresh = T.acknowledge(s, t, who.actor, _note(form) or "Laporan diterima OPD")
         except T.IllegalMove:
-            raise T.IllegalMove("Hanya tiket yang masih terbuka yang bisa ditandai diterima.") from None
+            raise T.IllegalMove("only open tickets", user_message="Hanya tiket yang masih terbuka yang bisa "
+                                                                   "ditandai diterima.") from None
         return "Tiket ditandai sudah diterima." if fresh else "Tiket sudah ditandai diterima sebelumnya."
     return await _act(request, code, ("opd", "admin"), do)
 
@@ -389,7 +509,7 @@ async def ticket_merge(request: Request, code: str):
         into_code = str(form.get("into") or "").strip().upper()[:10]
         into = T.resolve_code(s, into_code) if into_code else None
         if into is None:
-            raise T.NotFound(f"Tiket {into_code or '(kosong)'} tidak ditemukan.")
+            raise _FieldError(f"Tiket {into_code or '(kosong)'} tidak ditemukan.", "into")
         T.merge(s, t, into, who.actor, cfg, _note(form))
         return f"Tiket digabung ke {into.code}."
     return await _act(request, code, ROUTERS, do)

@@ -184,7 +184,7 @@ def test_reroute_from_the_ticket_page_moves_it_and_records_who(web):
     r = web.post("/tiket/PUPR001/rute", data={"csrf": csrf_of(page.text), "opd": "DLH", "note": "soal sampah"})
     assert r.status_code == 200 and "dialihkan" in r.text.lower()
     assert ticket("PUPR001").opd_code == "DLH"
-    assert "user:operator" in r.text  # the timeline shows who
+    assert "Dialihkan dari" in r.text and "oleh operator" in r.text  # the timeline says who, in words
     from hub.db import session_scope
     from hub.models import RoutingExample
 
@@ -218,9 +218,9 @@ def test_opd_staff_work_a_ticket_ack_process_finish_with_photo(web, tmp_path, mo
     assert web.get(photo).content == PNG_1PX
     # Another OPD's ticket cannot be worked.
     assert web.post("/tiket/DUKC001/status", data={"csrf": token, "status": "selesai"}).status_code == 404
-    # Illegal moves come back as a message, not a 500.
+    # Illegal moves come back as a message in Bahasa Indonesia, not a 500.
     r = web.post("/tiket/PUPR001/status", data={"csrf": token, "status": "diproses"})
-    assert r.status_code == 200 and "cannot move" in r.text
+    assert r.status_code == 200 and "tidak bisa diubah dari selesai ke diproses" in r.text
 
 
 def test_merge_duplicates(web):

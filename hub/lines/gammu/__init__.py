@@ -13,7 +13,7 @@ from sqlalchemy import Engine, select
 
 from adapters.base import OutboundMessage, PermanentError, SendResult
 from adapters.gammu import GammuAdapter, GammuSchemaError
-from hub.commands import answer_status_query, parse_status_query
+from hub.commands import answer_citizen_command, parse_citizen_command
 from hub.config import RegencyConfig, regency_config
 from hub.db import get_engine, session_scope
 from hub.lines import ratelimit
@@ -64,7 +64,7 @@ def poll_once(adapter: GammuAdapter, cfg: RegencyConfig, settings: Settings,
         if sms.ussd:
             skipped_ids.extend(sms.ids)
             continue
-        code = None if sms.binary else parse_status_query(sms.text)
+        code = None if sms.binary else parse_citizen_command(sms.text)
         (queries if code else reports).append((sms, code))
     if queries:
         with session_scope(engine) as s:
@@ -73,7 +73,7 @@ def poll_once(adapter: GammuAdapter, cfg: RegencyConfig, settings: Settings,
                 mid = f"sms-cek-{sms.provider_id}"[:64]
                 if s.scalars(select(Outbox.id).where(Outbox.message_id == mid)).first() is None:
                     enqueue(s, "reply", "sms", {"channel": "sms", "to": sms.sender, "ticket_code": None,
-                                                "text": answer_status_query(s, cfg, "sms", sms.sender, code)},
+                                                "text": answer_citizen_command(s, cfg, "sms", sms.sender, code)},
                             message_id=mid)
     admissions = ratelimit.admit([adapter.to_inbound(sms) for sms, _ in reports],
                                  settings.rate_limit_per_sender, engine, settings.dedup_window_s)

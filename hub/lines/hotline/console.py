@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlmodel import Session
 
+from normalizer.reporter import mask_niks
 from hub.db import get_engine
 from hub.logging import get_logger
 from hub.models import Ticket
@@ -67,11 +68,13 @@ def _desa_json() -> str:
     return json.dumps(data, ensure_ascii=False).replace("<", "\\u003c")
 
 
-def _page(request: Request, line: str, *, call_id: str, saved=None, error=None, form=None, status: int = 200):
+def _page(request: Request, line: str, *, call_id: str, saved=None, error=None, form=None, status: int = 200,
+          errors: dict[str, str] | None = None):
     types, colours = incident_types(line)
     return render(request, "console.html", {"line": line, "line_label": LINES[line], "types": types,
                                             "colours": colours, "call_id": call_id, "saved": saved,
-                                            "error": error, "form": form or {}, "desa_json": _desa_json()},
+                                            "error": error, "errors": errors or {}, "form": form or {},
+                                            "desa_json": _desa_json()},
                   status=status)
 
 
@@ -96,7 +99,7 @@ def caller_history(request: Request, phone: str = ""):
             items = hl.earlier_calls(s, e164, 10)
         else:
             rows = s.scalars(select(Ticket).where(Ticket.reporter_phone == e164).order_by(Ticket.id.desc()).limit(10))
-            items = [{"code": t.code, "status": t.status, "text": t.text_original[:160],
+            items = [{"code": t.code, "status": t.status, "text": mask_niks(t.text_original)[:160],
                       "created_at": t.created_at.isoformat()} for t in rows]
     out = []
     for it in items:
@@ -112,6 +115,70 @@ def console_page(request: Request, line: str):
     user(request, *ROLES)
     line = _line(line)
     return _page(request, line, call_id=secrets.token_urlsafe(12))
+
+
+def closest(given: str, names: list[str]) -> str | None:
+    """The name the operator probably meant ("Pogalam" -> "Pogalan")."""
+    import difflib
+
+    by_low = {n.lower(): n for n in names}
+    hit = difflib.get_close_matches(given.strip().lower(), list(by_low), n=1, cutoff=0.6)
+    return by_low[hit[0]] if hit else None
+
+
+def field_errors(line: str, form: dict[str, Any]) -> dict[str, str]:
+    """What is wrong with a console form, per field, in Bahasa Indonesia, with the closest
+    known value for a typo. Empty when the form can be saved."""
+    errors: dict[str, str] = {}
+    types, _ = incident_types(line)
+    hl = _hotline()
+    try:
+        adapter = hl.hotline_adapter() if hl is not None else None
+        spec = adapter.line(line) if adapter is not None else None
+    except Exception:  # a broken hotlines.yaml: the adapter reports it when saving
+        adapter = spec = None
+    wil = pages.wilayah()
+
+    def known_type(v: str) -> bool:
+        if spec is not None:
+            return spec.incident(v) is not None
+        return v.lower() in {t["key"].lower() for t in types} | {t["label"].lower() for t in types}
+
+    def kec_of(v: str) -> str | None:
+        if adapter is not None:
+            hit = adapter.spec.places.find_kecamatan(v)
+            return hit[0] if hit else None
+        return wil.kecamatan_by_name(v)
+
+    def desa_ok(kc: str, v: str) -> bool:
+        if adapter is not None:
+            return adapter.spec.places.find_desa(kc, v) is not None
+        return wil.desa_by_name(kc, v) is not None
+
+    it = (form.get("incident_type") or "").strip()
+    if not it:
+        errors["incident_type"] = "Jenis kejadian wajib diisi."
+    elif not known_type(it):
+        near = closest(it, [t["key"] for t in types])
+        errors["incident_type"] = (f"Jenis kejadian “{it}” tidak dikenal untuk {LINES[line]}."
+                                   + (f" Maksud Anda “{near}”?" if near else "")
+                                   + " Pilihan: " + ", ".join(t["key"] for t in types) + ".")
+    kec = (form.get("kecamatan") or "").strip()
+    kec_code = kec_of(kec) if kec else None
+    if not kec:
+        errors["kecamatan"] = "Kecamatan wajib diisi."
+    elif kec_code is None:
+        near = closest(kec, [n for _, n in wil.kecamatan])
+        errors["kecamatan"] = f"Kecamatan “{kec}” tidak dikenal." + (f" Maksud Anda “{near}”?" if near else "")
+    desa = (form.get("desa") or "").strip()
+    if desa and kec_code and not desa_ok(kec_code, desa):
+        near = closest(desa, [n for _, n in wil.desa.get(kec_code, ())])
+        errors["desa"] = (f"Desa “{desa}” tidak ada di Kecamatan {wil.name(kec_code)}."
+                          + (f" Maksud Anda “{near}”?" if near else ""))
+    n = (form.get("people_affected") or "").strip()
+    if n and not n.isdigit():
+        errors["people_affected"] = "Jumlah harus angka."
+    return errors
 
 
 FIELDS = ("caller_phone", "caller_name", "incident_type", "kecamatan", "desa", "landmark", "description",
@@ -162,6 +229,12 @@ async def console_save(request: Request, line: str):
     form = {k: str(form_data.get(k) or "").strip()[:4000] for k in FIELDS}
     call_id = str(form_data.get("call_id") or secrets.token_urlsafe(12))[:40]
     wants_json = "application/json" in request.headers.get("accept", "")
+    errors = field_errors(line, form)
+    if errors:
+        if wants_json:
+            return JSONResponse({"error": " ".join(errors.values()), "errors": errors}, status_code=422)
+        return _page(request, line, call_id=call_id, error="Periksa kolom yang ditandai.", errors=errors,
+                     form=form, status=422)
     try:
         result = await record(request, line, form, call_id)
     except ValueError as exc:

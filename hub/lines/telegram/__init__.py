@@ -38,7 +38,7 @@ from adapters.base import DeliveryError, InvalidPayload, OutboundMessage, Perman
 from adapters.telegram import TelegramAdapter, TelegramUpdate, bot_id_of, parse_update, provider_id
 from hub.guard import strip_nul
 from hub.unavailable import is_unavailable, log_throttled
-from hub.commands import answer_status_query, parse_status_query
+from hub.commands import answer_citizen_command, parse_citizen_command, parse_status_query
 from hub.config import RegencyConfig, regency_config
 from hub.db import get_engine, writer
 from hub.lines import health
@@ -159,9 +159,9 @@ class Step:
             return self.edited()
         if u.command:
             return self.command(u.command, u.command_args)
-        code = parse_status_query(u.text) if u.text and not u.media else None
-        if code:
-            return self.status(code)
+        cmd = parse_citizen_command(u.text) if u.text and not u.media else None
+        if cmd:
+            return self.status(cmd)
         if u.unsupported and not u.media and not u.text and not u.has_location:
             self.reply("telegram_unsupported")
             return "unsupported"
@@ -180,7 +180,13 @@ class Step:
             if not code:
                 self.reply("telegram_status_usage")
                 return "status_usage"
-            return self.status(code)
+            return self.status(("cek", code, None))
+        if name in ("beres", "belum"):
+            cmd = parse_citizen_command(f"/{name} {args}") if args else None
+            if not cmd:
+                self.reply("telegram_status_usage")
+                return "status_usage"
+            return self.status(cmd)
         if name in ("batal", "cancel"):
             if self.data.pop("report", None) is None:
                 self.reply("telegram_nothing_pending")
@@ -195,9 +201,9 @@ class Step:
         self.reply("welcome")
         return "unknown_command"
 
-    def status(self, code: str) -> str:
-        self.say(answer_status_query(self.s, self.cfg, CHANNEL, self.chat_id, code))
-        return "status"
+    def status(self, cmd: tuple[str, str, int | None]) -> str:
+        self.say(answer_citizen_command(self.s, self.cfg, CHANNEL, self.chat_id, cmd))
+        return "status" if cmd[0] == "cek" else "feedback"
 
     # reports
     def _new_report(self) -> dict[str, Any]:

@@ -19,9 +19,9 @@ from adapters.base import BadSignature, InvalidPayload, OutboundMessage, SendRes
 from adapters.twilio_sms import TwilioAdapter, is_blank, twiml
 from hub.guard import strip_nul
 from hub.unavailable import is_unavailable, log_throttled
-from hub.commands import answer_status_query, parse_status_query
+from hub.commands import answer_citizen_command, parse_citizen_command
 from hub.config import RegencyConfig
-from hub.db import get_engine
+from hub.db import get_engine, session_scope
 from hub.lines import ratelimit
 from hub.parts import Line
 from hub.logging import get_logger
@@ -57,9 +57,12 @@ def signed_url(request: Request, settings: Settings) -> str:
     return settings.public_url.rstrip("/") + path
 
 
-def _status_answer(cfg: RegencyConfig, channel: str, sender: str, code: str) -> str:
-    with Session(get_engine()) as s:
-        return answer_status_query(s, cfg, channel, sender, code)
+def _status_answer(cfg: RegencyConfig, channel: str, sender: str, cmd) -> str:
+    if cmd[0] == "cek":
+        with Session(get_engine()) as s:
+            return answer_citizen_command(s, cfg, channel, sender, cmd)
+    with session_scope() as s:  # BERES/BELUM change the ticket
+        return answer_citizen_command(s, cfg, channel, sender, cmd)
 
 
 def _stored_state(raw_id: int) -> str | None:
@@ -70,7 +73,7 @@ async def answer(request: Request, msg: InboundMessage) -> str | None:
     """What to store and what to say back for one inbound SMS/WhatsApp message."""
     settings: Settings = request.app.state.settings
     cfg: RegencyConfig = request.app.state.regency
-    code = parse_status_query(msg.text)
+    code = parse_citizen_command(msg.text)
     if code and not msg.attachments:  # "CEK K7X2M9P": answered, not stored as a report
         return await asyncio.to_thread(_status_answer, cfg, msg.channel, msg.sender, code)
     if is_blank(msg.text) and not msg.attachments:  # empty or binary: a polite answer, no ticket

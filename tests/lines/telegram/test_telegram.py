@@ -614,3 +614,26 @@ def test_end_to_end_with_workers_a_polled_report_gets_its_receipt(sqlite_url, se
     [t] = tickets()
     assert tg.texts_to(CHAT) == [f"Terima kasih, laporan Anda tercatat dengan kode {t.code} dan diteruskan ke "
                                  f"{tg_opd_name(t.opd_code)}. Ketik /status {t.code} untuk melihat perkembangannya."]
+
+
+def test_reporter_answers_belum_beres_on_telegram_and_the_ticket_reopens(dbclient, tg, cfg):
+    """Issue #14 item 5: the citizen's answer by Telegram, words or /belum; strangers cannot."""
+    from hub.db import session_scope
+    from hub.models import Ticket
+    from hub.tickets import change_status
+
+    post(dbclient, fixture("message__text_with_place.json"))
+    deliver()
+    with session_scope() as s:
+        t = s.scalars(select(Ticket)).one()
+        change_status(s, t, "selesai", "user:pupr", cfg, note="Lampu sudah diganti")
+        code = t.code
+    other = {"id": 777003, "type": "private", "first_name": "Budi"}
+    post(dbclient, fixture("command__status.json", update_id=10090, chat=other, text=f"/belum {code}"))
+    post(dbclient, fixture("command__status.json", update_id=10091, text=f"BELUM {code.lower()}"))
+    deliver()
+    with session_scope() as s:
+        t = s.scalars(select(Ticket)).one()
+        assert t.status == "menunggu"
+    assert any("dibuka kembali" in x for x in tg.texts_to(CHAT))
+    assert tg.texts_to(777003) == [f"Kode laporan {code} tidak ditemukan. Periksa kembali kode Anda."]
