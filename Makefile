@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 .PHONY: run test bench bench-all install clean
 
@@ -17,10 +19,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Demo mode (SIMPUL_DEMO=true): lines without credentials write to the "Kotak keluar demo"
+# page instead of trying to send. `make run PORT=8080` for another port.
 run: $(STAMP)
-	$(VENV)/bin/simpul db upgrade
-	$(VENV)/bin/simpul demo
-	$(VENV)/bin/simpul serve --host 127.0.0.1 --port 8000
+	SIMPUL_DEMO=true $(VENV)/bin/simpul db upgrade
+	SIMPUL_DEMO=true $(VENV)/bin/simpul demo
+	SIMPUL_DEMO=true $(VENV)/bin/simpul serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
 	# the import contracts in pyproject.toml: adapters and normalizer never import hub, nothing

@@ -69,14 +69,18 @@ def mask_processor(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict
     return {k: _mask_value(k, v) for k, v in event_dict.items()}
 
 
-def configure_logging(level: str = "INFO", json: bool = True) -> None:
+def configure_logging(level: str = "INFO", json: bool | None = True) -> None:
+    """`json=None`: JSON lines unless stderr is a terminal, where people read readable lines.
+    Masking runs before either renderer."""
+    if json is None:
+        json = not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
         mask_processor,
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False),
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()),
     ]
     structlog.configure(
         processors=processors,
