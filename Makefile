@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test bench bench-all install clean
+.PHONY: run test bench bench-all install clean screens
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ test: $(STAMP)
 	# imports hub.app, no import cycles in hub (docs/architecture.md)
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Screenshots of every page at 360 px and 1280 px into docs/screens/ (Chromium, demo-mode hub).
+screens: $(STAMP)
+	SIMPUL_SCREENS=1 $(PY) -m pytest -q tests/web/test_browser_pages.py -k screenshots -p no:randomly
 
 # Benchmarks print their figures; each compares against a ceiling measured in the same run.
 # bench-all adds the long ones (a 100,000-row import, a million tickets for the dashboard).

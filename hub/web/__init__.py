@@ -1,6 +1,6 @@
 """The web front of Simpul, served by the hub: dashboard, ticket pages, OPD
 view, admin, and the citizens' report and follow-up pages. Server-rendered Jinja2 with a little
-plain JavaScript; never third-party front-end code. Pages call hub functions, not HTTP.
+plain JavaScript of our own, plus the bundled Leaflet for the map. Pages call hub functions, not HTTP.
 """
 from __future__ import annotations
 
