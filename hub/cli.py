@@ -25,7 +25,7 @@ console = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 2) -> None:
-    console.print(f"[bold red]error:[/] {message}")
+    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)  # one line, however narrow the terminal
     raise typer.Exit(code)
 
 
@@ -78,7 +78,8 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on"),
         shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         # once: the socket already listens, so a browser opened now waits for start-up instead of failing
         console.print(f"Simpul: open http://{shown}:{port}/ in a browser"
-                      + (" (demo: log in as admin / simpul-demo)" if settings.demo else "") + " — Ctrl+C stops")
+                      + (" (demo: log in as admin / simpul-demo)" if settings.demo else "") + " — Ctrl+C stops",
+                      soft_wrap=True)
         server.run(sockets=[sock])
     finally:
         if child is not None:
