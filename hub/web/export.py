@@ -58,9 +58,10 @@ def _filename(ext: str) -> str:
     return f"tiket-simpul-{datetime.now(timezone.utc).astimezone(reports.WIB):%Y%m%d-%H%M}.{ext}"
 
 
-def _safe_cell(v: Any) -> Any:
-    """No formula injection: a cell text starting with = + - @ is kept as text."""
-    return "'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v
+def _safe_cell(v: Any, starts: tuple[str, ...] = ("=", "+", "-", "@")) -> Any:
+    """No formula injection: a CSV cell starting with = + - @ is kept as text. In a workbook
+    only "=" makes a formula (openpyxl), so phone numbers keep their "+" there."""
+    return "'" + v if isinstance(v, str) and v[:1] in starts else v
 
 
 @router.get("/unduh/tiket.csv")
@@ -105,7 +106,7 @@ def download_xlsx(request: Request):
         head.append(c)
     ws.append(head)
     for r in _rows(who, request.query_params):
-        ws.append([_safe_cell(v) for v in r])
+        ws.append([_safe_cell(v, ("=",)) for v in r])
     out = io.BytesIO()
     wb.save(out)
     return Response(out.getvalue(),
