@@ -123,7 +123,7 @@ def test_demo_outbox_shows_what_would_have_gone_out(hub, page):
 
 PAGES = {
     "admin": ["/", "/tiket", "/tiket/PUPR001", "/peta", "/laporan/bulanan", "/admin", "/admin/kotak-keluar-demo",
-              "/konsol/psc119", "/opd?opd=PUPR"],
+              "/konsol", "/konsol/psc119", "/opd", "/opd?opd=PUPR"],
     "bupati": ["/"],
     "pupr": ["/opd", "/tiket/PUPR001"],
     None: ["/lapor", "/cek", "/masuk"],  # unknown URLs' Indonesian page is item 8 (another branch)
