@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
-.PHONY: run test bench bench-all soak install clean
+.PHONY: run test bench bench-all soak install clean screens
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,16 +19,22 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Demo mode (SIMPUL_DEMO=true): lines without credentials write to the "Kotak keluar demo"
+# page instead of trying to send. `make run PORT=8080` for another port.
 run: $(STAMP)
-	$(VENV)/bin/simpul db upgrade
-	$(VENV)/bin/simpul demo
-	$(VENV)/bin/simpul serve --host 127.0.0.1 --port 8000
+	SIMPUL_DEMO=true $(VENV)/bin/simpul db upgrade
+	SIMPUL_DEMO=true $(VENV)/bin/simpul demo
+	SIMPUL_DEMO=true $(VENV)/bin/simpul serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
 	# the import contracts in pyproject.toml: adapters and normalizer never import hub, nothing
 	# imports hub.app, no import cycles in hub (docs/architecture.md)
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Screenshots of every page at 360 px and 1280 px into docs/screens/ (Chromium, demo-mode hub).
+screens: $(STAMP)
+	SIMPUL_SCREENS=1 $(PY) -m pytest -q tests/web/test_browser_pages.py -k screenshots -p no:randomly
 
 # Benchmarks print their figures; each compares against a ceiling measured in the same run.
 # bench-all adds the long ones (a 100,000-row import, a million tickets for the dashboard).

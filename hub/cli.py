@@ -25,7 +25,7 @@ console = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 2) -> None:
-    console.print(f"[bold red]error:[/] {message}")
+    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)  # one line, however narrow the terminal
     raise typer.Exit(code)
 
 
@@ -64,6 +64,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on"),
     from hub.settings import get_settings
 
     settings = get_settings()
+    sock = _listen(host, port)  # before anything slow: a busy port is a one-line message at once
     _cfg()
     upgrade()
     if in_process is None:
@@ -73,8 +74,15 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on"),
         child = subprocess.Popen([sys.executable, "-m", "hub", "worker"],
                                  env={**os.environ, "SIMPUL_SERVE_PID": str(os.getpid())})
     try:
-        uvicorn.run(create_app(settings, workers=workers and in_process, server_process=True), host=host, port=port,
-                    log_level="warning", access_log=False, log_config=UVICORN_LOG_CONFIG)
+        server = uvicorn.Server(uvicorn.Config(create_app(settings, workers=workers and in_process, server_process=True),
+                                               log_level="warning", access_log=False,
+                                               log_config=UVICORN_LOG_CONFIG))
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        # once: the socket already listens, so a browser opened now waits for start-up instead of failing
+        console.print(f"Simpul: open http://{shown}:{port}/ in a browser"
+                      + (" (demo: log in as admin / simpul-demo)" if settings.demo else "") + " — Ctrl+C stops",
+                      soft_wrap=True)
+        server.run(sockets=[sock])
     finally:
         if child is not None:
             child.terminate()
@@ -115,6 +123,28 @@ def restore_cmd(path: Path = typer.Argument(..., help="A file written by `simpul
     except RuntimeError as exc:
         _fail(str(exc))
     console.print(f"restored {path} into [bold]{_safe_url(into)}[/]")
+
+
+def _listen(host: str, port: int):
+    """The server's listening socket, or a one-line error when the port is taken."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            _fail(f"port {port} on {host} is already in use (another Simpul?). "
+                  f"Stop that one, or choose another port: make run PORT={port + 80 if port < 65000 else 8080}"
+                  f" / simpul serve --port {port + 80 if port < 65000 else 8080}")
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    sock.listen(2048)
+    sock.set_inheritable(False)
+    return sock
 
 
 @app.command()

@@ -43,4 +43,47 @@ def load_demo(scope: Callable, cfg: RegencyConfig, password: str, traffic: bool 
     new = sum(1 for a in accepted if not a.duplicate)
     drain()
     report.append(f"demo traffic: {new} new messages ({len(accepted) - new} already loaded today)")
+    report += _lifecycle(scope, cfg, now)
     return report
+
+
+DEMO_ACTOR = "demo"
+
+
+def _lifecycle(scope: Callable, cfg: RegencyConfig, now: datetime) -> list[str]:
+    """Move today's demo tickets through the lifecycle, once, so that every status, overdue and
+    escalated tickets and a reopened one are on the pages: staff actions through hub.tickets,
+    then older due times and one SLA escalation pass as if days had gone by."""
+    from sqlalchemy import update
+
+    from hub import tickets as T
+    from hub.escalation import escalate_once
+    from hub.models import OPEN_STATUSES, Ticket, TicketEvent
+
+    with scope() as s:
+        if s.scalars(select(TicketEvent.id).where(TicketEvent.actor == DEMO_ACTOR).limit(1)).first():
+            return []
+        ts = [t for t in s.scalars(select(Ticket).where(Ticket.status == "menunggu").order_by(Ticket.id))
+              if not t.needs_triage]
+        if len(ts) < 12:
+            return []
+        normal = [t for t in ts if t.urgency != "darurat"]
+        darurat = [t for t in ts if t.urgency == "darurat"]
+        for t in normal[0:3]:
+            T.change_status(s, t, "diproses", DEMO_ACTOR, cfg, "Petugas sudah dijadwalkan ke lokasi.")
+        for t in normal[3:5]:
+            T.change_status(s, t, "diproses", DEMO_ACTOR, cfg, "Sedang dikerjakan.")
+            T.change_status(s, t, "selesai", DEMO_ACTOR, cfg, "Sudah diperbaiki.")
+        T.change_status(s, normal[5], "ditolak", DEMO_ACTOR, cfg, "Bukan kewenangan pemerintah kabupaten.")
+        reopened = normal[6]
+        T.change_status(s, reopened, "selesai", DEMO_ACTOR, cfg, "Sudah ditangani.")
+        T.change_status(s, reopened, "menunggu", DEMO_ACTOR, cfg, "Pelapor: belum beres, dibuka kembali.")
+        T.merge(s, normal[7], normal[8], DEMO_ACTOR, cfg, "Laporan yang sama.")
+        late = [(normal[9], 4 * 24), (normal[10], 30)] + ([(darurat[0], 3)] if darurat else [])
+        for t, hours_late in late:
+            # as if reported days ago: due times in the past (the SLA job then escalates them)
+            s.execute(update(Ticket).where(Ticket.id == t.id, Ticket.status.in_(OPEN_STATUSES)).values(
+                created_at=now - timedelta(hours=hours_late + 72), due_at=now - timedelta(hours=hours_late)))
+    esc = escalate_once(cfg=cfg, now=now)
+    return [f"demo lifecycle: in process, done, rejected, merged, reopened tickets; "
+            f"{esc['overdue']} overdue, {esc['escalated']} escalated"]

@@ -169,7 +169,11 @@ UVICORN_LOG_CONFIG: dict[str, Any] = {
 }
 
 
-def configure_logging(level: str = "INFO", json: bool = True) -> None:
+def configure_logging(level: str = "INFO", json: bool | None = True) -> None:
+    """`json=None`: JSON lines unless stderr is a terminal, where people read readable lines.
+    Masking runs before either renderer."""
+    if json is None:
+        json = not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())
     _route_stdlib(level, json)
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -177,7 +181,7 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
         mask_processor,
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False),
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()),
     ]
     structlog.configure(
         processors=processors,

@@ -264,3 +264,19 @@ class Conversation(SQLModel, table=True):
     state: str = Field(max_length=32)
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class DemoMessage(SQLModel, table=True):
+    """Demo mode only (SIMPUL_DEMO=true): what a line without credentials would have sent (SMS,
+    Telegram, WhatsApp, e-mail, webhook), shown on the admin's "Kotak keluar demo" page."""
+
+    __tablename__ = "demo_outbox"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    message_id: str = Field(max_length=64, unique=True)  # the outbox row's: a retry adds nothing
+    kind: str = Field(max_length=20)  # the outbox kind: reply | deliver | notify | lapor_push
+    channel: str = Field(max_length=20)  # sms | whatsapp | telegram | email | webhook | open311 | lapor
+    to: str = Field(max_length=300)
+    subject: Optional[str] = Field(default=None, max_length=300)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    ticket_code: Optional[str] = Field(default=None, max_length=16)
+    at: datetime = Field(default_factory=utcnow)

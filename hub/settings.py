@@ -20,7 +20,9 @@ class Settings(BaseSettings):
     config_dir: Path = DEFAULT_CONFIG_DIR
     data_dir: Path = Path("./data")
     log_level: str = "INFO"
-    log_json: bool = True
+    log_json: bool | None = None  # None: JSON lines unless stderr is a terminal (then readable lines)
+    demo: bool = False  # demo mode (`make run`): lines without credentials go to the demo outbox page
+    map_tiles_url: str = ""  # XYZ tile URL for the maps, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png; empty: boundaries only
     public_url: str = "http://127.0.0.1:8000"  # as the providers see us (Twilio signature)
     secret_key: str = "dev-insecure-change-me"  # sessions, CSRF
     max_body_bytes: int = 64 * 1024

@@ -86,8 +86,16 @@ class Wiring:
 
 def wire(settings: Settings, lines: Sequence[Callable[[Settings], Line]] = LINES,
          features: Sequence[Callable[[Settings], Line]] = FEATURES) -> Wiring:
-    """The configured lines and features for these settings."""
-    return Wiring.of([make(settings) for make in (*lines, *features)])
+    """The configured lines and features for these settings. In demo mode (SIMPUL_DEMO=true)
+    the senders of lines without credentials are replaced last by the demo outbox
+    (hub/demo_outbox.py); never otherwise."""
+    parts = [make(settings) for make in (*lines, *features)]
+    if settings.demo:
+        from hub import demo_outbox
+
+        merged = Wiring.of(parts)
+        parts.append(demo_outbox.part(settings, merged.reply_senders, merged.outbox_senders))
+    return Wiring.of(parts)
 
 
 def install(wiring: Wiring) -> None:

@@ -40,6 +40,7 @@ class TicketFilter:
     opd: str | None = None
     channel: str | None = None
     kecamatan: str | None = None
+    desa: str | None = None  # Kemendagri desa code
     no_place: bool = False  # tickets without a known kecamatan
     urgency: str | None = None
     text: str | None = None  # a ticket code, or words in the report
@@ -54,7 +55,8 @@ class TicketFilter:
         if self.statuses:
             stmt = stmt.where(Ticket.status.in_(list(self.statuses)))
         for value, col in ((self.opd, Ticket.opd_code), (self.channel, Ticket.channel),
-                           (self.urgency, Ticket.urgency), (self.kecamatan, Ticket.kecamatan_code)):
+                           (self.urgency, Ticket.urgency), (self.kecamatan, Ticket.kecamatan_code),
+                           (self.desa, Ticket.desa_code)):
             if value:
                 stmt = stmt.where(col == value)
         if self.no_place:

@@ -262,3 +262,23 @@ async def release_held(request: Request):
     if n == 0:
         return _redirect(request, err="Tidak ada pesan tertahan yang cocok (mungkin sudah dilepas).", anchor="#ditahan")
     return _redirect(request, msg=f"{n} pesan tertahan dilepas dan akan menjadi tiket.", anchor="#ditahan")
+
+
+@router.get("/admin/kotak-keluar-demo")
+def demo_outbox_page(request: Request):
+    """Demo mode: what lines without credentials would have sent (hub/demo_outbox.py)."""
+    from hub.demo_outbox import missing_credentials
+    from hub.models import DemoMessage
+
+    user(request, "admin")
+    settings = request.app.state.settings
+    kanal = request.query_params.get("kanal") or None
+    with Session(get_engine()) as s:
+        q = select(DemoMessage).order_by(DemoMessage.id.desc()).limit(200)
+        if kanal:
+            q = q.where(DemoMessage.channel == kanal)
+        rows = list(s.scalars(q))
+        counts = dict(s.execute(select(DemoMessage.channel, func.count()).group_by(DemoMessage.channel)).all())
+    return pages.render(request, "demo_outbox.html", {
+        "rows": rows, "counts": counts, "kanal": kanal, "demo_on": settings.demo,
+        "missing": missing_credentials(settings) if settings.demo else [], "title": "Kotak keluar demo"})

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -255,12 +255,14 @@ def render(request: Request, name: str, context: dict[str, Any], status: int = 2
     ctx = {"request": request, "who": who, "csrf": csrf_token(request) if "session" in request.scope else "",
            "wil": wilayah(), "STATUS_LABELS": STATUS_LABELS, "URGENCY_LABELS": URGENCY_LABELS,
            "ROLE_LABELS": ROLE_LABELS, "channels": channel_labels(), "opds": opd_names(),
-           "EVENT_LABELS": EVENT_LABELS, "PERIODS": PERIODS, **context}
+           "EVENT_LABELS": EVENT_LABELS, "PERIODS": PERIODS,
+           "demo": bool(getattr(getattr(request.app.state, "settings", None), "demo", False)), **context}
     resp = templates.TemplateResponse(request, name, ctx, status_code=status)
     resp.headers["Cache-Control"] = "no-store"
     resp.headers["X-Frame-Options"] = "DENY"
     resp.headers["Referrer-Policy"] = "same-origin"
-    resp.headers["Content-Security-Policy"] = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+    img = "'self' data: blob:" + (f" {context['img_origin']}" if context.get("img_origin") else "")  # map tiles
+    resp.headers["Content-Security-Policy"] = (f"default-src 'self'; img-src {img}; style-src 'self' 'unsafe-inline'; "
                                                "script-src 'self'; frame-ancestors 'none'; form-action 'self'")
     return resp
 
@@ -273,4 +275,27 @@ def nik(text: str | None) -> str:
 
 
 templates.env.filters.update(wib=wib, age=age, hours=hours, nik=nik)
-templates.env.globals.update(qs=qs)
+
+
+def tile_origin(url: str) -> str | None:
+    """The tile server's origin for the page's Content-Security-Policy (img-src)."""
+    parts = urlsplit(url.replace("{s}", "a"))
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    host = parts.netloc.replace("a.", "*.", 1) if "{s}" in url else parts.netloc
+    return f"{parts.scheme}://{host}"
+
+
+def asset_version() -> str:
+    """A short hash of the static files: in their URLs (`?v=`), so they can be cached for a year."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(STATIC_DIR.rglob("*")):
+        if f.is_file():
+            h.update(str(f.relative_to(STATIC_DIR)).encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:10]
+
+
+templates.env.globals.update(qs=qs, asset_v=asset_version())

@@ -18,7 +18,7 @@ from hub.db import get_engine, writer
 from hub.logging import get_logger
 from hub.models import OPEN_STATUSES, Outbox, Ticket, TicketEvent
 from hub.web import pages
-from hub.web.pages import PageError, check_csrf, period_range, render, user
+from hub.web.pages import PageError, check_csrf, period_range, qs, render, user
 from hub.web.security import LoginRefused, login, start_session
 
 log = get_logger(__name__)
@@ -126,7 +126,8 @@ def overview(request: Request):
         "f": f, "base": base, "s": summ, "trend": tr, "chart": _chart(tr), "urgent": urgent, "now": now,
         "kec_rows": kec_rows, "kec_max": kec_max, "nowhere": _counts(nowhere or {}), "opd_rows": opd_rows,
         "chan_rows": chan_rows, "last_id": last_id, "triage": triage, "triage_n": triage_n,
-        "escalated_n": escalated_n, "reopened_n": reopened_n, "can_route": who.role in ROUTERS})
+        "escalated_n": escalated_n, "reopened_n": reopened_n, "can_route": who.role in ROUTERS,
+        **_map_context(request)})
 
 
 ESCALATION_HEAD = 3  # hub.escalation level 3: "eskalasi ke kepala daerah"
@@ -187,6 +188,11 @@ def escalations(request: Request):
     return _urgent_list(request, title, q, "eskalasi", {"level": level})
 
 
+def _map_context(request: Request) -> dict[str, Any]:
+    tiles = (request.app.state.settings.map_tiles_url or "").strip()
+    return {"tiles": tiles, "img_origin": pages.tile_origin(tiles) if tiles else None}
+
+
 def _counts(d: dict[str, int]) -> dict[str, int]:
     m, p, sel = d.get("menunggu", 0), d.get("diproses", 0), d.get("selesai", 0)
     return {"total": d.get("total", 0), "menunggu": m, "diproses": p, "selesai": sel, "open": m + p,
@@ -245,6 +251,9 @@ def ticket_query(who, params) -> tuple[Any, dict[str, Any]]:
         if v:
             setattr(tf, key, v)
             f[key] = v
+    desa = params.get("desa")
+    if desa:
+        tf.desa, f["desa"] = desa, desa
     kec = params.get("kecamatan")
     if kec:
         if kec == stats.NO_PLACE:
@@ -279,6 +288,8 @@ def _describe(f: dict[str, Any]) -> list[str]:
         out.append(pages.channel_labels().get(f["channel"], f["channel"]))
     if f.get("kecamatan"):
         out.append("tanpa lokasi" if f["kecamatan"] == stats.NO_PLACE else "Kec. " + pages.wilayah().name(f["kecamatan"]))
+    if f.get("desa"):
+        out.append("Desa " + pages.wilayah().name(f["desa"]))
     if f.get("periode"):
         out.append(pages.PERIODS[f["periode"]][0])
     if f.get("triase"):
@@ -288,22 +299,49 @@ def _describe(f: dict[str, Any]) -> list[str]:
     return out
 
 
+# The list's sort orders: key -> (label, ORDER BY). "baru" pages by id (`sebelum`), the others by page.
+SORTS = {"baru": ("Terbaru", (Ticket.id.desc(),)),
+         "lama": ("Terlama", (Ticket.id.asc(),)),
+         "tenggat": ("Tenggat terdekat", (Ticket.due_at.is_(None), Ticket.due_at.asc(), Ticket.id.asc())),
+         "urgensi": ("Darurat dulu", ((Ticket.urgency != "darurat"), (Ticket.urgency != "tinggi"), Ticket.id.desc())),
+         "diubah": ("Terakhir diubah", (Ticket.updated_at.desc(), Ticket.id.desc()))}
+
+
+def sort_key(params) -> str:
+    key = params.get("urut") or "baru"
+    return key if key in SORTS else "baru"
+
+
 @router.get("/tiket")
 def ticket_list(request: Request):
     who = user(request, *STAFF)
     q, f = ticket_query(who, request.query_params)
-    before = request.query_params.get("sebelum")
+    sort = sort_key(request.query_params)
+    before = request.query_params.get("sebelum") if sort == "baru" else None
+    page = request.query_params.get("hal", "1")
+    page = max(1, min(int(page), 10_000)) if page.isdigit() else 1
     if before and before.isdigit():
         q = q.where(Ticket.id < int(before))
     with _read() as s:
         count_q = select(func.count()).select_from(q.order_by(None).subquery())
         total = s.execute(count_q).scalar_one() if not before else None
-        rows = list(s.scalars(q.order_by(Ticket.id.desc()).limit(PAGE_SIZE + 1)))
+        ordered = q.order_by(*SORTS[sort][1])
+        if sort != "baru":
+            ordered = ordered.offset((page - 1) * PAGE_SIZE)
+        rows = list(s.scalars(ordered.limit(PAGE_SIZE + 1)))
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
-    return render(request, "tickets.html", {"rows": rows, "f": f, "total": total, "desc": _describe(f),
-                                            "next": rows[-1].id if more and rows else None,
-                                            "now": datetime.now(timezone.utc), "title": "Daftar tiket"})
+    fs = {**f, **({"urut": sort} if sort != "baru" else {})}
+    nxt = None
+    if more and rows:
+        nxt = qs(fs, sebelum=rows[-1].id) if sort == "baru" else qs(fs, hal=page + 1)
+    wil = pages.wilayah()
+    kec = f.get("kecamatan") if f.get("kecamatan") != stats.NO_PLACE else None
+    return render(request, "tickets.html", {
+        "rows": rows, "f": f, "fs": fs, "total": total, "desc": _describe(f), "next": nxt,
+        "sort": sort, "SORTS": {k: v[0] for k, v in SORTS.items()},
+        "desa_list": wil.desa.get(kec, ()) if kec else (),
+        "now": datetime.now(timezone.utc), "title": "Daftar tiket"})
 
 
 # --- one ticket ------------------------------------------------------------------------------

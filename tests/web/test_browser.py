@@ -45,6 +45,12 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
     """A real hub process (uvicorn, workers on) over a fresh SQLite file with the known tickets."""
+    yield from serve_hub(tmp_path_factory)
+
+
+def serve_hub(tmp_path_factory, extra_env: dict[str, str] | None = None, before_start=None):
+    """The `hub` fixture's body; other browser modules start their own with more settings
+    (`extra_env`) and data (`before_start()`, after the known tickets are in)."""
     from hub import config as hub_config
     from hub.db import reset_engine
     from hub.migrate import upgrade
@@ -53,7 +59,7 @@ def hub(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("browser-hub")
     url = f"sqlite:///{d}/simpul.db"
-    env_keys = {"SIMPUL_DATABASE_URL": url, "SIMPUL_DATA_DIR": str(d)}
+    env_keys = {"SIMPUL_DATABASE_URL": url, "SIMPUL_DATA_DIR": str(d), **(extra_env or {})}
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env_keys.items():
             mp.setenv(k, v)
@@ -65,6 +71,8 @@ def hub(tmp_path_factory):
         from hub.settings import get_settings
 
         seed_known(regency_config(str(get_settings().config_dir)))
+        if before_start is not None:
+            before_start()
         port = _free_port()
         env = dict(os.environ, **env_keys, SIMPUL_WORKERS="true", SIMPUL_LOG_LEVEL="WARNING",
                    SIMPUL_PROCESS_INTERVAL_S="0.2")

@@ -179,3 +179,8 @@
 
   document.addEventListener("DOMContentLoaded", function () { live(); konsol(); lapor(); });
 })();
+// print button of the monthly report (no inline handlers under the CSP)
+document.addEventListener("click", function (e) {
+  var b = e.target.closest && e.target.closest("[data-print]");
+  if (b) { e.preventDefault(); window.print(); }
+});
