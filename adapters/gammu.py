@@ -122,6 +122,7 @@ class GammuSms:
     parts: int = 1
     missing: tuple[int, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None  # the rows could not be read as a message (the hub keeps them for triage)
 
     @property
     def provider_id(self) -> str:
@@ -294,21 +295,32 @@ class GammuAdapter:
                 first = self._first_seen.setdefault(key, now)
                 if now - first < self.multipart_wait_s:
                     continue
-            text, binary = join_parts(parts)
-            head = parts[0]
-            out.append(GammuSms(
-                ids=tuple(p["ID"] for p in parts), sender=(head.get("SenderNumber") or "").strip(),
-                text=text, received=_as_datetime(head.get("ReceivingDateTime")),
-                binary=binary, ussd=head.get("Class") == USSD_CLASS, parts=total, missing=missing,
-                raw={"inbox_ids": [p["ID"] for p in parts], "coding": head.get("Coding"),
-                     "udh": [p.get("UDH") or "" for p in parts], "class": head.get("Class"),
-                     "recipient_id": head.get("RecipientID"), "smsc": head.get("SMSCNumber"),
-                     "receiving": str(head.get("ReceivingDateTime")), "schema_version": version},
-            ))
+            try:
+                out.append(self._message(parts, total, missing, version))
+            except Exception as exc:  # rows we cannot read are never left behind (or lost)
+                out.append(GammuSms(
+                    ids=tuple(p["ID"] for p in parts), sender=str(parts[0].get("SenderNumber") or "").strip(),
+                    text="".join(str(p.get("TextDecoded") or "") for p in parts), received=None,
+                    parts=total, error=f"{type(exc).__name__}: {exc}"[:300],
+                    raw={"rows": [{k: str(v) for k, v in p.items() if not k.startswith("_")} for p in parts]}))
         for key in list(self._first_seen):
             if key not in live_keys:
                 del self._first_seen[key]
         return out
+
+    def _message(self, parts: list[dict[str, Any]], total: int, missing: tuple[int, ...],
+                 version: int) -> GammuSms:
+        text, binary = join_parts(parts)
+        head = parts[0]
+        return GammuSms(
+            ids=tuple(p["ID"] for p in parts), sender=(head.get("SenderNumber") or "").strip(),
+            text=text, received=_as_datetime(head.get("ReceivingDateTime")),
+            binary=binary, ussd=head.get("Class") == USSD_CLASS, parts=total, missing=missing,
+            raw={"inbox_ids": [p["ID"] for p in parts], "coding": head.get("Coding"),
+                 "udh": [p.get("UDH") or "" for p in parts], "class": head.get("Class"),
+                 "recipient_id": head.get("RecipientID"), "smsc": head.get("SMSCNumber"),
+                 "receiving": str(head.get("ReceivingDateTime")), "schema_version": version},
+        )
 
     def mark_processed(self, ids: Iterable[int]) -> int:
         ids = sorted(set(ids))

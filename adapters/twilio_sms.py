@@ -142,6 +142,21 @@ class TwilioAdapter:
             raw={k: v for k, v in form.items()},
         )
 
+    def read_by_hand(self, form: Mapping[str, str], received_at: datetime | None = None) -> InboundMessage | None:
+        """What can still be read of a form `parse` refused (a media count without its URLs,
+        a coordinate that is not a number): sender, text and the media URLs that are there.
+        None without a From (no MessageSid: the hub dedups on a content hash)."""
+        sid = (form.get("MessageSid") or form.get("SmsMessageSid") or "").strip() or None
+        sender = (form.get("From") or "").strip()
+        if not sender:
+            return None
+        attachments = tuple(Attachment(url=v, kind="file") for k, v in sorted(form.items())
+                            if k.startswith("MediaUrl") and v.startswith(("https://", "http://")))
+        return InboundMessage(channel=channel_of(sender), text=form.get("Body") or "", sender=sender,
+                              provider_id=sid, received_at=received_at,
+                              sender_name=(form.get("ProfileName") or None), attachments=attachments,
+                              raw={k: v for k, v in form.items()})
+
     # -- outbound --------------------------------------------------------------------------
     def client(self) -> Client:
         if self._client is None:

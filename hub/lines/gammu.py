@@ -16,16 +16,20 @@ from adapters.gammu import GammuAdapter, GammuSchemaError
 from hub.commands import answer_status_query, parse_status_query
 from hub.config import RegencyConfig, regency
 from hub.db import get_engine, session_scope
+from hub import linehealth
 from hub.lines import ratelimit
 from hub.logging import get_logger
 from hub.models import Outbox
 from hub.outbox import enqueue
 from hub.replies import queue_text, register_reply_sender
 from hub.settings import Settings, get_settings
+from hub.unreadable import mark_for_triage, store_unreadable
 from hub.workers import register_periodic
+from normalizer.types import InboundMessage
 
 log = get_logger(__name__)
 BATCH = 500
+HEALTH_ROW = "gammu"  # channel_state row of the modem line (the channel itself is "sms")
 
 
 @lru_cache(maxsize=4)
@@ -75,8 +79,25 @@ def poll_once(adapter: GammuAdapter, cfg: RegencyConfig, settings: Settings,
                     enqueue(s, "reply", "sms", {"channel": "sms", "to": sms.sender, "ticket_code": None,
                                                 "text": answer_status_query(s, cfg, "sms", sms.sender, code)},
                             message_id=mid)
-    admissions = ratelimit.admit([adapter.to_inbound(sms) for sms, _ in reports],
-                                 settings.rate_limit_per_sender, engine, settings.dedup_window_s)
+    inbound, readable = [], []
+    for sms, code in reports:  # rows we cannot read: a ticket for triage, or a dead intake row
+        try:
+            if sms.error:
+                raise ValueError(sms.error)
+            inbound.append(adapter.to_inbound(sms))
+            readable.append((sms, code))
+        except Exception as exc:
+            problem = f"gammu: {exc}"[:300]
+            if sms.sender and sms.text.strip():
+                inbound.append(mark_for_triage(InboundMessage(
+                    channel="sms", text=sms.text, sender=sms.sender, provider_id=sms.provider_id,
+                    raw=sms.raw), problem))
+                readable.append((sms, code))
+            else:
+                store_unreadable("sms", sms.raw or {"ids": list(sms.ids)}, problem, key=sms.provider_id,
+                                 engine=engine, dedup_window_s=settings.dedup_window_s)
+    reports = readable
+    admissions = ratelimit.admit(inbound, settings.rate_limit_per_sender, engine, settings.dedup_window_s)
     notify = [(sms, a) for (sms, _), a in zip(reports, admissions) if a.notify]
     if notify:
         with session_scope(engine) as s:
@@ -99,8 +120,24 @@ async def poll_job() -> None:
         return
     adapter = adapter_for(settings)
     cfg = regency(str(settings.config_dir))
-    while (await asyncio.to_thread(poll_once, adapter, cfg, settings)).handled >= BATCH:
-        pass
+    got = False
+    try:
+        while True:
+            res = await asyncio.to_thread(poll_once, adapter, cfg, settings)
+            got = got or res.handled > 0
+            if res.handled < BATCH:
+                break
+    except Exception as exc:  # the modem database is away: noted for /readyz and the admin page
+        await asyncio.to_thread(_record_safely, False, f"{type(exc).__name__}: {str(exc)[:200]}", False)
+        raise
+    await asyncio.to_thread(_record_safely, True, None, got)
+
+
+def _record_safely(ok: bool, error: str | None, got: bool) -> None:
+    try:
+        linehealth.record(HEALTH_ROW, ok, error, got)
+    except Exception:
+        log.warning("gammu.health_write_failed")
 
 
 async def send_reply(message: OutboundMessage) -> SendResult:
@@ -113,6 +150,7 @@ def configure(settings: Settings) -> None:
         register_reply_sender("sms", send_reply)
     if settings.gammu_database_url:
         register_periodic("gammu_poll", settings.gammu_poll_interval_s, poll_job)
+        linehealth.register(HEALTH_ROW, linehealth.stale_check(HEALTH_ROW, settings.gammu_poll_interval_s * 10 + 60))
 
 
 async def _startup(app: FastAPI, settings: Settings) -> None:

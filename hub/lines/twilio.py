@@ -24,6 +24,7 @@ from hub.lines import ratelimit
 from hub.logging import get_logger
 from hub.replies import register_reply_sender
 from hub.settings import Settings, get_settings
+from hub.unreadable import mark_for_triage, store_unreadable
 from normalizer.types import InboundMessage
 
 log = get_logger(__name__)
@@ -104,11 +105,23 @@ async def twilio_webhook(request: Request):
         log.warning("twilio.bad_signature", reason=str(exc), url=url,
                     client=request.client.host if request.client else None)
         return JSONResponse({"detail": f"forbidden: {exc}"}, status_code=403)
+    now = datetime.now(timezone.utc)
     try:
-        msg = adapter.parse(form, received_at=datetime.now(timezone.utc))
-    except InvalidPayload as exc:
-        log.warning("twilio.invalid_payload", reason=str(exc))
-        return JSONResponse({"detail": f"invalid Twilio payload: {exc}"}, status_code=400)
+        msg = adapter.parse(form, received_at=now)
+    except Exception as exc:  # signed by Twilio, so kept: a triage ticket, or a dead intake row
+        problem = str(exc) if isinstance(exc, InvalidPayload) else f"{type(exc).__name__}: {exc}"
+        log.warning("twilio.invalid_payload", reason=problem[:200])
+        partial = adapter.read_by_hand(form, received_at=now)
+        if partial is None:
+            try:
+                await asyncio.to_thread(store_unreadable, "twilio", form, f"twilio: {problem}",
+                                        key=(form.get("MessageSid") or None),
+                                        dedup_window_s=settings.dedup_window_s)
+            except Exception:
+                log.exception("twilio.unreadable_not_stored")
+                return JSONResponse({"detail": "not stored, please retry"}, status_code=503)
+            return JSONResponse({"detail": f"invalid Twilio payload: {problem}"}, status_code=400)
+        msg = mark_for_triage(partial, f"twilio: {problem}")
     try:
         text = await answer(request, msg)
     except Exception:

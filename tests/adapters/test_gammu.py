@@ -475,3 +475,37 @@ def test_poll_job_reads_the_configured_database(tmp_path, sqlite_url, seeded, mo
         line._adapter.cache_clear()
     with Session(get_engine()) as s:
         assert [r.text for r in s.scalars(select(RawMessage))] == ["Banjir di desa Karangan"]
+
+
+def test_a_modem_line_that_cannot_poll_shows_as_stopped_then_recovers(tmp_path, sqlite_url, seeded, monkeypatch):
+    """Issue #13 item 1: a stopped line shows (linehealth feeds /readyz, /metrics, admin page)."""
+    from hub import linehealth
+    from hub.db import get_engine
+    from hub.lines import gammu as line
+    from hub.models import ChannelState, RawMessage
+    from hub.settings import get_settings, reset_settings
+
+    broken = tmp_path / "not-gammu.db"
+    sqlite3.connect(broken).close()  # a database without Gammu's tables (wrong path in smsdrc)
+    monkeypatch.setenv("SIMPUL_GAMMU_DATABASE_URL", f"sqlite:///{broken}")
+    reset_settings()
+    line.configure(get_settings())
+    try:
+        for _ in range(linehealth.FAILURES_STOPPED):
+            with pytest.raises(Exception):
+                asyncio.run(line.poll_job())
+        report = linehealth.report()
+        assert report["gammu"]["running"] is False and "failures in a row" in report["gammu"]["detail"]
+        url = gammu_sqlite(tmp_path, 17)
+        insert_inbox(url, [dict(text="Banjir di desa Karangan")])
+        monkeypatch.setenv("SIMPUL_GAMMU_DATABASE_URL", url)
+        reset_settings()
+        asyncio.run(line.poll_job())
+        assert linehealth.report()["gammu"]["running"] is True
+    finally:
+        line._adapter.cache_clear()
+        linehealth.unregister("gammu")
+    with Session(get_engine()) as s:
+        assert [r.text for r in s.scalars(select(RawMessage))] == ["Banjir di desa Karangan"]
+        st = s.get(ChannelState, "gammu")
+        assert st.consecutive_failures == 0 and st.last_message_at is not None

@@ -404,3 +404,24 @@ def test_one_puller_at_a_time(fake, lapor, engine):
         s.add(st)
         s.commit()
     assert lapor().new == 3
+
+
+def test_a_report_we_cannot_read_is_kept_for_an_admin_and_the_pull_goes_on(fake, lapor, engine):
+    """Issue #13 item 1: a report LAPOR! sends in a shape we do not know (a new report type, a
+    timestamp that is not ISO 8601) is stored as a dead intake row, once; the others still pull."""
+    from hub import unreadable
+    from hub.models import RawMessage
+
+    seed_reports(fake)
+    fake.reports["9165901"]["jenis"] = "usulan_kebijakan"  # a report type LAPOR! added later
+    fake.reports["9166002"]["diperbarui"] = "kemarin sore"
+    res = lapor()
+    assert res.error is None and res.new == 1 and len(res.rejected) == 2
+    res = lapor()  # the next pull sees them again: still one row each
+    assert unreadable.count(engine) == 2
+    with Session(engine) as s:
+        dead = list(s.scalars(select(RawMessage).where(RawMessage.state == "unreadable")))
+    bodies = " ".join(r.message["raw"]["body"] for r in dead)
+    assert "usulan_kebijakan" in bodies and "kemarin sore" in bodies
+    assert all(r.channel == "lapor" and "LAPOR! report" in r.message["fields"]["unreadable"] for r in dead)
+    assert set(tickets(engine)) == {"9165816"}
