@@ -133,8 +133,11 @@ class TwilioAdapter:
         if (lat is None) != (lon is None):
             raise InvalidPayload("Latitude and Longitude must come together")
         fields: dict[str, Any] = dict(dukcapil.parse(body) or {})
-        if form.get("Address"):
-            fields["alamat"] = form["Address"]
+        # A WhatsApp location pin: empty Body, Latitude/Longitude, and Address / Label when the
+        # citizen picked a place (Label is the place's name, Address its street address).
+        place = ", ".join(v.strip() for v in (form.get("Label"), form.get("Address")) if v and v.strip())
+        if place:
+            fields["alamat"] = place
         return InboundMessage(
             channel=channel_of(sender), text=body, sender=sender, provider_id=sid,
             received_at=received_at, sender_name=(form.get("ProfileName") or None),

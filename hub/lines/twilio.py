@@ -72,9 +72,11 @@ async def answer(request: Request, msg: InboundMessage) -> str | None:
     code = parse_status_query(msg.text)
     if code and not msg.attachments:  # "CEK K7X2M9P": answered, not stored as a report
         return await asyncio.to_thread(_status_answer, cfg, msg.channel, msg.sender, code)
-    if is_blank(msg.text) and not msg.attachments:  # empty or binary: a polite answer, no ticket
+    if is_blank(msg.text) and not msg.attachments and msg.latitude is None:  # empty or binary
         log.info("twilio.empty_message", channel=msg.channel, sid=msg.provider_id)
         return cfg.template("empty_message")
+    wordless = is_blank(msg.text)  # a location pin or media alone: joins an open report, or we ask
+    # (hub.pieces, during processing); the answer comes from there, not as TwiML
     engine = get_engine()
     limit = settings.rate_limit_per_sender
     if await asyncio.to_thread(ratelimit.over_limit, engine, msg, limit):
@@ -83,10 +85,11 @@ async def answer(request: Request, msg: InboundMessage) -> str | None:
         if adm.held:
             return cfg.template("rate_limited") if adm.notify else None
         return cfg.template("receipt_immediate", code=adm.accepted.ticket_code)
-    # The TwiML answer below is the receipt: the hub must not send a second one.
-    msg = dataclasses.replace(msg, fields={**msg.fields, "receipt_sent": True})
+    if not wordless:  # the TwiML answer below is the receipt: the hub must not send a second one
+        msg = dataclasses.replace(msg, fields={**msg.fields, "receipt_sent": True})
     accepted = await request.app.state.intake_writer.submit(msg)
-    if accepted.duplicate and await asyncio.to_thread(_stored_state, accepted.raw_id) == ratelimit.HELD:
+    if wordless or (accepted.duplicate
+                    and await asyncio.to_thread(_stored_state, accepted.raw_id) == ratelimit.HELD):
         return None
     return cfg.template("receipt_immediate", code=accepted.ticket_code)
 

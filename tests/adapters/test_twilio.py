@@ -378,3 +378,85 @@ def test_storage_failure_is_503_and_the_retry_is_stored(sqlite_url, monkeypatch,
     assert retried.status_code == 200 and "diterima dengan kode" in retried.text
     with Session(get_engine()) as s:
         assert len(s.scalars(select(RawMessage)).all()) == 1
+
+
+# --- a location pin or media alone (issue #13 item 2) -------------------------------------
+
+def _tickets_and_replies():
+    from hub.db import get_engine
+    from hub.models import Outbox, RawMessage, Ticket, TicketEvent
+
+    with Session(get_engine()) as s:
+        tickets = list(s.scalars(select(Ticket).order_by(Ticket.id)))
+        replies = [o.payload["text"] for o in s.scalars(select(Outbox).where(Outbox.kind == "reply").order_by(Outbox.id))]
+        notes = [e.note for e in s.scalars(select(TicketEvent).where(TicketEvent.kind == "note").order_by(TicketEvent.id))]
+        raws = list(s.scalars(select(RawMessage).order_by(RawMessage.id)))
+    return tickets, replies, notes, raws
+
+
+def test_a_location_pin_after_a_report_becomes_its_place(twilio_client_db):
+    from hub.processing import drain
+    from hub.tickets import resolve_code
+    from hub.db import get_engine
+
+    r = post(twilio_client_db, "message__whatsapp_text.json",
+             Body="Jalan berlubang besar, sudah ada motor jatuh")  # no place in words
+    assert "diterima dengan kode" in r.text
+    drain()
+    pin = post(twilio_client_db, "message__whatsapp_location_place.json")
+    assert pin.status_code == 200 and "kosong" not in pin.text and "<Message>" not in pin.text
+    drain()
+    [t], replies, notes, raws = _tickets_and_replies()
+    assert (t.latitude, t.longitude) == (-8.0521, 111.7152)
+    assert t.address and "Alun-Alun Trenggalek" in t.address
+    assert replies == [f"Lokasi/lampiran diterima dan ditambahkan pada laporan {t.code}."]
+    assert notes == ["Pelapor menambahkan lokasi"]
+    with Session(get_engine()) as s:  # the pin's own reserved code leads to the same ticket
+        assert resolve_code(s, raws[1].ticket_code).code == t.code
+
+
+def test_a_location_pin_first_asks_what_happened_and_the_answer_takes_the_place(twilio_client_db):
+    from hub.processing import drain
+
+    post(twilio_client_db, "message__whatsapp_location_pin.json")
+    drain()
+    tickets, replies, _, raws = _tickets_and_replies()
+    assert tickets == [] and raws[0].state == "waiting"
+    assert replies == ["Lokasi/lampiran sudah kami terima. Sekarang ceritakan apa yang terjadi "
+                       "(balas pesan ini dengan keterangan kejadian)."]
+    post(twilio_client_db, "message__whatsapp_media_only.json")  # a photo too, still no words
+    post(twilio_client_db, "message__whatsapp_text.json", Body="Pohon tumbang menutup jalan")
+    drain()
+    [t], replies, _, raws = _tickets_and_replies()
+    assert t.text_original == "Pohon tumbang menutup jalan"
+    assert (t.latitude, t.longitude) == (-8.0503, 111.7081)
+    assert [a["kind"] for a in t.attachments] == ["photo"]
+    assert {r.state for r in raws} == {"duplicate", "done"}
+
+
+def test_a_pin_nobody_explains_still_becomes_a_ticket(twilio_client_db):
+    from datetime import datetime, timedelta, timezone
+
+    from hub import pieces
+    from hub.db import session_scope
+    from hub.processing import drain
+
+    post(twilio_client_db, "message__whatsapp_location_pin.json")
+    drain()
+    with session_scope() as s:
+        assert pieces.submit_waiting(s, datetime.now(timezone.utc) + timedelta(minutes=16)) == 1
+    drain()
+    [t], _, _, _ = _tickets_and_replies()
+    assert t.text_original == pieces.NO_WORDS and t.latitude == -8.0503
+
+
+def test_media_alone_joins_the_open_report(twilio_client_db):
+    from hub.processing import drain
+
+    post(twilio_client_db, "message__whatsapp_text.json")
+    post(twilio_client_db, "message__whatsapp_media_only.json")  # same batch: joins all the same
+    drain()
+    [t], replies, notes, _ = _tickets_and_replies()
+    assert [a["url"].rsplit("/", 1)[-1] for a in t.attachments] == ["ME11111111111111111111111111111122"]
+    assert notes == ["Pelapor menambahkan 1 lampiran"]
+
