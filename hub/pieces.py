@@ -210,7 +210,7 @@ def _join_part(session: Session, raw: RawMessage, draft: TicketDraft, cfg, now: 
     first = session.scalars(select(RawMessage).where(
         RawMessage.id != raw.id, RawMessage.channel == raw.channel,
         RawMessage.received_at >= at - PART_WINDOW, RawMessage.state.in_(("done", "duplicate")))
-        .where(RawMessage.message["fields"]["join_key"].as_string() == key)
+        .where(RawMessage.message["fields"]["sms_concat"].as_string() == key)
         .order_by(RawMessage.id).limit(1)).first()
     if first is None:
         return False

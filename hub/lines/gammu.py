@@ -16,7 +16,7 @@ from adapters.gammu import GammuAdapter, GammuSchemaError
 from hub.commands import answer_status_query, parse_status_query
 from hub.config import RegencyConfig, regency
 from hub.db import get_engine, session_scope
-from hub import linehealth
+from hub import linehealth, multipart
 from hub.lines import ratelimit
 from hub.logging import get_logger
 from hub.models import Outbox
@@ -79,12 +79,16 @@ def poll_once(adapter: GammuAdapter, cfg: RegencyConfig, settings: Settings,
                     enqueue(s, "reply", "sms", {"channel": "sms", "to": sms.sender, "ticket_code": None,
                                                 "text": answer_status_query(s, cfg, "sms", sms.sender, code)},
                             message_id=mid)
-    inbound, readable = [], []
+    inbound, readable, repeats = [], [], 0
     for sms, code in reports:  # rows we cannot read: a ticket for triage, or a dead intake row
         try:
             if sms.error:
                 raise ValueError(sms.error)
-            inbound.append(adapter.to_inbound(sms))
+            placed = multipart.place_part(engine, adapter.to_inbound(sms))
+            if placed is multipart.REPEAT:  # a part stored before, or it completed its message
+                repeats += 1
+                continue
+            inbound.append(placed)
             readable.append((sms, code))
         except Exception as exc:
             problem = f"gammu: {exc}"[:300]
@@ -107,7 +111,7 @@ def poll_once(adapter: GammuAdapter, cfg: RegencyConfig, settings: Settings,
     adapter.mark_processed([i for sms in batch for i in sms.ids])
     res = PollResult(stored=sum(1 for a in admissions if not a.accepted.duplicate and not a.held),
                      held=sum(1 for a in admissions if a.held and not a.accepted.duplicate),
-                     duplicates=sum(1 for a in admissions if a.accepted.duplicate),
+                     duplicates=sum(1 for a in admissions if a.accepted.duplicate) + repeats,
                      status_queries=len(queries), skipped=len(skipped_ids))
     log.info("gammu.polled", stored=res.stored, held=res.held, duplicates=res.duplicates,
              status_queries=res.status_queries, skipped=res.skipped)

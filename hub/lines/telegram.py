@@ -64,6 +64,7 @@ ATTACH_WINDOW = timedelta(minutes=10)  # a lone photo this soon after a report b
 LATE_TTL = timedelta(hours=24)  # give up adding to a ticket that never appeared
 RATE_WINDOW_S = 600
 RECENT_KEEP = 30
+GROUPS_KEEP = 16  # albums remembered per chat (media_group_id -> the report they went to)
 SEEN_KEEP = 64  # update ids remembered per chat (webhook deliveries may arrive out of order)
 NO_TEXT = "(Pelapor mengirim foto/lokasi tanpa keterangan)"
 CONV = Conversation.__table__
@@ -155,9 +156,36 @@ class Step:
             self.reply("telegram_unsupported")
             return "unsupported"
         report = self.data.get("report")
+        mg = u.media_group_id
+        target = (self.data.get("groups") or {}).get(mg) if mg else None
+        if target and (report is None or report.get("media_group_id") != mg):
+            return self._follow_group(target)
         if report is None:
             return self.start_report()
         return self.continue_report(report)
+
+    def _remember_group(self, mg: str | None, key: str) -> None:
+        """An album (several updates, one media_group_id) goes where its first item went."""
+        if not mg:
+            return
+        groups = self.data.setdefault("groups", {})
+        groups[mg] = key
+        if len(groups) > GROUPS_KEEP:
+            self.data["groups"] = dict(list(groups.items())[-GROUPS_KEEP:])
+
+    def _follow_group(self, key: str) -> str:
+        """A later item of an album whose report is already submitted: onto the same ticket
+        (its photo, and its caption as the reporter's note), never a report of its own."""
+        u = self.u
+        item: dict[str, Any] = {"key": key, "at": _iso(self.now)}
+        if u.media is not None:
+            item["attachment"] = _att_json(u.media.attachment(self.file_path))
+        if u.text:
+            item["note"] = f"Pelapor menambahkan: {mask_text(u.text)}"
+        if len(item) > 2:
+            self.data.setdefault("late", []).append(item)
+            self.state = SUBMITTING if self.state == IDLE else self.state
+        return "attached_to_album"
 
     # commands
     def command(self, name: str, args: str) -> str:
@@ -204,6 +232,8 @@ class Step:
         report["updates"].append(u.raw)
         if u.unreadable:
             report["unreadable"] = u.unreadable
+        if u.media_group_id and not report.get("media_group_id"):
+            report["media_group_id"] = u.media_group_id
         if u.media is not None:
             report["attachments"].append(_att_json(u.media.attachment(self.file_path)))
         if u.has_location:
@@ -292,6 +322,7 @@ class Step:
         if len(recent) > RECENT_KEEP:
             self.data["recent"] = dict(list(recent.items())[-RECENT_KEEP:])
         self.data["last_submitted"] = {"key": key, "at": _iso(self.now)}
+        self._remember_group(report.get("media_group_id"), key)
         self.data.pop("report", None)
         self.state = SUBMITTING
         self.keys.append(key)
@@ -303,6 +334,7 @@ class Step:
         if not last or self.now - datetime.fromisoformat(last["at"]) > ATTACH_WINDOW:
             return False
         self.data.setdefault("late", []).append({"key": last["key"], "attachment": att, "at": _iso(self.now)})
+        self._remember_group(self.u.media_group_id, last["key"])
         self.state = SUBMITTING
         self.reply("telegram_photo_added")
         return True

@@ -713,3 +713,32 @@ async def _cancel(task) -> None:
         await task
     except BaseException:
         pass
+
+
+# --- one message in several updates (issue #13 item 3, the whole kind) --------------------
+
+@pytest.mark.parametrize("order", [(1, 2, 3), (2, 1, 3), (3, 1, 2)], ids=["in order", "caption first", "mixed"])
+def test_an_album_is_one_ticket_with_every_photo(dbclient, tg, order):
+    """An album arrives as one update per photo sharing a media_group_id, the caption on one."""
+    from hub.lines.telegram import flush
+
+    # an earlier report of the same chat, submitted minutes ago: the album must not land on it
+    post(dbclient, fixture("message__text_with_place.json", update_id=10049, message_id=49))
+    deliver()
+    for i in order:
+        assert post(dbclient, fixture(f"message__album_{i}.json")).status_code == 200
+    deliver()
+    flush(str(CHAT))
+    from hub.db import get_engine
+    from hub.models import TicketEvent
+
+    with_album = [t for t in tickets() if t.attachments]
+    assert len(with_album) == 1, [(t.text_original, t.attachments) for t in tickets()]
+    files = sorted(a["url"] for a in with_album[0].attachments)
+    assert files == [f"telegram-file:AgACAgUAAxkBAAIBalbum{i}Large" for i in (1, 2, 3)]
+    with Session(get_engine()) as s:
+        notes = [e.note for e in s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == with_album[0].id))]
+    said = with_album[0].text_original + " ".join(n or "" for n in notes)
+    assert "Jembatan gantung putus" in said  # the caption, wherever it sat in the album
+    if order[0] == 2:  # the caption came first: the album is a report of its own
+        assert len(tickets()) == 2 and "Jembatan gantung" in with_album[0].text_original
