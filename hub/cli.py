@@ -33,8 +33,12 @@ def _cfg():
     from hub.config import regency
     from hub.settings import get_settings
 
+    from hub.regency import load_normalizer_regency
+
     try:
-        return regency(str(get_settings().config_dir))
+        cfg = regency(str(get_settings().config_dir))
+        load_normalizer_regency(get_settings().config_dir)  # routing rules: OPDs, LAPOR! categories
+        return cfg
     except ConfigError as exc:
         _fail(f"broken config: {exc}")
 
