@@ -16,18 +16,18 @@ import weakref
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 import httpx
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 from sqlmodel import Session
 
 from adapters import email_smtp, open311_client, opd_webhook
 from adapters.base import PermanentError, RetryableError
 from hub import tickets as T
 from hub.config import RegencyConfig
-from hub.db import get_engine
+from hub.db import get_engine, writer
 from hub.logging import get_logger
 from hub.models import Opd, Outbox, Status, Ticket, TicketEvent
 from hub.outbox import enqueue, prepared, register_sender
@@ -102,13 +102,36 @@ def ticket_payload(t: Ticket) -> dict[str, Any]:
     return out
 
 
-def webhook_body(event: str, t: Ticket, extra: dict[str, Any] | None = None) -> bytes:
-    """Standard Webhooks payload shape: {type, timestamp, data}."""
+def webhook_body(event: str, t: Ticket, extra: dict[str, Any] | None = None,
+                 at: datetime | None = None) -> bytes:
+    """Standard Webhooks payload shape: {type, timestamp, data}; `timestamp` is when the event
+    happened (the outbox row's creation), not when this attempt runs."""
     data = ticket_payload(t)
     if extra:
         data.update(extra)
-    doc = {"type": event, "timestamp": datetime.now(timezone.utc).isoformat(), "data": data}
+    when = at or datetime.now(timezone.utc)
+    when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    doc = {"type": event, "timestamp": when.astimezone(timezone.utc).isoformat(), "data": data}
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+
+
+FROZEN_BODY = "webhook_body"  # outbox payload key: the body as first sent
+
+
+def frozen_body(row: Outbox, build: Callable[[], bytes]) -> bytes:
+    """One message id, one body, every attempt (Standard Webhooks): the body is built at the
+    first attempt and kept in the outbox row; retries and an admin's replay send it again as
+    it was, even when the ticket changed meanwhile. Only the webhook-timestamp header and the
+    signature are per attempt."""
+    kept = (row.payload or {}).get(FROZEN_BODY)
+    if isinstance(kept, str):
+        return kept.encode()
+    body = build()
+    payload = {**(row.payload or {}), FROZEN_BODY: body.decode()}
+    with writer(get_engine()).begin() as conn:
+        conn.execute(update(Outbox.__table__).where(Outbox.__table__.c.id == row.id).values(payload=payload))
+    row.payload = payload
+    return body
 
 
 @lru_cache(maxsize=4)
@@ -245,7 +268,8 @@ async def send_delivery(row: Outbox) -> dict[str, Any] | None:
     if kind == "pull":
         return {"skipped": "OPD pulls over the API"}
     if kind == "webhook":
-        body = webhook_body(event, t, {"note": row.payload["note"]} if row.payload.get("note") else None)
+        body = await asyncio.to_thread(frozen_body, row, lambda: webhook_body(
+            event, t, {"note": row.payload["note"]} if row.payload.get("note") else None, at=row.created_at))
         res = await opd_webhook.send(webhook_target(delivery), row.message_id, body, client=http_client())
     elif kind == "email":
         to = recipients(delivery.get("to"))
