@@ -25,6 +25,7 @@ from sqlmodel import Session
 
 from adapters import email_smtp, open311_client, opd_webhook
 from adapters.base import PermanentError, RetryableError
+from hub import media
 from hub import tickets as T
 from hub.config import RegencyConfig
 from hub.db import get_engine, writer
@@ -99,7 +100,20 @@ def ticket_payload(t: Ticket) -> dict[str, Any]:
     """The canonical ticket (hub.tickets.ticket_dict: hides confidential/anonymous reporters)."""
     out = T.ticket_dict(t, include_reporter=True)
     out["escalation_level"] = t.escalation_level
+    out["attachments"] = media.links(t.code, t.attachments)  # signed hub URLs, never telegram-file:
     return out
+
+
+def human_address(t: Ticket) -> str | None:
+    """'<free text>, Desa X, Kec. Y, Kabupaten Trenggalek' (names, not Kemendagri codes)."""
+    config_dir = str(get_settings().config_dir)
+    names = _place_names(config_dir)
+    desa = names.get(t.desa_code or "")
+    kec = names.get(t.kecamatan_code or "")
+    parts = [t.address, f"Desa {desa}" if desa else None, f"Kec. {kec}" if kec else None]
+    if not any(parts):
+        return None
+    return ", ".join(p for p in [*parts, _regency_label(config_dir)] if p)
 
 
 def webhook_body(event: str, t: Ticket, extra: dict[str, Any] | None = None,
@@ -165,6 +179,12 @@ def _tz() -> ZoneInfo:
     return ZoneInfo(regency(str(get_settings().config_dir)).sla.get("timezone", "Asia/Jakarta"))
 
 
+def _links_expire() -> datetime:
+    from datetime import timedelta
+
+    return datetime.now(timezone.utc) + timedelta(seconds=get_settings().media_url_ttl_s)
+
+
 def _local(d: datetime | None) -> str:
     return d.astimezone(_tz()).strftime("%d-%m-%Y %H:%M %Z") if d else "-"
 
@@ -187,7 +207,7 @@ def email_for(event: str, t: Ticket, opd: Opd, to: tuple[str, ...], message_id: 
         rows.append(("Koordinat", f"{t.latitude:.6f}, {t.longitude:.6f}"))
     if event in ("ticket.reminder", "ticket.escalated"):
         rows.append(("Tingkat eskalasi", str(t.escalation_level)))
-    links = [a["url"] for a in t.attachments or () if str(a.get("url") or "").startswith(("http://", "https://"))]
+    links = [a["url"] for a in data["attachments"]]  # every attachment, at its signed hub URL
     footer = f"Pesan ini dikirim otomatis oleh Simpul, {_regency_name()}."
     intro = INTROS.get(event, INTROS["ticket.created"]).format(opd=opd.name)
     base = get_settings().public_url.rstrip("/")
@@ -198,27 +218,34 @@ def email_for(event: str, t: Ticket, opd: Opd, to: tuple[str, ...], message_id: 
                      + [f"{k.ljust(width)} : {v}" for k, v in rows]
                      + (["", f"Catatan: {note}"] if note else [])
                      + ["", "Isi laporan:", t.text_original, ""]
-                     + (["Lampiran:"] + [f"- {u}" for u in links] + [""] if links else [])
+                     + ([f"Lampiran ({len(links)} berkas; tautan berlaku sampai {_local(_links_expire())}):"]
+                        + [f"- {u}" for u in links] + [""] if links else [])
                      + [how, "", footer])
     e = html.escape
     table = "".join(f"<tr><th align='left'>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in rows)
     html_body = (f"<p>Yth. {e(opd.name)},</p><p>{e(intro)}</p><table cellpadding='4'>{table}</table>"
                  + (f"<p><b>Catatan:</b> {e(note)}</p>" if note else "")
                  + f"<p><b>Isi laporan:</b></p><blockquote>{e(t.text_original)}</blockquote>"
-                 + ("<p><b>Lampiran:</b></p><ul>" + "".join(f"<li><a href='{e(u)}'>{e(u)}</a></li>" for u in links)
+                 + (f"<p><b>Lampiran ({len(links)} berkas):</b></p><ul>"
+                    + "".join(f"<li><a href='{e(u)}'>{e(u)}</a></li>" for u in links)
                     + "</ul>" if links else "")
                  + f"<p>{e(how)}</p><p><small>{e(footer)}</small></p>")
     subject = f"[Simpul {t.code}] {SUBJECTS.get(event, 'Laporan')}: {t.category or 'Laporan warga'}"
     if t.urgency == "darurat":
         subject = f"[DARURAT] {subject}"
-    return email_smtp.Email(to=to, subject=subject, text=text, html=html_body, message_id=message_id)
+    if links:
+        subject = f"{subject} ({len(links)} lampiran)"
+    s = get_settings()
+    reply_to = (opd.delivery or {}).get("reply_to") or s.smtp_reply_to or s.smtp_from
+    return email_smtp.Email(to=to, subject=subject, text=text, html=html_body, message_id=message_id,
+                            reply_to=reply_to, date=datetime.now(_tz()))  # Date in the regency's zone
 
 
 def open311_request(t: Ticket) -> open311_client.ServiceRequest:
     data = ticket_payload(t)
-    photos = [a.get("url") for a in t.attachments or () if a.get("url") and a.get("kind") == "photo"]
+    photos = [a["url"] for a in data["attachments"] if a.get("kind") == "photo"]
     reporter = data["reporter"] or {}
-    address = t.address or (f"kecamatan {t.kecamatan_code}" if t.kecamatan_code else None)
+    address = human_address(t)
     if t.latitude is None and not address:
         address = _regency_label(str(get_settings().config_dir))  # GeoReport needs a location
     return open311_client.ServiceRequest(

@@ -16,6 +16,7 @@ MODULES: list[str] = [
     "hub.lines.lapor",  # SP4N-LAPOR! pull, status sync and push (docs/lapor.md)
     "hub.web",  # dashboard, ticket pages, hotline console, OPD view, admin, /lapor and /cek (docs/dashboard.md)
     "hub.api.hotline",  # PSC 119 / BPBD hotline console API (docs/hotline.md)
+    "hub.media",  # attachments at signed expiring URLs, /media/... (docs/delivery.md)
 ]
 
 for _name in MODULES:

@@ -38,7 +38,7 @@ from adapters.base import DeliveryError, InvalidPayload, OutboundMessage, Perman
 from adapters.telegram import (TelegramAdapter, TelegramUpdate, bot_id_of, parse_or_keep, parse_update,
                                provider_id)
 from hub import app as hub_app
-from hub import linehealth
+from hub import linehealth, media
 from hub.commands import answer_status_query, parse_status_query
 from hub.config import RegencyConfig, regency
 from hub.db import get_engine, writer
@@ -558,6 +558,11 @@ async def process_update(update: TelegramUpdate, settings: Settings) -> Outcome:
             file_path = await asyncio.wait_for(get_adapter(settings).file_path(update.media.file_id), 5)
         except (DeliveryError, asyncio.TimeoutError) as exc:  # the file_id alone is enough
             log.warning("telegram.get_file_failed", update_id=update.update_id, error=str(exc)[:200])
+        else:  # into the hub's storage now: served later at a signed hub URL (hub.media)
+            try:
+                await asyncio.wait_for(media.fetch_telegram(update.media.file_id, get_adapter(settings)), 15)
+            except asyncio.TimeoutError:
+                log.warning("telegram.file_fetch_slow", update_id=update.update_id)
     bot_id = bot_id_of(settings.telegram_bot_token or "")
     return await asyncio.to_thread(handle_update, update, bot_id, settings, None, None, file_path)
 

@@ -742,3 +742,22 @@ def test_an_album_is_one_ticket_with_every_photo(dbclient, tg, order):
     assert "Jembatan gantung putus" in said  # the caption, wherever it sat in the album
     if order[0] == 2:  # the caption came first: the album is a report of its own
         assert len(tickets()) == 2 and "Jembatan gantung" in with_album[0].text_original
+
+
+def test_a_photo_is_fetched_into_the_hub_storage_on_intake(tclient, tg, tmp_path, monkeypatch):
+    """Issue #13 item 5: Telegram's file may be gone later and its URL carries the token."""
+    from hub import media
+    from hub.settings import reset_settings
+
+    monkeypatch.setenv("SIMPUL_DATA_DIR", str(tmp_path))
+    reset_settings()
+
+    content = b"\xff\xd8\xff\xe0" + b"\x00" * 200
+    tg.add_file("AgACAgUAAxkBAAIBsmaLarge", content)
+    assert post(tclient, fixture("message__photo_caption.json")).status_code == 200
+    assert media.telegram_path("AgACAgUAAxkBAAIBsmaLarge").read_bytes() == content
+    deliver()
+    [t] = tickets()
+    url = media.signed_url(t.code, 0).split("127.0.0.1:8000", 1)[1]
+    r = tclient.get(url)
+    assert r.status_code == 200 and r.content == content and r.headers["content-type"] == "image/jpeg"

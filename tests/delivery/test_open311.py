@@ -207,7 +207,8 @@ async def test_ticket_delivered_to_an_open311_opd(georeport, sqlite_url, seeded,
     assert await outbox.run_once(get_engine()) == 1
     [form] = georeport.forms
     assert form["description"] == "[Simpul O3A2345] Sampah menumpuk di sungai"
-    assert form["address_string"] == "Jembatan Ngemplak" and "phone" not in form  # confidential reporter
+    # a human address (names, never a Kemendagri code), and no phone of a confidential reporter
+    assert form["address_string"] == "Jembatan Ngemplak, Kec. Trenggalek, Kabupaten Trenggalek" and "phone" not in form
     with Session(get_engine()) as s:
         assert s.scalars(select(Outbox)).one().state == "done"
         ev = s.scalars(select(TicketEvent).where(TicketEvent.kind == "delivered")).one()
@@ -289,3 +290,42 @@ def test_4xx_are_georeport_error_lists(tickets, path, method, status):
         [e] = r.json()
         assert e["code"] == status and e["description"]
     assert tickets.get("/api/v1/nothing").json() == {"detail": "Not Found"}  # elsewhere: unchanged
+
+
+# --- attachments at signed hub URLs, human addresses (issue #13 item 5) ---------------------
+
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00\x10JFIF" + b"\x00" * 64
+
+
+async def test_open311_push_sends_a_telegram_photo_as_a_signed_hub_url_and_a_human_address(
+        georeport, sqlite_client, seeded, monkeypatch, tmp_path):
+    from urllib.parse import parse_qs, urlsplit
+
+    from hub import media
+
+    from hub.settings import reset_settings
+
+    monkeypatch.setenv("SIMPUL_TEST_OPEN311_KEY", "k-123")
+    monkeypatch.setenv("SIMPUL_DATA_DIR", str(tmp_path))
+    reset_settings()
+    media.store_telegram("AgACAgUAAxkBAAIBo311test", JPEG)  # fetched into the hub's storage at intake
+    with session_scope() as s:
+        opd = s.get(Opd, "DLH")
+        opd.delivery = {"type": "open311", "endpoint": georeport.endpoint, "api_key_env": "SIMPUL_TEST_OPEN311_KEY",
+                        "service_code": "042"}
+        t = make_ticket(s, opd="DLH", code="O3B2345", text="Sampah menumpuk", desa_code="35.03.11.1003",
+                        attachments=[{"url": "telegram-file:AgACAgUAAxkBAAIBo311test", "kind": "photo",
+                                      "mime": "image/jpeg", "name": "photos/file_7.jpg"}])
+        queue_delivery(s, t, "ticket.created")
+    assert await outbox.run_once(get_engine()) == 1
+    [form] = georeport.forms
+    assert "telegram-file" not in json.dumps(form)
+    assert form["address_string"] == "Desa Ngantru, Kec. Trenggalek, Kabupaten Trenggalek", form["address_string"]
+    url = urlsplit(form["media_url"])
+    assert url.path == "/media/O3B2345/0" and form["media_url"].startswith("http://127.0.0.1:8000/")
+    r = sqlite_client.get(f"{url.path}?{url.query}")  # what a GeoReport server fetching the photo gets
+    assert r.status_code == 200 and r.content == JPEG and r.headers["content-type"] == "image/jpeg"
+    q = parse_qs(url.query)
+    forged = sqlite_client.get(f"/media/O3B2345/0?exp={int(q['exp'][0]) + 3600}&sig={q['sig'][0]}")
+    assert forged.status_code == 403  # an extended expiry is not signed
+    assert sqlite_client.get("/media/O3B2345/0?exp=1&sig=" + media._sig("O3B2345", 0, 1)).status_code == 410
