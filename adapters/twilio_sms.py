@@ -6,11 +6,13 @@ Knows the Twilio protocol only: never imports hub, never logs a phone number, to
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping
+from urllib.parse import quote
 
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
@@ -85,6 +87,9 @@ class TwilioAdapter:
     base_url: str | None = None
     timeout_s: float = 10.0
     name: str = "sms"
+    # Where Twilio reports each message's delivery (queued, sent, delivered, undelivered, failed);
+    # the outbox message id is added as ?m=..., so the report finds its row.
+    status_callback: str | None = None
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -188,8 +193,18 @@ class TwilioAdapter:
         sender, to = self._from_for(message)
         with self._lock:  # one request at a time per client: last_response is per client
             client = self.client()
+            kw: dict[str, Any] = {}
+            mid = (message.extra or {}).get("message_id")
+            if self.status_callback:
+                kw["status_callback"] = self.status_callback + (f"?m={quote(str(mid))}" if mid else "")
+            template = (message.extra or {}).get("content_sid")
+            if template:  # an approved WhatsApp template (Twilio Content API): outside the 24-h window
+                kw["content_sid"] = template
+                kw["content_variables"] = json.dumps(message.extra.get("content_variables") or {}, ensure_ascii=False)
+            else:
+                kw["body"] = message.text
             try:
-                msg = client.messages.create(to=to, from_=sender, body=message.text)
+                msg = client.messages.create(to=to, from_=sender, **kw)
             except TwilioRestException as exc:
                 raise _classify(exc, client) from None
             except Exception as exc:  # requests' timeouts and connection errors

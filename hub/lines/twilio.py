@@ -20,6 +20,7 @@ from adapters.twilio_sms import TwilioAdapter, is_blank, twiml
 from hub.commands import answer_status_query, parse_status_query
 from hub.config import RegencyConfig
 from hub.db import get_engine
+from hub import whatsapp
 from hub.lines import ratelimit
 from hub.logging import get_logger
 from hub.replies import register_reply_sender
@@ -34,14 +35,15 @@ router = APIRouter(tags=["webhooks"])
 
 @lru_cache(maxsize=4)
 def _adapter(sid: str | None, token: str | None, sms_from: str | None, wa_from: str | None,
-             base_url: str | None) -> TwilioAdapter:
+             base_url: str | None, status_callback: str | None = None) -> TwilioAdapter:
     return TwilioAdapter(account_sid=sid, auth_token=token, from_number=sms_from,
-                         whatsapp_from=wa_from, base_url=base_url)
+                         whatsapp_from=wa_from, base_url=base_url, status_callback=status_callback)
 
 
 def adapter_for(settings: Settings) -> TwilioAdapter:
     return _adapter(settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_from_number,
-                    settings.twilio_whatsapp_from, settings.twilio_base_url)
+                    settings.twilio_whatsapp_from, settings.twilio_base_url,
+                    settings.public_url.rstrip("/") + whatsapp.STATUS_PATH)
 
 
 def signed_url(request: Request, settings: Settings) -> str:
@@ -133,10 +135,37 @@ async def twilio_webhook(request: Request):
     return Response(twiml(text), media_type="application/xml")
 
 
+@router.post(whatsapp.STATUS_PATH, summary="Twilio message status callback (delivery reports)",
+             responses={403: {"description": "bad signature"}, 400: {"description": "no outbox message id"}})
+async def twilio_status(request: Request):
+    settings: Settings = request.app.state.settings
+    form = {k: v for k, v in (await request.form()).multi_items() if isinstance(v, str)}
+    url = signed_url(request, settings)
+    try:
+        adapter_for(settings).validate(url, form, request.headers.get("x-twilio-signature"))
+    except BadSignature as exc:
+        log.warning("twilio.bad_signature", reason=str(exc), url=url,
+                    client=request.client.host if request.client else None)
+        return JSONResponse({"detail": f"forbidden: {exc}"}, status_code=403)
+    mid = request.query_params.get("m")
+    if not mid:
+        return JSONResponse({"detail": "no outbox message id (m) in the callback URL"}, status_code=400)
+    try:
+        done = await asyncio.to_thread(whatsapp.record_status, mid, form)
+    except Exception:
+        log.exception("twilio.status_not_stored")
+        return JSONResponse({"detail": "not stored, please retry"}, status_code=503)
+    return {"ok": True, "result": done}
+
+
 # -- replies ---------------------------------------------------------------------------------
 async def send_reply(message: OutboundMessage) -> SendResult:
-    """Outbox reply sender for whatsapp (and sms when sms_provider is twilio)."""
-    return await adapter_for(get_settings()).send(message)
+    """Outbox reply sender for whatsapp (and sms when sms_provider is twilio). A WhatsApp reply
+    outside the 24-hour window goes as the reply kind's approved template (hub.whatsapp)."""
+    settings = get_settings()
+    if message.channel == "whatsapp":
+        message = await asyncio.to_thread(whatsapp.prepare, message, str(settings.config_dir))
+    return await adapter_for(settings).send(message)
 
 
 def configure(settings: Settings) -> None:

@@ -460,3 +460,117 @@ def test_media_alone_joins_the_open_report(twilio_client_db):
     assert [a["url"].rsplit("/", 1)[-1] for a in t.attachments] == ["ME11111111111111111111111111111122"]
     assert notes == ["Pelapor menambahkan 1 lampiran"]
 
+
+
+# --- delivery reports and the WhatsApp 24-hour window (issue #13 item 8) -------------------
+
+DIPROSES_SID = "HX" + "d" * 32
+DEFAULT_SID = "HX" + "0" * 32
+
+
+def _templates(tmp_path, monkeypatch):
+    import shutil
+
+    from hub.settings import reset_settings
+
+    cfg_dir = tmp_path / "cfg"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "config" / "trenggalek", cfg_dir)
+    (cfg_dir / "whatsapp_templates.yaml").write_text(
+        "window_hours: 24\ntemplates:\n"
+        f"  status_diproses: {{content_sid: {DIPROSES_SID}, variables: {{'1': code, '2': opd_name, '3': note}}}}\n"
+        f"  default: {{content_sid: {DEFAULT_SID}, variables: {{'1': code, '2': text}}}}\n")
+    monkeypatch.setenv("SIMPUL_CONFIG_DIR", str(cfg_dir))
+    reset_settings()
+
+
+def _status_callback(client, url: str, **form):
+    from urllib.parse import urlsplit
+
+    params = {"AccountSid": ACCOUNT, "ApiVersion": "2010-04-01", "From": WA_FROM,
+              "To": "whatsapp:+6281234567891", "ChannelPrefix": "whatsapp", **form}
+    params.setdefault("SmsSid", params.get("MessageSid", ""))
+    params.setdefault("SmsStatus", params.get("MessageStatus", ""))
+    parts = urlsplit(url)
+    path = f"{parts.path}?{parts.query}"
+    h = sign(PUBLIC + path, params, {"Content-Type": "application/x-www-form-urlencoded"})
+    return client.post(path, content=urlencode(params).encode(), headers=h)
+
+
+def _age_whatsapp_messages(days: float) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import update
+
+    from hub.db import get_engine
+    from hub.models import RawMessage
+
+    with get_engine().begin() as conn:
+        conn.execute(update(RawMessage.__table__).values(
+            received_at=datetime.now(timezone.utc) - timedelta(days=days)))
+
+
+def test_whatsapp_status_update_after_24_hours_goes_as_a_template(twilio_client_db, fake_twilio, cfg, tmp_path,
+                                                                   monkeypatch):
+    from hub.db import get_engine, session_scope
+    from hub.models import Outbox, Ticket, TicketEvent
+    from hub.outbox import run_once
+    from hub.processing import drain
+    from hub.tickets import change_status
+
+    post(twilio_client_db, "message__whatsapp_text.json")
+    drain()
+    _age_whatsapp_messages(3)  # the citizen wrote three days ago: the window is closed
+    fake_twilio.window_closed.add("whatsapp:+6281234567891")
+    _templates(tmp_path, monkeypatch)
+    with session_scope() as s:
+        t = s.scalars(select(Ticket)).one()
+        change_status(s, t, "diproses", "user:test", cfg, note="Tim menuju lokasi")
+        code = t.code
+    assert asyncio.run(run_once(kinds=["reply"])) == 1
+    [sent] = fake_twilio.sent
+    assert sent["ContentSid"] == DIPROSES_SID and "Body" not in sent
+    variables = json.loads(sent["ContentVariables"])
+    assert variables["1"] == code and variables["3"] == "Tim menuju lokasi" and variables["2"].startswith("Dinas")
+    with Session(get_engine()) as s:
+        row = s.scalars(select(Outbox).where(Outbox.kind == "reply")).one()
+    assert row.state == "done"
+    assert sent["StatusCallback"] == f"{PUBLIC}/webhooks/twilio/status?m={row.message_id}"
+
+    # Twilio reports later that WhatsApp could not deliver it: dead letter, noted on the ticket
+    r = _status_callback(twilio_client_db, sent["StatusCallback"], MessageSid="SM" + "9" * 32,
+                         MessageStatus="sent")
+    assert r.status_code == 200, r.text
+    r = _status_callback(twilio_client_db, sent["StatusCallback"], MessageSid="SM" + "9" * 32,
+                         MessageStatus="undelivered", ErrorCode="63024")
+    assert r.json()["result"] == "failed"
+    assert _status_callback(twilio_client_db, sent["StatusCallback"], MessageSid="SM" + "9" * 32,
+                            MessageStatus="delivered").json()["result"] == "kept"  # never backwards
+    with Session(get_engine()) as s:
+        row = s.scalars(select(Outbox).where(Outbox.kind == "reply")).one()
+        [ev] = s.scalars(select(TicketEvent).where(TicketEvent.kind == "reply_failed")).all()
+    assert row.state == "dead" and "undelivered" in row.last_error and "63024" in row.last_error
+    assert row.payload["twilio_status"]["status"] == "undelivered"
+    assert "tidak terkirim" in ev.note
+    bad = _status_callback(twilio_client_db, sent["StatusCallback"], MessageSid="SM1", MessageStatus="failed")
+    assert bad.status_code == 200  # signed: fine; an unsigned one is refused
+    assert twilio_client_db.post("/webhooks/twilio/status?m=x", data={"MessageStatus": "failed"}).status_code == 403
+
+
+def test_inside_the_window_replies_are_text_and_every_send_asks_for_status(twilio_client_db, fake_twilio, cfg,
+                                                                            tmp_path, monkeypatch):
+    from hub.db import session_scope
+    from hub.models import Ticket
+    from hub.outbox import run_once
+    from hub.processing import drain
+    from hub.tickets import change_status
+
+    _templates(tmp_path, monkeypatch)
+    post(twilio_client_db, "message__whatsapp_text.json")
+    post(twilio_client_db, "message__sms_text.json")
+    drain()
+    with session_scope() as s:
+        for t in s.scalars(select(Ticket)):
+            change_status(s, t, "diproses", "user:test", cfg)
+    assert asyncio.run(run_once(kinds=["reply"])) == 2
+    assert all("Body" in m and "ContentSid" not in m for m in fake_twilio.sent)
+    assert all("/webhooks/twilio/status?m=msg_" in m["StatusCallback"] for m in fake_twilio.sent)
