@@ -98,12 +98,31 @@ async def fetch_telegram(file_id: str, adapter) -> Path | None:
     return store_telegram(file_id, data)
 
 
-def _mime(path: Path, declared: str | None) -> str:
-    from hub.web.uploads import sniff
+async def _fetch_now(file_id: str) -> Path | None:
+    from adapters.telegram import TelegramAdapter
 
+    s = get_settings()
+    if not s.telegram_bot_token:
+        return None
+    adapter = TelegramAdapter(s.telegram_bot_token, s.telegram_base_url)
+    try:
+        return await fetch_telegram(file_id, adapter)
+    finally:
+        await adapter.close()
+
+
+_MAGIC = {b"\xff\xd8\xff": "image/jpeg", b"\x89PNG\r\n\x1a\n": "image/png", b"%PDF": "application/pdf",
+          b"OggS": "audio/ogg", b"GIF8": "image/gif"}
+
+
+def _mime(path: Path, declared: str | None) -> str:
+    """From the file's own first bytes (never trusted from the sender), else as declared."""
     with path.open("rb") as fh:
-        kind = sniff(fh.read(16))
-    return kind[1] if kind else (declared or "application/octet-stream")
+        head = fh.read(16)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    found = next((m for magic, m in _MAGIC.items() if head.startswith(magic)), None)
+    return found or (declared or "application/octet-stream")
 
 
 @router.get("/media/{code}/{index}", summary="An attachment of a ticket, at a signed expiring URL")
@@ -129,21 +148,14 @@ async def get_media(code: str, index: int, request: Request):
     if url.startswith(TELEGRAM_PREFIX):
         file_id = url[len(TELEGRAM_PREFIX):]
         path = telegram_path(file_id)
-        if not path.exists():
-            from hub.lines.telegram import get_adapter
-
-            try:
-                path = await fetch_telegram(file_id, get_adapter())
-            except Exception:
-                path = None
+        if not path.exists():  # not fetched at intake (Telegram was slow): now
+            path = await _fetch_now(file_id)
         if path is None or not path.exists():
             return JSONResponse({"detail": "file not available"}, status_code=404)
         return FileResponse(path, media_type=_mime(path, att.get("mime")),
                             headers={"Cache-Control": "private, max-age=3600"})
-    if url.startswith("/lampiran/"):
-        from hub.web.uploads import upload_dir
-
-        path = upload_dir() / Path(url).name
+    if url.startswith("/lampiran/"):  # a web upload (hub/web/uploads.py keeps them there)
+        path = Path(get_settings().data_dir) / "uploads" / Path(url).name
         if not path.is_file():
             return JSONResponse({"detail": "file not available"}, status_code=404)
         return FileResponse(path, media_type=_mime(path, att.get("mime")))

@@ -116,13 +116,11 @@ def _received(raw: RawMessage, now: datetime) -> datetime:
     return _aware(raw.received_at) or now
 
 
-def _in_batch(ctx, draft: TicketDraft, raw: RawMessage, since: datetime) -> Ticket | None:
-    """A ticket of this reporter made earlier in the same processing batch (not flushed yet)."""
+def _in_batch(ctx, key: str | None, raw: RawMessage, since: datetime) -> Ticket | None:
+    """A ticket of this reporter (`key`: hub.tickets' reporter key) made earlier in the same
+    processing batch (not flushed yet)."""
     if ctx is None:
         return None
-    from hub.tickets import _reporter_key
-
-    key = _reporter_key(draft.reporter.phone, draft.reporter.telegram_chat_id)
     for r in ctx.recent.get(key, ()) if key else ():
         t = r.ticket
         if t is not None and t.channel == raw.channel and (_last_touch(t) or since) >= since:
@@ -138,18 +136,20 @@ def _note(session: Session, ctx, t: Ticket, **event: Any) -> None:
 
 
 def before_create(session: Session, raw: RawMessage, draft: TicketDraft, cfg, now: datetime,
-                  replies, ctx=None) -> bool:
-    """True when the message was joined to a ticket or kept waiting (no new ticket)."""
+                  replies, ctx=None, reporter_key: str | None = None, resolve=None) -> bool:
+    """True when the message was joined to a ticket or kept waiting (no new ticket).
+    hub.tickets passes its batch context, the reporter's key and resolve_code (this module
+    never imports hub.tickets: that would be an import cycle)."""
     fields = draft.fields or {}
     if fields.get("imported"):
         return False
     if fields.get("join_key"):
-        return _join_part(session, raw, draft, cfg, now, replies)
+        return resolve is not None and _join_part(session, raw, draft, resolve)
     if raw.channel not in LINES or not raw.sender:
         return False
     at = _received(raw, now)
     if is_wordless_piece(draft):
-        t = _in_batch(ctx, draft, raw, at - JOIN_WINDOW) or _open_ticket(session, raw, at - JOIN_WINDOW)
+        t = _in_batch(ctx, reporter_key, raw, at - JOIN_WINDOW) or _open_ticket(session, raw, at - JOIN_WINDOW)
         if t is not None:
             added = _apply_place_and_media(t, draft)
             _touch(t, at)
@@ -203,10 +203,10 @@ def after_create(session: Session, raw: RawMessage, draft: TicketDraft, ticket: 
         session.add(w)
 
 
-def _join_part(session: Session, raw: RawMessage, draft: TicketDraft, cfg, now: datetime, replies) -> bool:
+def _join_part(session: Session, raw: RawMessage, draft: TicketDraft, resolve) -> bool:
     """A late part of a message already stored: complete the text of its ticket."""
     key = draft.fields["join_key"]
-    at = _received(raw, now)
+    at = _received(raw, datetime.now(timezone.utc))
     first = session.scalars(select(RawMessage).where(
         RawMessage.id != raw.id, RawMessage.channel == raw.channel,
         RawMessage.received_at >= at - PART_WINDOW, RawMessage.state.in_(("done", "duplicate")))
@@ -214,9 +214,7 @@ def _join_part(session: Session, raw: RawMessage, draft: TicketDraft, cfg, now: 
         .order_by(RawMessage.id).limit(1)).first()
     if first is None:
         return False
-    from hub.tickets import resolve_code
-
-    t = resolve_code(session, first.ticket_code)
+    t = resolve(session, first.ticket_code)
     if t is None:
         return False
     full = (draft.fields or {}).get("sms_full_text")
@@ -267,16 +265,8 @@ def _submit_waiting_now() -> int:
     return n
 
 
-async def _waiting_job() -> None:
+async def waiting_job() -> None:
+    """Periodic job (registered by the lines that send wordless pieces: hub/lines/twilio.py)."""
     import asyncio
 
     await asyncio.to_thread(_submit_waiting_now)
-
-
-def _register() -> None:
-    from hub.workers import register_periodic
-
-    register_periodic("pieces_waiting", 60, _waiting_job)
-
-
-_register()

@@ -208,7 +208,8 @@ def _prepare(session: Session, raw: RawMessage, draft: TicketDraft, cfg: Regency
         replies.queue_text(session, None, draft.channel, raw.sender, cfg.template("empty_message"), raw=raw)
         return None
     historic = bool((draft.fields or {}).get("imported"))  # an old hotline log row (hub/importer.py)
-    if pieces.before_create(session, raw, draft, cfg, now, replies, ctx):  # joined, or waiting for words
+    if pieces.before_create(session, raw, draft, cfg, now, replies, ctx,  # joined, or waiting for words
+                            _reporter_key(draft.reporter.phone, draft.reporter.telegram_chat_id), resolve_code):
         return None
     repeat = None if historic else _find_repeat(ctx, draft)
     if repeat is not None:

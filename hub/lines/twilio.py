@@ -20,7 +20,8 @@ from adapters.twilio_sms import TwilioAdapter, is_blank, twiml
 from hub.commands import answer_status_query, parse_status_query
 from hub.config import RegencyConfig
 from hub.db import get_engine
-from hub import whatsapp
+from hub import pieces, whatsapp
+from hub.workers import register_periodic
 from hub.lines import ratelimit
 from hub.logging import get_logger
 from hub.replies import register_reply_sender
@@ -185,5 +186,6 @@ def _routes(app: FastAPI) -> None:
 from hub.app import ROUTER_HOOKS, STARTUP_HOOKS  # noqa: E402  (hub.app imports plugins lazily)
 
 ROUTER_HOOKS.append(_routes)
+register_periodic("pieces_waiting", 60, pieces.waiting_job)  # a pin nobody explains still becomes a ticket
 STARTUP_HOOKS.append(_startup)
 configure(get_settings())
