@@ -5,6 +5,7 @@ only after the hub stored it (or answered it); never logs a phone number or a me
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -134,12 +135,20 @@ async def poll_job() -> None:
     except Exception as exc:  # the modem database is away: noted for /readyz and the admin page
         await asyncio.to_thread(_record_safely, False, f"{type(exc).__name__}: {str(exc)[:200]}", False)
         raise
-    await asyncio.to_thread(_record_safely, True, None, got)
+    if got or _health["failing"] or time.monotonic() - _health["ok_at"] > HEALTH_EVERY_S:
+        await asyncio.to_thread(_record_safely, True, None, got)
+
+
+HEALTH_EVERY_S = 30.0  # a quiet, healthy line notes itself this often (not every 2 s poll)
+_health = {"ok_at": 0.0, "failing": False}
 
 
 def _record_safely(ok: bool, error: str | None, got: bool) -> None:
     try:
         linehealth.record(HEALTH_ROW, ok, error, got)
+        _health["failing"] = not ok
+        if ok:
+            _health["ok_at"] = time.monotonic()
     except Exception:
         log.warning("gammu.health_write_failed")
 
