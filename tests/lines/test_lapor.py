@@ -92,7 +92,7 @@ def lapor(fake, engine, seeded, monkeypatch):
 
     monkeypatch.setenv("SIMPUL_LAPOR_BASE_URL", fake.url)
     monkeypatch.setenv("SIMPUL_LAPOR_TOKEN", fake.token)
-    monkeypatch.setenv("SIMPUL_LAPOR_TIMEOUT_S", "0.5")
+    monkeypatch.setenv("SIMPUL_LAPOR_TIMEOUT_S", "1.5")
     reset_settings()
     import hub.lines.lapor as L
 
@@ -279,7 +279,7 @@ def test_pull_outage_backs_off_and_recovers(fake, lapor, engine, outage):
     if outage == "http500":
         fake.fail_next(1, 500)
     else:
-        fake.stall_next(1, 1.5)  # client timeout is 0.5 s
+        fake.stall_next(1, 3.0)  # client timeout is 1.5 s
     res = lapor()
     assert res.error and res.new == 0
     st = state(engine)
