@@ -12,7 +12,8 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from hub import auth, outbox
+from hub import auth, outbox, unreadable
+from hub import readiness
 from hub.db import get_engine, writer
 from hub.logging import get_logger
 from hub.models import ApiKey, ChannelState, RawMessage, User
@@ -44,13 +45,16 @@ def _delivery_summary(d: dict) -> str:
 def channel_health(s: Session) -> list[dict]:
     """Last message per line (raw store), and the line's own state row (LAPOR! sync, modem)."""
     states = {c.channel: c for c in s.scalars(select(ChannelState))}
+    running = readiness.report()  # lines that should be polling: running or stopped
     out = []
     for code, label in pages.channel_labels().items():
         last = s.execute(select(func.max(RawMessage.received_at)).where(RawMessage.channel == code)).scalar_one()
         st = states.pop(code, None)
-        out.append({"code": code, "label": label, "last": last, "state": st})
+        out.append({"code": code, "label": label, "last": last, "state": st, "run": running.pop(code, None)})
     for code, st in states.items():  # lines with state but no channel entry (gammu modem, ...)
-        out.append({"code": code, "label": code, "last": None, "state": st})
+        out.append({"code": code, "label": code, "last": None, "state": st, "run": running.pop(code, None)})
+    for code, run in running.items():
+        out.append({"code": code, "label": code, "last": None, "state": None, "run": run})
     return out
 
 
@@ -65,11 +69,14 @@ def admin_page(request: Request):
         health = channel_health(s)
         from hub.router_learning import router_status
         router = router_status(s)
+        unread = unreadable.recent(s, 20)
+        unread_n = unreadable.count()
     new_key = request.session.pop("new_key", None)  # shown once, then gone from the session
     opds = [{"code": o.code, "name": o.name, "kind": o.kind, "delivery": _delivery_summary(o.delivery)}
             for o in pages.cfg().opds]
     return render(request, "admin.html", {"users": users, "keys": keys, "dead": dead, "counts": counts,
-                                          "health": health, "opd_list": opds, "router": router, "new_key": new_key,
+                                          "health": health, "unreadable": unread, "unreadable_n": unread_n,
+                                          "opd_list": opds, "router": router, "new_key": new_key,
                                           "now": datetime.now(timezone.utc), "msg": request.query_params.get("pesan"),
                                           "err": request.query_params.get("galat")})
 
