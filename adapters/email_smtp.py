@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass
+from datetime import datetime
 from email.message import EmailMessage
-from email.utils import formatdate
+from email.utils import format_datetime, formatdate
 
 import aiosmtplib
 
@@ -35,6 +36,7 @@ class Email:
     html: str | None = None
     message_id: str | None = None  # stable across retries, so a mail server can drop a duplicate
     reply_to: str | None = None
+    date: datetime | None = None  # an aware time: the Date header keeps its zone (+0700 in WIB)
 
 
 def build_message(cfg: SmtpConfig, mail: Email) -> EmailMessage:
@@ -44,7 +46,8 @@ def build_message(cfg: SmtpConfig, mail: Email) -> EmailMessage:
     msg["From"] = cfg.from_addr
     msg["To"] = ", ".join(mail.to)
     msg["Subject"] = mail.subject
-    msg["Date"] = formatdate(localtime=False)
+    msg["Date"] = format_datetime(mail.date) if mail.date is not None and mail.date.tzinfo else \
+        formatdate(localtime=False)
     if mail.message_id:
         domain = cfg.from_addr.rsplit("@", 1)[-1] or "simpul"
         msg["Message-ID"] = f"<{mail.message_id}@{domain}>"

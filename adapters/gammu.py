@@ -122,6 +122,9 @@ class GammuSms:
     parts: int = 1
     missing: tuple[int, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    concat: tuple[int, int] | None = None  # (reference, total) of a concatenated SMS (UDH)
+    seqs: tuple[int, ...] = ()  # the part numbers present  # the rows could not be read as a message (the hub keeps them for triage)
 
     @property
     def provider_id(self) -> str:
@@ -131,13 +134,29 @@ class GammuSms:
         return f"{min(self.ids)}@{stamp}"
 
 
+def part_bytes(row: dict[str, Any]) -> bytes | None:
+    """One part's own UCS-2/UTF-16 bytes from the hex `Text` column (text codings), or None."""
+    if row.get("Coding") not in TEXT_CODINGS or not row.get("Text"):
+        return None
+    try:
+        return bytes.fromhex(row["Text"])
+    except ValueError:
+        return None
+
+
+def decode_joined(chunks: list[bytes]) -> str:
+    """Parts' bytes joined *before* decoding: an emoji (a UTF-16 surrogate pair) whose halves
+    fell in different parts survives; decoded part by part it became two U+FFFD."""
+    return b"".join(chunks).decode("utf-16-be", errors="replace")
+
+
 def join_parts(rows: list[dict[str, Any]]) -> tuple[str, bool]:
     """Text of a message from its part rows (in order) -> (text, binary)."""
     if any(r.get("Coding") == BINARY_CODING for r in rows):
         return "", True
-    own = [decode_part(r) for r in rows]
-    if all(t is not None for t in own):
-        return "".join(own), False  # type: ignore[arg-type]
+    own = [part_bytes(r) for r in rows]
+    if all(b is not None for b in own):
+        return decode_joined(own), False  # type: ignore[arg-type]
     # Compressed codings: only TextDecoded; the daemon may have put the whole text in part 1.
     return "".join(r.get("TextDecoded") or "" for r in rows), False
 
@@ -169,6 +188,19 @@ def group_rows(rows: Iterable[dict[str, Any]], version: int) -> list[tuple[tuple
         out.append((key, [seen[s] for s in sorted(seen)], totals[key]))
     out.sort(key=lambda g: min(p["ID"] for p in g[1]))
     return out
+
+
+def concat_key(sender: str, ref: int, total: int) -> str:
+    """Parts of one concatenated SMS share sender, UDH reference and part count."""
+    return f"{sender}|{ref}|{total}"
+
+
+def _concat_of(parts: list[dict[str, Any]]) -> tuple[int, int] | None:
+    for p in parts:
+        c = parse_udh(p.get("UDH"))
+        if c is not None and c.total > 1:
+            return (c.ref, c.total)
+    return None
 
 
 def gsm7_length(text: str) -> int | None:
@@ -294,21 +326,34 @@ class GammuAdapter:
                 first = self._first_seen.setdefault(key, now)
                 if now - first < self.multipart_wait_s:
                     continue
-            text, binary = join_parts(parts)
-            head = parts[0]
-            out.append(GammuSms(
-                ids=tuple(p["ID"] for p in parts), sender=(head.get("SenderNumber") or "").strip(),
-                text=text, received=_as_datetime(head.get("ReceivingDateTime")),
-                binary=binary, ussd=head.get("Class") == USSD_CLASS, parts=total, missing=missing,
-                raw={"inbox_ids": [p["ID"] for p in parts], "coding": head.get("Coding"),
-                     "udh": [p.get("UDH") or "" for p in parts], "class": head.get("Class"),
-                     "recipient_id": head.get("RecipientID"), "smsc": head.get("SMSCNumber"),
-                     "receiving": str(head.get("ReceivingDateTime")), "schema_version": version},
-            ))
+            try:
+                out.append(self._message(parts, total, missing, version))
+            except Exception as exc:  # rows we cannot read are never left behind (or lost)
+                out.append(GammuSms(
+                    ids=tuple(p["ID"] for p in parts), sender=str(parts[0].get("SenderNumber") or "").strip(),
+                    text="".join(str(p.get("TextDecoded") or "") for p in parts), received=None,
+                    parts=total, error=f"{type(exc).__name__}: {exc}"[:300],
+                    raw={"rows": [{k: str(v) for k, v in p.items() if not k.startswith("_")} for p in parts]}))
         for key in list(self._first_seen):
             if key not in live_keys:
                 del self._first_seen[key]
         return out
+
+    def _message(self, parts: list[dict[str, Any]], total: int, missing: tuple[int, ...],
+                 version: int) -> GammuSms:
+        text, binary = join_parts(parts)
+        head = parts[0]
+        return GammuSms(
+            ids=tuple(p["ID"] for p in parts), sender=(head.get("SenderNumber") or "").strip(),
+            text=text, received=_as_datetime(head.get("ReceivingDateTime")),
+            binary=binary, ussd=head.get("Class") == USSD_CLASS, parts=total, missing=missing,
+            concat=_concat_of(parts), seqs=tuple(p["_seq"] for p in parts),
+            raw={"parts": {str(p["_seq"]): {"text": p.get("Text") or "", "coding": p.get("Coding"),
+                                            "decoded": p.get("TextDecoded") or ""} for p in parts},"inbox_ids": [p["ID"] for p in parts], "coding": head.get("Coding"),
+                 "udh": [p.get("UDH") or "" for p in parts], "class": head.get("Class"),
+                 "recipient_id": head.get("RecipientID"), "smsc": head.get("SMSCNumber"),
+                 "receiving": str(head.get("ReceivingDateTime")), "schema_version": version},
+        )
 
     def mark_processed(self, ids: Iterable[int]) -> int:
         ids = sorted(set(ids))
@@ -326,6 +371,8 @@ class GammuAdapter:
             fields["sms_parts"] = sms.parts
         if sms.missing:
             fields["sms_parts_missing"] = list(sms.missing)
+        if sms.concat is not None:  # a later part of the same message finds it by this key
+            fields["sms_concat"] = concat_key(sms.sender, *sms.concat)
         return InboundMessage(channel="sms", text=sms.text, sender=sms.sender, provider_id=sms.provider_id,
                               fields=fields, raw=sms.raw)
 

@@ -166,6 +166,9 @@ def parse_when(value: Any, tz: ZoneInfo, clock: Any = None) -> datetime:
             raise ValueError(f"{value!r} is not an Excel date")
         d = _EXCEL_EPOCH + timedelta(days=float(value))
         d = d.replace(second=0, microsecond=0) + timedelta(minutes=round(d.second / 60))
+    elif isinstance(value, str) and re.fullmatch(r"\s*\d{5}(?:[.,]\d+)?\s*", value):
+        # an Excel date cell saved to CSV: its serial number ("44428", "44428.3125" = 07:30)
+        return parse_when(float(value.strip().replace(",", ".")), tz, clock)
     else:
         s = _clean_when(str(value))
         m = _NAMED.fullmatch(s)
@@ -383,7 +386,7 @@ class HotlineAdapter:
 
     def from_row(self, line_name: str, row: Mapping[str, Any], now: datetime | None = None,
                  row_id: str | None = None) -> InboundMessage:
-        """One row of an old call log (keys as in hub.importer.COLUMNS). Lenient about the
+        """One row of an old call log (keys as in hub.lines.hotline.importer.COLUMNS). Lenient about the
         incident text and places it cannot match, strict about time, kecamatan and colour."""
         line = self.line(line_name)
         errors: list[str] = []

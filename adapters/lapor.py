@@ -128,6 +128,7 @@ class Page:
     reports: tuple[LaporReport, ...]
     next_page: int | None
     rejected: tuple[tuple[str, str], ...] = ()  # (tracking id or "?", reason)
+    rejected_items: tuple[Any, ...] = ()  # the rejected report objects as LAPOR! sent them
 
 
 def parse_report(item: dict[str, Any]) -> LaporReport:
@@ -235,15 +236,18 @@ class LaporAdapter:
         items = data.get(PAGE["items"])
         if not isinstance(items, list):
             raise RetryableError(f"LAPOR! pull: response has no list {PAGE['items']!r}")
-        reports, rejected = [], []
+        reports, rejected, rejected_items = [], [], []
         for item in items:
             try:
                 reports.append(parse_report(item))
-            except InvalidPayload as exc:
+            except Exception as exc:  # one odd report must not stall the whole pull
                 tid = item.get(FIELDS["tracking_id"]) if isinstance(item, dict) else None
-                rejected.append((str(tid or "?"), str(exc)))
+                reason = str(exc) if isinstance(exc, InvalidPayload) else f"{type(exc).__name__}: {exc}"
+                rejected.append((str(tid or "?"), reason))
+                rejected_items.append(item)
         nxt = data.get(PAGE["next_page"])
-        return Page(tuple(reports), int(nxt) if nxt not in (None, "", 0) else None, tuple(rejected))
+        return Page(tuple(reports), int(nxt) if nxt not in (None, "", 0) else None, tuple(rejected),
+                    tuple(rejected_items))
 
     async def push(self, tracking_id: str, status: str, text: str, note: str | None = None,
                    reference: str | None = None) -> SendResult:

@@ -89,6 +89,9 @@ class TelegramUpdate:
     media_group_id: str | None = None  # an album: several photos, the caption on the first only
     unsupported: str | None = None  # "sticker", "contact", ... : content we cannot use
     raw: dict[str, Any] = field(default_factory=dict)
+    # Set when python-telegram-bot refused the update and it was read by hand (read_by_hand):
+    # the reason, so the hub sends the report to triage.
+    unreadable: str | None = None
 
     @property
     def is_private(self) -> bool:
@@ -125,15 +128,94 @@ def _check_shape(payload: Any) -> None:
 
 
 def parse_update(payload: Any) -> TelegramUpdate:
-    """A webhook body (already JSON-decoded) -> TelegramUpdate, or InvalidPayload."""
+    """A webhook body (already JSON-decoded) -> TelegramUpdate, or InvalidPayload.
+
+    Telegram adds fields and kinds faster than libraries follow (a forwarded message whose
+    `forward_origin` is a `hidden_user` without `sender_user_name` makes python-telegram-bot
+    raise): when the library refuses an update, it is read by hand (`read_by_hand`) and
+    marked `unreadable` with the library's reason. InvalidPayload only when even that fails.
+    """
     _check_shape(payload)
     try:
         update = Update.de_json(payload, None)
         return from_update(update, payload)
     except InvalidPayload:
         raise
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise InvalidPayload(f"not a Telegram Update: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # any library failure: never lose the update over it
+        reason = f"python-telegram-bot: {type(exc).__name__}: {str(exc)[:200]}"
+        by_hand = read_by_hand(payload, reason)
+        if by_hand is None:
+            raise InvalidPayload(f"not a Telegram Update: {reason}") from None
+        return by_hand
+
+
+def _dict(v: Any) -> dict[str, Any]:
+    return v if isinstance(v, dict) else {}
+
+
+def _str(v: Any) -> str | None:
+    return v if isinstance(v, str) else None
+
+
+def read_by_hand(payload: Any, reason: str) -> TelegramUpdate | None:
+    """What the hub needs of an update, read from the JSON without python-telegram-bot.
+
+    None when not even the update id and (for a message) the chat can be read."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("update_id"), int):
+        return None
+    uid = payload["update_id"]
+    kind = next((k for k in ALLOWED_UPDATES if isinstance(payload.get(k), dict)), None)
+    if kind is None:
+        return TelegramUpdate(update_id=uid, kind="other", raw=payload, unreadable=reason)
+    msg = payload[kind]
+    chat = _dict(msg.get("chat"))
+    if not isinstance(chat.get("id"), int) or not isinstance(msg.get("message_id"), int):
+        return None
+    for key in ("text", "caption"):
+        if key in msg and not isinstance(msg[key], str):
+            return None
+    text = _str(msg.get("text")) or _str(msg.get("caption")) or ""
+    command, args = None, ""
+    m = _COMMAND.match(text.strip()) if isinstance(msg.get("text"), str) else None
+    if m:
+        command, args = m.group(1).lower(), (m.group(2) or "").strip()
+    user = _dict(msg.get("from"))
+    name = " ".join(p for p in (_str(user.get("first_name")), _str(user.get("last_name"))) if p) or None
+    lat = lon = None
+    venue = None
+    v, loc = _dict(msg.get("venue")), _dict(msg.get("location"))
+    if v:
+        venue = ", ".join(p for p in (_str(v.get("title")), _str(v.get("address"))) if p) or None
+        loc = _dict(v.get("location"))
+    if isinstance(loc.get("latitude"), (int, float)) and isinstance(loc.get("longitude"), (int, float)):
+        lat, lon = float(loc["latitude"]), float(loc["longitude"])
+    media = None
+    photos = [p for p in msg.get("photo") or [] if isinstance(p, dict) and _str(p.get("file_id"))]
+    if photos:
+        big = max(photos, key=lambda p: (p.get("width") or 0) * (p.get("height") or 0))
+        media = Media(file_id=big["file_id"], kind="photo", file_unique_id=_str(big.get("file_unique_id")),
+                      mime="image/jpeg", size=big.get("file_size") if isinstance(big.get("file_size"), int) else None)
+    else:
+        for attr, mkind in MEDIA_KINDS.items():
+            obj = _dict(msg.get(attr))
+            if _str(obj.get("file_id")):
+                mime = _str(obj.get("mime_type"))
+                if attr == "document" and mime and mime.startswith("image/"):
+                    mkind = "photo"
+                media = Media(file_id=obj["file_id"], kind=mkind, file_unique_id=_str(obj.get("file_unique_id")),
+                              mime=mime, name=_str(obj.get("file_name")))
+                break
+    date = None
+    if isinstance(msg.get("date"), int):
+        date = datetime.fromtimestamp(msg["date"], timezone.utc)
+    unsupported = next((u for u in UNSUPPORTED if msg.get(u)), None)
+    mgid = msg.get("media_group_id")
+    return TelegramUpdate(
+        update_id=uid, kind=kind, chat_id=chat["id"], chat_type=_str(chat.get("type")) or "private",
+        message_id=msg["message_id"], date=date, sender_name=name, text=text, command=command,
+        command_args=args, latitude=lat, longitude=lon, venue=venue, media=media,
+        media_group_id=str(mgid) if mgid is not None else None, unsupported=unsupported, raw=payload,
+        unreadable=reason)
 
 
 def _name(msg: Message) -> str | None:
@@ -190,6 +272,14 @@ def from_update(update: Update, raw: dict[str, Any] | None = None) -> TelegramUp
         command_args=args, latitude=lat, longitude=lon, venue=venue, media=_media(msg),
         media_group_id=msg.media_group_id, unsupported=unsupported, raw=raw,
     )
+
+
+def parse_or_keep(payload: Any) -> TelegramUpdate | Any:
+    """parse_update, or the payload itself when it is not readable at all (the caller stores it)."""
+    try:
+        return parse_update(payload)
+    except InvalidPayload:
+        return payload
 
 
 @lru_cache(maxsize=1)
@@ -284,13 +374,20 @@ class TelegramAdapter:
 
     async def get_updates(self, offset: int | None, timeout: int) -> list[TelegramUpdate]:
         """Long-poll getUpdates (polling mode). Confirms every update below `offset`."""
+        return [parse_or_keep(u) for u in await self.get_updates_raw(offset, timeout)]
+
+    async def get_updates_raw(self, offset: int | None, timeout: int) -> list[Any]:
+        """getUpdates as Telegram sent it (JSON objects), before any library reads an update:
+        one update the library cannot parse must not hide the others."""
+        api_kwargs: dict[str, Any] = {"timeout": timeout, "allowed_updates": list(ALLOWED_UPDATES)}
+        if offset is not None:
+            api_kwargs["offset"] = offset
         try:
-            updates = await self._bot.get_updates(offset=offset, timeout=timeout,
-                                                  allowed_updates=list(ALLOWED_UPDATES),
-                                                  read_timeout=timeout + 10)
+            result = await self._bot.do_api_request("getUpdates", api_kwargs=api_kwargs,
+                                                    read_timeout=timeout + 10)
         except TelegramError as exc:
             raise self.error(exc, "getUpdates") from None
-        return [from_update(u) for u in updates]
+        return list(result) if isinstance(result, list) else []
 
     async def set_webhook(self, url: str, secret: str) -> None:
         try:

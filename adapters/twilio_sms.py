@@ -6,11 +6,13 @@ Knows the Twilio protocol only: never imports hub, never logs a phone number, to
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping
+from urllib.parse import quote
 
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
@@ -85,6 +87,9 @@ class TwilioAdapter:
     base_url: str | None = None
     timeout_s: float = 10.0
     name: str = "sms"
+    # Where Twilio reports each message's delivery (queued, sent, delivered, undelivered, failed);
+    # the outbox message id is added as ?m=..., so the report finds its row.
+    status_callback: str | None = None
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -133,14 +138,32 @@ class TwilioAdapter:
         if (lat is None) != (lon is None):
             raise InvalidPayload("Latitude and Longitude must come together")
         fields: dict[str, Any] = dict(dukcapil.parse(body) or {})
-        if form.get("Address"):
-            fields["alamat"] = form["Address"]
+        # A WhatsApp location pin: empty Body, Latitude/Longitude, and Address / Label when the
+        # citizen picked a place (Label is the place's name, Address its street address).
+        place = ", ".join(v.strip() for v in (form.get("Label"), form.get("Address")) if v and v.strip())
+        if place:
+            fields["alamat"] = place
         return InboundMessage(
             channel=channel_of(sender), text=body, sender=sender, provider_id=sid,
             received_at=received_at, sender_name=(form.get("ProfileName") or None),
             attachments=tuple(attachments), latitude=lat, longitude=lon, fields=fields,
             raw={k: v for k, v in form.items()},
         )
+
+    def read_by_hand(self, form: Mapping[str, str], received_at: datetime | None = None) -> InboundMessage | None:
+        """What can still be read of a form `parse` refused (a media count without its URLs,
+        a coordinate that is not a number): sender, text and the media URLs that are there.
+        None without a From (no MessageSid: the hub dedups on a content hash)."""
+        sid = (form.get("MessageSid") or form.get("SmsMessageSid") or "").strip() or None
+        sender = (form.get("From") or "").strip()
+        if not sender:
+            return None
+        attachments = tuple(Attachment(url=v, kind="file") for k, v in sorted(form.items())
+                            if k.startswith("MediaUrl") and v.startswith(("https://", "http://")))
+        return InboundMessage(channel=channel_of(sender), text=form.get("Body") or "", sender=sender,
+                              provider_id=sid, received_at=received_at,
+                              sender_name=(form.get("ProfileName") or None), attachments=attachments,
+                              raw={k: v for k, v in form.items()})
 
     # -- outbound --------------------------------------------------------------------------
     def client(self) -> Client:
@@ -170,8 +193,18 @@ class TwilioAdapter:
         sender, to = self._from_for(message)
         with self._lock:  # one request at a time per client: last_response is per client
             client = self.client()
+            kw: dict[str, Any] = {}
+            mid = (message.extra or {}).get("message_id")
+            if self.status_callback:
+                kw["status_callback"] = self.status_callback + (f"?m={quote(str(mid))}" if mid else "")
+            template = (message.extra or {}).get("content_sid")
+            if template:  # an approved WhatsApp template (Twilio Content API): outside the 24-h window
+                kw["content_sid"] = template
+                kw["content_variables"] = json.dumps(message.extra.get("content_variables") or {}, ensure_ascii=False)
+            else:
+                kw["body"] = message.text
             try:
-                msg = client.messages.create(to=to, from_=sender, body=message.text)
+                msg = client.messages.create(to=to, from_=sender, **kw)
             except TwilioRestException as exc:
                 raise _classify(exc, client) from None
             except Exception as exc:  # requests' timeouts and connection errors

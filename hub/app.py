@@ -100,6 +100,11 @@ def create_app(settings: Settings | None = None, workers: bool | None = None,
     run_workers = settings.workers if workers is None else workers
     configure_logging(settings.log_level, settings.log_json)
     cfg = regency_config(str(settings.config_dir))  # a broken config stops start-up here
+    from hub.normalizer_loader import load_normalizer_regency
+
+    # ... and so do routing rules naming an unknown OPD or LAPOR! category (they used to pass
+    # start-up and then fail every processing batch)
+    load_normalizer_regency(settings.config_dir)
     wired = wire(settings, lines, features)
     install(wired)  # the outbox sends through these lines' and features' senders
 

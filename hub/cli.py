@@ -33,8 +33,12 @@ def _cfg():
     from hub.config import regency_config
     from hub.settings import get_settings
 
+    from hub.normalizer_loader import load_normalizer_regency
+
     try:
-        return regency_config(str(get_settings().config_dir))
+        cfg = regency_config(str(get_settings().config_dir))
+        load_normalizer_regency(get_settings().config_dir)  # routing rules: OPDs, LAPOR! categories
+        return cfg
     except ConfigError as exc:
         _fail(f"broken config: {exc}")
 

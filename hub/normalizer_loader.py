@@ -9,13 +9,14 @@ builds the second from the first."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from hub.config import ConfigError, load_yaml, regency_config
+from hub.config import ConfigError, _node_lines, load_yaml, regency_config
 from hub.models import RouterModel
 from hub.settings import get_settings
 from normalizer import Regency, RegencyConfigError, build_regency
@@ -63,12 +64,40 @@ def load_normalizer_regency(config_dir: Path, learned: dict | None = None, cache
     try:
         reg = build_regency(wilayah, categories, routing, opds, triage, learned=learned)
     except RegencyConfigError as exc:
-        raise ConfigError(Path(config_dir) / "routing.yaml", None, str(exc)) from None
+        rpath = Path(config_dir) / "routing.yaml"
+        raise ConfigError(rpath, _line_in_routing(rpath, str(exc)), str(exc)) from None
     with _lock:
         if len(_cache) >= _CACHE_MAX:
             _cache.pop(next(iter(_cache)))
         _cache[key] = reg
     return reg
+
+
+_WHERE = re.compile(r"(rules)\[(\d+)\](?: near\[(\d+)\])?|(channel_defaults|incident_types|opd_categories)\.([^\s:]+)"
+                    r"|(sms_keywords)")
+
+
+def _line_in_routing(path: Path, problem: str) -> int | None:
+    """The routing.yaml line a normalizer config error is about (the category line if any)."""
+    m = _WHERE.search(problem)
+    if m is None:
+        return None
+    if m.group(1):
+        at: tuple = ("rules", int(m.group(2))) + (("near", int(m.group(3))) if m.group(3) else ())
+    elif m.group(4):
+        at = (m.group(4), m.group(5))
+    else:
+        at = (m.group(6),)
+    try:
+        lines = _node_lines(path)
+    except Exception:
+        return None
+    for key in ("subcategory" if "subcategory" in problem else "category", "opd"):
+        if at + (key,) in lines and key in problem.lower():
+            return lines[at + (key,)]
+    while at and at not in lines:
+        at = at[:-1]
+    return lines.get(at)
 
 
 def clear_cache() -> None:

@@ -6,6 +6,7 @@ A message the normalizer chokes on still becomes a ticket, sent to triage for a 
 """
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timezone
 
 from sqlalchemy import Engine, select
@@ -20,6 +21,7 @@ from hub.models import RawMessage
 from hub.normalizer_loader import current_regency
 from hub.settings import get_settings
 from hub.unavailable import is_unavailable
+from hub.unreadable import triage_reason
 from hub.tickets import batch_context, create_from_draft, create_many
 from normalizer import normalize
 from normalizer.types import Place, Reporter, Routing, TicketDraft, Urgency
@@ -44,6 +46,11 @@ def _normalize_all(session: Session, raws: list[RawMessage], cfg: RegencyConfig,
     for raw in raws:
         try:
             drafts[raw.id] = normalize(message_from_json(raw.message), reg, now)
+            reason = triage_reason(raw.message)
+            if reason:  # read by hand from a payload the line's library refused: a person looks
+                drafts[raw.id] = dataclasses.replace(drafts[raw.id], routing=Routing(
+                    opd=cfg.triage_opd, confidence=0.0, rule=f"unreadable payload ({reason[:120]})",
+                    needs_triage=True))
         except Exception as exc:  # never lose a message to a normalizer bug
             log.exception("processing.normalize_failed", raw_id=raw.id, channel=raw.channel)
             drafts[raw.id] = fallback_draft(raw, cfg, repr(exc))

@@ -82,9 +82,11 @@ def queue_receipt(session: Session, ticket: Ticket, cfg: RegencyConfig, opd_labe
     if (ticket.fields or {}).get("receipt_sent"):  # the line already answered with the code (TwiML)
         return None
     name = "receipt_telegram" if route[0] == "telegram" else "receipt"
-    text = cfg.template(name, code=ticket.code, opd_name=opd_label or opd_name(session, ticket.opd_code))
+    label = opd_label or opd_name(session, ticket.opd_code)
+    text = cfg.template(name, code=ticket.code, opd_name=label)
     return enqueue(session, "reply", route[0],
-                   {"channel": route[0], "to": route[1], "text": text, "ticket_code": ticket.code},
+                   {"channel": route[0], "to": route[1], "text": text, "ticket_code": ticket.code,
+                    "template": name, "values": {"opd_name": label}},
                    ticket_id=ticket.id)
 
 
@@ -108,8 +110,15 @@ def queue_status(session: Session, ticket: Ticket, cfg: RegencyConfig, note: str
                        {"tracking_id": route[1], "status": ticket.status, "opd": ticket.opd_code,
                         "text": text, "note": note, "ticket_code": ticket.code}, ticket_id=ticket.id)
     return enqueue(session, "reply", route[0],
-                   {"channel": route[0], "to": route[1], "text": text, "ticket_code": ticket.code},
+                   {"channel": route[0], "to": route[1], "text": text, "ticket_code": ticket.code,
+                    # the reply's kind and values: a WhatsApp template after 24 h (hub/whatsapp.py)
+                    "template": f"status_{ticket.status}",
+                    "values": {"opd_name": _opd(session, ticket), "note": (note or "").strip() or "-"}},
                    ticket_id=ticket.id)
+
+
+def _opd(session: Session, ticket: Ticket) -> str:
+    return opd_name(session, ticket.opd_code)
 
 
 def status_answer(session: Session, ticket: Ticket, cfg: RegencyConfig) -> str:
@@ -126,6 +135,7 @@ def reply_outbox_sender(senders: Mapping[str, ReplySender]) -> OutboxSender:
         if sender is None:
             raise PermanentError(f"no reply sender configured for line {p['channel']!r}")
         res = await sender(OutboundMessage(channel=p["channel"], to=p["to"], text=p["text"],
-                                           ticket_code=p.get("ticket_code"), extra={"message_id": row.message_id}))
+                                           ticket_code=p.get("ticket_code"), extra={"message_id": row.message_id, "template": p.get("template"),
+                                                  "values": p.get("values") or {}}))
         return {"provider_id": res.provider_id}
     return OutboxSender(send_reply)

@@ -24,7 +24,8 @@ class Settings(BaseSettings):
     demo: bool = False  # demo mode (`make run`): lines without credentials go to the demo outbox page
     map_tiles_url: str = ""  # XYZ tile URL for the maps, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png; empty: boundaries only
     public_url: str = "http://127.0.0.1:8000"  # as the providers see us (Twilio signature)
-    secret_key: str = "dev-insecure-change-me"  # sessions, CSRF
+    secret_key: str = "dev-insecure-change-me"  # sessions, CSRF, signed media URLs
+    media_url_ttl_s: int = 14 * 24 * 3600  # how long a signed attachment URL (hub/media.py) works
     max_body_bytes: int = 64 * 1024
     otel_telemetry: bool = False  # FastAPI's OpenTelemetry instrumentation (needs a configured SDK)
     # Background work in `simpul serve`: the intake processor, outbox workers, scheduler.
@@ -65,6 +66,7 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_tls: str = "none"  # none | starttls | tls
     smtp_from: str = "simpul@trenggalekkab.go.id"
+    smtp_reply_to: str | None = None  # Reply-To of OPD e-mails (default: smtp_from); an OPD may set its own
     smtp_ca_file: Path | None = None  # extra CA for the SMTP server's certificate (a self-signed one)
     escalation_interval_s: float = 60.0  # how often the SLA escalation job looks for overdue tickets
     outbox_retention_days: int = 30  # sent outbox rows are deleted after this (ticket events keep the record)

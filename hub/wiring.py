@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from hub import delivery, escalation, outbox, replies, router_learning, tickets, web
+from hub import delivery, escalation, media, outbox, replies, router_learning, tickets, web
 from hub.works import wiring as works
 from hub.api import admin_outbox, open311, opd
 from hub.parts import Hook, Line, OutboxSender, Periodic, ReplySender
@@ -36,10 +36,11 @@ def _api_router(module: Any) -> Callable[[Settings], Line]:
 # outbox admin (docs/delivery.md), the web pages (docs/dashboard.md).
 FEATURES: tuple[Callable[[Settings], Line], ...] = (
     delivery.feature,
+    media.feature,  # attachments at signed expiring hub URLs, /media/... (docs/delivery.md)
     escalation.feature,
     router_learning.feature,  # retrains the router from re-routes, closures, dispositions (docs/routing.md)
     _api_router(opd),
-    _api_router(open311),
+    open311.feature,  # GeoReport v2: JSON and XML, discovery, error lists (docs/delivery.md)
     _api_router(admin_outbox),
     works.feature,  # public works: register, progress, money, red flags, citizens' reports (docs/works.md)
     web.feature,

@@ -14,7 +14,7 @@ from normalizer.router import discount_landmarks, route, words_from_tokens
 from normalizer.text import clean_text, fold, raw_tokens, stem
 from normalizer.types import InboundMessage, Place, Reporter, Routing, TicketDraft, Urgency
 
-_PHONE_CHANNELS = frozenset({"sms", "whatsapp", "twilio", "gammu"})
+_SENDER_PHONE_CHANNELS = frozenset({"sms", "whatsapp", "twilio", "gammu", "api", "web"})
 _TRUE = frozenset({"1", "true", "ya", "yes", "y", "on"})
 _URG = {"darurat": Urgency.DARURAT, "tinggi": Urgency.TINGGI, "normal": Urgency.NORMAL}
 _RANK = {Urgency.NORMAL: 0, Urgency.TINGGI: 1, Urgency.DARURAT: 2}
@@ -36,7 +36,10 @@ def _max_urgency(a: Urgency, b: Urgency) -> Urgency:
 
 def _reporter(msg: InboundMessage, fields: dict[str, Any]) -> Reporter:
     phone = to_e164(_f(fields, "caller_phone", "phone", "no_hp", "telepon"))
-    if not phone and msg.channel in _PHONE_CHANNELS:
+    if not phone and msg.channel in _SENDER_PHONE_CHANNELS:
+        # a phone line's sender, or a system's `sender` that is a phone number (the intake API's
+        # "sender": "081234567890", the web form); to_e164 says None to e-mail addresses and ids.
+        # Hotline calls name the caller's number in caller_phone, Telegram/LAPOR! senders are ids.
         phone = to_e164(msg.sender)
     if not phone:
         phone = find_phone(msg.text)

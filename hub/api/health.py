@@ -6,7 +6,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import func, select, text
 
-from hub import metrics
+from hub import metrics, unreadable
+from hub import readiness
 from hub.db import get_engine
 from hub.models import Ticket
 
@@ -25,7 +26,12 @@ def readyz():
             conn.execute(text("SELECT 1"))
     except Exception as exc:
         return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, status_code=503)
-    return {"status": "ok", "database": "ok"}
+    lines = readiness.report()
+    stopped = sorted(name for name, r in lines.items() if not r["running"])
+    if stopped:
+        return JSONResponse({"status": "unavailable", "database": "ok", "lines": lines,
+                             "stopped": stopped}, status_code=503)
+    return {"status": "ok", "database": "ok", "lines": lines}
 
 
 @router.get("/metrics")
@@ -35,6 +41,11 @@ def prometheus_metrics():
         with get_engine().connect() as conn:
             for status, n in conn.execute(select(t.c.status, func.count()).group_by(t.c.status)):
                 metrics.TICKETS_BY_STATUS.labels(status=status).set(n)
+        metrics.INTAKE_UNREADABLE.set(unreadable.count())
     except Exception:
         pass  # metrics must answer even when the database does not
+    try:
+        readiness.report()  # sets simpul_line_up
+    except Exception:
+        pass
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -14,12 +14,15 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlmodel import Session
 
 from hub.api.deps import db_session, regency_config
+from hub.api.open311_format import FORMATS, install_error_lists, respond
+from hub.api.open311_format import error as fmt_error
 from hub.auth import principal_for_key
 from hub.config import RegencyConfig, load_yaml
+from hub.parts import Line
 from hub.models import OPEN_STATUSES, Opd, Ticket, TicketEvent
 from normalizer.types import Attachment, InboundMessage
 
@@ -29,9 +32,9 @@ OTHER = "lainnya"
 _DIGITS = re.compile(r"(?<!\d)(\+?\d[\d\s.-]{6,}\d)(?!\d)")
 
 
-def error(status: int, description: str) -> JSONResponse:
-    """GeoReport v2 errors are a list of {code, description}."""
-    return JSONResponse([{"code": status, "description": description}], status_code=status)
+def error(status: int, description: str, fmt: str = "json"):
+    """GeoReport v2 errors are a list of {code, description} (XML: <errors><error>)."""
+    return fmt_error(status, description, fmt)
 
 
 @lru_cache(maxsize=4)
@@ -113,12 +116,29 @@ def _render(session: Session, ts: list[Ticket], cfg: RegencyConfig) -> list[dict
 
 
 def _fmt_ok(fmt: str) -> JSONResponse | None:
-    return None if fmt == "json" else error(400, "only the json format is supported: use .json")
+    return None if fmt in FORMATS else error(400, f"format {fmt!r} is not served: use .xml or .json")
 
 
 @router.get("/services.{fmt}")
 def list_services(fmt: str, cfg: RegencyConfig = Depends(regency_config)):
-    return _fmt_ok(fmt) or services(cfg)
+    return _fmt_ok(fmt) or respond(fmt, "services", services(cfg))
+
+
+def discovery(request: Request) -> dict[str, Any]:
+    from hub.settings import get_settings
+
+    base = get_settings().public_url.rstrip("/") + "/open311/v2/"
+    return {"changeset": "2026-11-30T00:00:00Z", "contact": "Diskominfo (admin Simpul)",
+            "key_service": "Kunci API dari admin Simpul (peran intake)",
+            "endpoints": [{"specification": "http://wiki.open311.org/GeoReport_v2", "url": base,
+                           "changeset": "2026-11-30T00:00:00Z", "type": "production",
+                           "formats": ["text/xml", "application/json"]}]}
+
+
+@router.get("/discovery.{fmt}")
+def discovery_doc(fmt: str, request: Request):
+    """GeoReport v2 service discovery (also at /open311/discovery.{xml,json})."""
+    return _fmt_ok(fmt) or respond(fmt, "discovery", discovery(request))
 
 
 def _parse_date(value: str | None, name: str) -> datetime | None:
@@ -143,11 +163,11 @@ def list_requests(fmt: str, request: Request, session: Session = Depends(db_sess
     if p.get("service_request_id"):
         codes = [c.strip().upper() for c in p["service_request_id"].split(",") if c.strip()][:1000]
         rows = list(session.scalars(q.where(Ticket.code.in_(codes)).order_by(Ticket.id.desc())))
-        return _render(session, rows, cfg)
+        return respond(fmt, "requests", _render(session, rows, cfg))
     try:
         start, end = _parse_date(p.get("start_date"), "start_date"), _parse_date(p.get("end_date"), "end_date")
     except ValueError as exc:
-        return error(400, str(exc))
+        return error(400, str(exc), fmt)
     if start is None and end is None:
         start = datetime.now(timezone.utc) - timedelta(days=90)
     if start:
@@ -158,22 +178,24 @@ def list_requests(fmt: str, request: Request, session: Session = Depends(db_sess
     if status:
         wanted = {s.strip() for s in status.split(",") if s.strip()}
         if wanted - {"open", "closed"}:
-            return error(400, "status must be open or closed")
+            return error(400, "status must be open or closed", fmt)
         if wanted == {"open"}:
             q = q.where(Ticket.status.in_(OPEN_STATUSES))
         elif wanted == {"closed"}:
             q = q.where(Ticket.status.in_(CLOSED))
-    code = p.get("service_code")
-    if code:
-        rule = next((r for r in _rules(str(cfg.directory)) if r["id"] == code), None)
-        if rule is None and code != OTHER:
-            return error(400, f"unknown service_code {code!r}; see services.json")
-        if rule is not None:
-            q = q.where(Ticket.opd_code == rule["opd"], Ticket.category == rule.get("category"))
+    wanted_codes = [c.strip() for c in (p.get("service_code") or "").split(",") if c.strip()]  # a comma list
+    if wanted_codes:
+        by_id = {r["id"]: r for r in _rules(str(cfg.directory))}
+        unknown = [c for c in wanted_codes if c not in by_id and c != OTHER]
+        if unknown:
+            return error(400, f"unknown service_code {', '.join(repr(c) for c in unknown)}; see services.{fmt}", fmt)
+        if OTHER not in wanted_codes:
+            q = q.where(or_(*[and_(Ticket.opd_code == by_id[c]["opd"], Ticket.category == by_id[c].get("category"))
+                              for c in wanted_codes]))
     rows = list(session.scalars(q.order_by(Ticket.id.desc()).limit(1000)))
-    if code:  # the SQL filter is coarse (OPD + category); the service of a ticket decides
-        rows = [t for t in rows if service_of(t, cfg)["id"] == code]
-    return _render(session, rows, cfg)
+    if wanted_codes:  # the SQL filter is coarse (OPD + category); the service of a ticket decides
+        rows = [t for t in rows if service_of(t, cfg)["id"] in wanted_codes]
+    return respond(fmt, "requests", _render(session, rows, cfg))
 
 
 @router.get("/requests/{code}.{fmt}")
@@ -183,8 +205,8 @@ def one_request(code: str, fmt: str, session: Session = Depends(db_session),
         return bad
     t = session.scalars(select(Ticket).where(Ticket.code == code.strip().upper())).first()
     if t is None:
-        return error(404, f"service request {code} not found")
-    return _render(session, [t], cfg)
+        return error(404, f"service request {code} not found", fmt)
+    return respond(fmt, "requests", _render(session, [t], cfg))
 
 
 @router.post("/requests.{fmt}")
@@ -197,45 +219,45 @@ async def create_request(fmt: str, request: Request, cfg: RegencyConfig = Depend
         try:
             form = await request.json()
         except ValueError:
-            return error(400, "body is not valid JSON")
+            return error(400, "body is not valid JSON", fmt)
         if not isinstance(form, dict):
-            return error(400, "body must be a JSON object")
+            return error(400, "body must be a JSON object", fmt)
     else:
         form = dict(await request.form())
     key = str(form.get("api_key") or "") or (request.headers.get("authorization", "")[7:].strip()
                                              if request.headers.get("authorization", "").lower().startswith("bearer ")
                                              else "")
     if not key:
-        return error(403, "api_key is required")
+        return error(403, "api_key is required", fmt)
     from hub.db import get_engine
 
     with Session(get_engine()) as s:
         who = principal_for_key(s, key)
     if who is None or who.role not in ("intake", "admin"):
-        return error(403, "api_key is invalid or may not submit requests")
+        return error(403, "api_key is invalid or may not submit requests", fmt)
     service_code = str(form.get("service_code") or "").strip()
     if not service_code:
-        return error(400, "service_code is required (see services.json)")
+        return error(400, "service_code is required (see services.json)", fmt)
     if service_code != OTHER and not any(r["id"] == service_code for r in _rules(str(cfg.directory))):
-        return error(400, f"unknown service_code {service_code!r}; see services.json")
+        return error(400, f"unknown service_code {service_code!r}; see services.json", fmt)
     description = str(form.get("description") or "").strip()
     if not description:
-        return error(400, "description is required")
+        return error(400, "description is required", fmt)
     if len(description) > 4000:
-        return error(400, "description is longer than 4000 characters")
+        return error(400, "description is longer than 4000 characters", fmt)
     try:
         lat = float(form["lat"]) if form.get("lat") not in (None, "") else None
         lon = float(form["long"]) if form.get("long") not in (None, "") else None
     except (TypeError, ValueError):
-        return error(400, "lat and long must be numbers")
+        return error(400, "lat and long must be numbers", fmt)
     if (lat is None) != (lon is None) or (lat is not None and not (-90 <= lat <= 90 and -180 <= lon <= 180)):
-        return error(400, "give both lat and long, in WGS84 degrees")
+        return error(400, "give both lat and long, in WGS84 degrees", fmt)
     address = str(form.get("address_string") or "").strip() or None
     if lat is None and not address and not form.get("address_id"):
-        return error(400, "a location is required: lat and long, address_string or address_id")
+        return error(400, "a location is required: lat and long, address_string or address_id", fmt)
     media = str(form.get("media_url") or "").strip()
     if media and not media.startswith(("http://", "https://")):
-        return error(400, "media_url must be an http(s) URL")
+        return error(400, "media_url must be an http(s) URL", fmt)
     name = " ".join(str(form.get(k) or "").strip() for k in ("first_name", "last_name")).strip() or None
     text = description if not address else f"{description}\nLokasi: {address}"
     msg = InboundMessage(
@@ -248,5 +270,15 @@ async def create_request(fmt: str, request: Request, cfg: RegencyConfig = Depend
                                   "submitted_by": who.name}.items() if v},
     )
     accepted = await request.app.state.intake_writer.submit(msg)
-    return [{"service_request_id": accepted.ticket_code, "service_notice": "Laporan diterima dan akan diteruskan "
-             "ke OPD yang berwenang.", "account_id": None}]
+    return respond(fmt, "requests", [{"service_request_id": accepted.ticket_code, "service_notice": "Laporan "
+                                      "diterima dan akan diteruskan ke OPD yang berwenang.", "account_id": None}])
+
+
+discovery_router = APIRouter(prefix="/open311", tags=["open311"])
+discovery_router.add_api_route("/discovery.{fmt}", discovery_doc, methods=["GET"])
+
+
+def feature(settings) -> Line:
+    """GeoReport v2 under /open311/v2/, discovery also at /open311/discovery.{fmt}; 4xx under
+    /open311/ as GeoReport error lists (install)."""
+    return Line("hub.api.open311", routers=[router, discovery_router], install=install_error_lists)

@@ -27,7 +27,7 @@ from hub.db import get_engine
 from hub.delivery.http import http_client
 from hub.delivery.mail import INTROS, SUBJECTS, URGENCY_LABELS, email_for, queue_notify_email
 from hub.delivery.maintenance import outbox_gauges_job, outbox_purge_job
-from hub.delivery.payloads import open311_request, ticket_payload, webhook_body
+from hub.delivery.payloads import FROZEN_BODY, frozen_body, human_address, open311_request, ticket_payload, webhook_body
 from hub.delivery.targets import open311_target, recipients, secret_from_env, smtp_config, webhook_target
 from hub.logging import get_logger
 from hub.models import Opd, Outbox, Ticket, TicketEvent
@@ -39,7 +39,7 @@ log = get_logger(__name__)
 EVENTS = ("ticket.created", "ticket.rerouted", "ticket.reminder", "ticket.escalated",
           "ticket.reopened")
 
-__all__ = ["EVENTS", "INTROS", "SUBJECTS", "URGENCY_LABELS", "email_for", "http_client", "open311_request",
+__all__ = ["EVENTS", "FROZEN_BODY", "frozen_body", "human_address", "INTROS", "SUBJECTS", "URGENCY_LABELS", "email_for", "http_client", "open311_request",
            "open311_target", "outbox_gauges_job", "outbox_purge_job", "queue_notify_email", "recipients",
            "secret_from_env", "send_delivery", "send_notify", "smtp_config", "ticket_payload", "webhook_body",
            "webhook_target"]
@@ -85,7 +85,8 @@ async def send_delivery(row: Outbox) -> dict[str, Any] | None:
     if kind == "pull":
         return {"skipped": "OPD pulls over the API"}
     if kind == "webhook":
-        body = webhook_body(event, t, {"note": row.payload["note"]} if row.payload.get("note") else None)
+        body = await asyncio.to_thread(frozen_body, row, lambda: webhook_body(
+            event, t, {"note": row.payload["note"]} if row.payload.get("note") else None, at=row.created_at))
         res = await opd_webhook.send(webhook_target(delivery), row.message_id, body, client=http_client())
     elif kind == "email":
         to = recipients(delivery.get("to"))

@@ -3,7 +3,7 @@ and HTML) come from the Jinja2 templates beside this module (templates/opd_email
 wording can change without touching code and HTML is escaped by the template engine."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -44,6 +44,10 @@ def _local(d: datetime | None, cfg: RegencyConfig) -> str:
     return d.astimezone(tz).strftime("%d-%m-%Y %H:%M %Z") if d else "-"
 
 
+def _links_expire(settings) -> datetime:
+    return datetime.now(timezone.utc) + timedelta(seconds=settings.media_url_ttl_s)
+
+
 def email_for(event: str, t: Ticket, opd: Opd, to: tuple[str, ...], message_id: str,
               note: str | None = None) -> email_smtp.Email:
     """The e-mail to an OPD about one ticket."""
@@ -69,7 +73,8 @@ def email_for(event: str, t: Ticket, opd: Opd, to: tuple[str, ...], message_id: 
         "opd_name": opd.name, "intro": INTROS.get(event, INTROS["ticket.created"]).format(opd=opd.name),
         "rows": [(k, str(v)) for k, v in rows], "width": max(len(k) for k, _ in rows), "note": note,
         "text": mask_niks(t.text_original),
-        "links": [a["url"] for a in t.attachments or () if str(a.get("url") or "").startswith(("http://", "https://"))],
+        "links": [a["url"] for a in data["attachments"]],  # every attachment, at its signed hub URL
+        "links_until": _local(_links_expire(settings), cfg),
         "how": (f"Perbarui status (diproses / selesai / bukan kewenangan) melalui API Simpul: "
                 f"POST {base}/api/v1/opd/tickets/{t.code}/status, atau melalui dasbor Simpul."),
         "footer": f"Pesan ini dikirim otomatis oleh Simpul, Pemerintah {cfg.region_label}.",
@@ -80,7 +85,12 @@ def email_for(event: str, t: Ticket, opd: Opd, to: tuple[str, ...], message_id: 
     subject = f"[Simpul {t.code}] {SUBJECTS.get(event, 'Laporan')}: {t.category or 'Laporan warga'}"
     if t.urgency == "darurat":
         subject = f"[DARURAT] {subject}"
-    return email_smtp.Email(to=to, subject=subject, text=text, html=html_body, message_id=message_id)
+    if values["links"]:
+        subject = f"{subject} ({len(values['links'])} lampiran)"
+    reply_to = (opd.delivery or {}).get("reply_to") or settings.smtp_reply_to or settings.smtp_from
+    return email_smtp.Email(to=to, subject=subject, text=text, html=html_body, message_id=message_id,
+                            reply_to=reply_to,  # Date in the regency's zone
+                            date=datetime.now(ZoneInfo(cfg.sla.get("timezone", "Asia/Jakarta"))))
 
 
 def queue_notify_email(session: Session, ticket: Ticket, to: str | list[str], subject: str, text: str,

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
+
+from sqlalchemy import update
 
 from adapters import open311_client
+from hub import media
 from normalizer.reporter import mask_niks
 from hub.config import regency_config
-from hub.models import Ticket
+from hub.db import get_engine, writer
+from hub.models import Outbox, Ticket
 from hub.settings import get_settings
 from hub.tickets import ticket_dict
 
@@ -18,23 +22,59 @@ def ticket_payload(t: Ticket) -> dict[str, Any]:
     """The canonical ticket (hub.tickets.ticket_dict: hides confidential/anonymous reporters)."""
     out = ticket_dict(t, include_reporter=True)
     out["escalation_level"] = t.escalation_level
+    out["attachments"] = media.links(t.code, t.attachments)  # signed hub URLs, never telegram-file:
     return out
 
 
-def webhook_body(event: str, t: Ticket, extra: dict[str, Any] | None = None) -> bytes:
-    """Standard Webhooks payload shape: {type, timestamp, data}."""
+def human_address(t: Ticket) -> str | None:
+    """'<free text>, Desa X, Kec. Y, Kabupaten Trenggalek' (names, not Kemendagri codes)."""
+    cfg = regency_config(str(get_settings().config_dir))
+    names = cfg.place_names
+    desa = names.get(t.desa_code or "")
+    kec = names.get(t.kecamatan_code or "")
+    parts = [t.address, f"Desa {desa}" if desa else None, f"Kec. {kec}" if kec else None]
+    if not any(parts):
+        return None
+    return ", ".join(p for p in [*parts, cfg.region_label] if p)
+
+
+def webhook_body(event: str, t: Ticket, extra: dict[str, Any] | None = None,
+                 at: datetime | None = None) -> bytes:
+    """Standard Webhooks payload shape: {type, timestamp, data}; `timestamp` is when the event
+    happened (the outbox row's creation), not when this attempt runs."""
     data = ticket_payload(t)
     if extra:
         data.update(extra)
-    doc = {"type": event, "timestamp": datetime.now(timezone.utc).isoformat(), "data": data}
+    when = at or datetime.now(timezone.utc)
+    when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    doc = {"type": event, "timestamp": when.astimezone(timezone.utc).isoformat(), "data": data}
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+
+
+FROZEN_BODY = "webhook_body"  # outbox payload key: the body as first sent
+
+
+def frozen_body(row: Outbox, build: Callable[[], bytes]) -> bytes:
+    """One message id, one body, every attempt (Standard Webhooks): the body is built at the
+    first attempt and kept in the outbox row; retries and an admin's replay send it again as
+    it was, even when the ticket changed meanwhile. Only the webhook-timestamp header and the
+    signature are per attempt."""
+    kept = (row.payload or {}).get(FROZEN_BODY)
+    if isinstance(kept, str):
+        return kept.encode()
+    body = build()
+    payload = {**(row.payload or {}), FROZEN_BODY: body.decode()}
+    with writer(get_engine()).begin() as conn:
+        conn.execute(update(Outbox.__table__).where(Outbox.__table__.c.id == row.id).values(payload=payload))
+    row.payload = payload
+    return body
 
 
 def open311_request(t: Ticket) -> open311_client.ServiceRequest:
     data = ticket_payload(t)
-    photos = [a.get("url") for a in t.attachments or () if a.get("url") and a.get("kind") == "photo"]
+    photos = [a["url"] for a in data["attachments"] if a.get("kind") == "photo"]
     reporter = data["reporter"] or {}
-    address = t.address or (f"kecamatan {t.kecamatan_code}" if t.kecamatan_code else None)
+    address = human_address(t)
     if t.latitude is None and not address:
         address = regency_config(str(get_settings().config_dir)).region_label  # GeoReport needs a location
     return open311_client.ServiceRequest(

@@ -1,6 +1,8 @@
 """Line health: one channel_state row per line (last success, last error and how many failures
 in a row, last message, the line's cursor), shown on the admin page. Every line that pulls or
 pushes records through here; a health write never decides whether a message is stored.
+
+Whether a line is *running* is hub.readiness (its checks read these rows).
 """
 from __future__ import annotations
 
@@ -58,3 +60,12 @@ def line_state(channel: str, engine: Engine | None = None) -> dict[str, Any] | N
         return {"channel": channel, "last_ok_at": _utc(st.last_ok_at), "last_error_at": _utc(st.last_error_at),
                 "last_error": st.last_error, "consecutive_failures": st.consecutive_failures,
                 "last_message_at": _utc(st.last_message_at), "cursor": dict(st.cursor or {})}
+
+
+def record(channel: str, ok: bool, error: str | None = None, got: bool = False) -> None:
+    """Note one poll of a line in its channel_state row (created when missing)."""
+    engine = get_engine()
+    if ok:
+        record_ok(engine, channel, **({"last_message_at": datetime.now(timezone.utc)} if got else {}))
+    else:
+        record_failure(engine, channel, error or "", max_len=500)

@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 from sqlalchemy import func, or_, select
 from sqlmodel import Session
 
-from hub import metrics
+from hub import metrics, pieces
 from hub.config import RegencyConfig
 from hub.logging import get_logger
 from hub.models import (ALLOWED_MOVES, OPEN_STATUSES, Incident, Opd, RawMessage, Status, Ticket,
@@ -205,11 +205,14 @@ def create_many(session: Session, items: list[tuple[RawMessage, TicketDraft]], c
 
 def _prepare(session: Session, raw: RawMessage, draft: TicketDraft, cfg: RegencyConfig, now: datetime,
              ctx: BatchContext, replies) -> Ticket | None:
-    if draft.is_empty:
+    if draft.is_empty and not pieces.takes_wordless(raw, draft):
         raw.state, raw.error = "rejected", "empty message"
         replies.queue_text(session, None, draft.channel, raw.sender, cfg.template("empty_message"), raw=raw)
         return None
     historic = bool((draft.fields or {}).get("imported"))  # an old hotline log row (hub/importer.py)
+    if pieces.before_create(session, raw, draft, cfg, now, replies, ctx,  # joined, or waiting for words
+                            _reporter_key(draft.reporter.phone, draft.reporter.telegram_chat_id), resolve_code):
+        return None
     repeat = None if historic else _find_repeat(ctx, draft)
     if repeat is not None:
         raw.state, raw.error = "duplicate", repeat.code
@@ -244,6 +247,7 @@ def _prepare(session: Session, raw: RawMessage, draft: TicketDraft, cfg: Regency
     if historic:  # handled back then: closed on arrival, never sent to the OPD or texted to the caller
         ticket.status, ticket.closed_at, ticket.due_at = Status.SELESAI.value, created, None
     session.add(ticket)
+    pieces.after_create(session, raw, draft, ticket, now, ctx)  # a place or photo sent before the words
     key = _reporter_key(ticket.reporter_phone, ticket.reporter_chat_id)
     if key and not historic:  # a later message of this batch sees it (its id comes with the flush)
         ctx.recent.setdefault(key, []).insert(0, _Recent(0, ticket.code, ticket.text_original, ticket))

@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from hub import auth, guard, outbox
+from hub import auth, guard, outbox, readiness, unreadable
 from hub.db import get_engine, writer
 from hub.logging import get_logger
 from hub.models import ApiKey, ChannelState, RawMessage, User
@@ -72,13 +72,16 @@ def _last_received(s: Session, channel: str):
 def channel_health(s: Session) -> list[dict]:
     """Last message per line (raw store), and the line's own state row (LAPOR! sync, modem)."""
     states = {c.channel: c for c in s.scalars(select(ChannelState))}
+    running = readiness.report()  # lines that should be polling: running or stopped
     out = []
     for code, label in pages.channel_labels().items():
         last = _last_received(s, code)
         st = states.pop(code, None)
-        out.append({"code": code, "label": label, "last": last, "state": st})
+        out.append({"code": code, "label": label, "last": last, "state": st, "run": running.pop(code, None)})
     for code, st in states.items():  # lines with state but no channel entry (gammu modem, ...)
-        out.append({"code": code, "label": code, "last": None, "state": st})
+        out.append({"code": code, "label": code, "last": None, "state": st, "run": running.pop(code, None)})
+    for code, run in running.items():
+        out.append({"code": code, "label": code, "last": None, "state": None, "run": run})
     return out
 
 
@@ -94,6 +97,8 @@ def admin_page(request: Request):
         from hub.router_learning import router_status
         router = router_status(s)
         failed_intake, failed_intake_count = guard.list_failed(s), guard.count_failed(s)
+        unread = unreadable.recent(s, 20)
+        unread_n = unreadable.count()
     from hub import held as ratelimit
 
     held = ratelimit.list_held()
@@ -103,6 +108,7 @@ def admin_page(request: Request):
     return render(request, "admin.html", {"users": users, "keys": keys, "dead": dead, "counts": counts,
                                           "health": health, "held": held, "opd_list": opds, "router": router,
                                           "failed_intake": failed_intake, "failed_intake_count": failed_intake_count,
+                                          "unreadable": unread, "unreadable_n": unread_n,
                                           "new_key": new_key, "now": datetime.now(timezone.utc)})
 
 

@@ -219,3 +219,23 @@ def test_client_cannot_set_internal_fields(client, admin_headers):
 
     with Session(get_engine()) as s:
         assert len(list(s.scalars(select(Outbox).where(Outbox.kind == "reply")))) == 1
+
+
+def test_intake_api_sender_phone_is_the_reporters_phone(client, engine, make_key, seeded):
+    """Issue #13 item 10: the README's own example stores the reporter's phone (both paths:
+    the API-key fast path and the documented route share the normalizer)."""
+    from sqlmodel import Session, select
+
+    from hub.models import Ticket
+    from hub.processing import drain
+
+    h = make_key("intake")
+    r = client.post("/api/v1/intake/api", headers=h, json={
+        "text": "Jalan berlubang di desa Ngadirenggo kec. Pogalan", "id": "app-1", "sender": "081234567890"})
+    assert r.status_code == 202, r.text
+    client.post("/api/v1/intake/api", headers=h, json={"text": "Lampu jalan mati di desa Ngulankulon",
+                                                       "id": "app-2", "sender": "warga@example.com"})
+    drain()
+    with Session(engine) as s:
+        phones = {t.channel_message_id: t.reporter_phone for t in s.scalars(select(Ticket))}
+    assert phones == {"app-1": "+6281234567890", "app-2": None}

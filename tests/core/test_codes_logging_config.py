@@ -134,3 +134,43 @@ def test_cli_stops_on_broken_config(tmp_path, monkeypatch):
     reset_settings()
     assert result.exit_code == 2
     assert "opds.yaml:2" in result.output and "needs a 'name'" in result.output
+
+
+@pytest.mark.parametrize("old,new", [
+    # the first rule's category, and a channel default's: not in LAPOR!'s taxonomy
+    ("    category: PEKERJAAN UMUM DAN PENATAAN RUANG\n", "    category: JALAN_RUSAK\n"),
+    ("psc119: {opd: DINKES, score: 3.0, category: KESEHATAN,", "psc119: {opd: DINKES, score: 3.0, category: JALAN_RUSAK,"),
+])
+def test_unknown_lapor_category_stops_start_up_with_file_and_line(tmp_path, monkeypatch, old, new):
+    """Issue #13 item 12: it used to start and then fail every processing batch."""
+    from typer.testing import CliRunner
+
+    from hub import config as hub_config
+    from hub.app import create_app
+    from hub.cli import app
+    from hub.normalizer_loader import clear_cache
+    from hub.settings import get_settings, reset_settings
+
+    d = _copy_config(tmp_path)
+    text = (d / "routing.yaml").read_text(encoding="utf-8")
+    line = text[:text.index(old)].count("\n") + 1
+    (d / "routing.yaml").write_text(text.replace(old, new, 1), encoding="utf-8")
+    monkeypatch.setenv("SIMPUL_CONFIG_DIR", str(d))
+    monkeypatch.setenv("SIMPUL_DATABASE_URL", f"sqlite:///{tmp_path}/x.db")
+    reset_settings()
+    hub_config.regency_config.cache_clear()
+    clear_cache()
+    try:
+        with pytest.raises(ConfigError) as exc:
+            create_app(get_settings(), workers=False)
+        assert exc.value.path == d / "routing.yaml" and exc.value.line == line
+        assert "JALAN_RUSAK" in str(exc.value) and "lapor_categories.json" in str(exc.value)
+        for command in (["serve"], ["worker"]):
+            result = CliRunner().invoke(app, command)
+            assert result.exit_code == 2, result.output
+            out = result.output.replace("\n", "")  # the console wraps long lines
+            assert f"routing.yaml:{line}:" in out and "JALAN_RUSAK" in out
+    finally:
+        reset_settings()
+        hub_config.regency_config.cache_clear()
+        clear_cache()

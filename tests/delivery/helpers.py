@@ -43,6 +43,7 @@ class Receiver:
         self.attempts: Counter[str] = Counter()
         self.processed: Counter[str] = Counter()  # how often the OPD system *acted* on an id
         self.bodies: dict[str, dict] = {}
+        self.raw: dict[str, list[bytes]] = {}
         self.bad_signatures = 0
         self.log: list[tuple[str, int, int]] = []  # (id, attempt, status answered)
         self.times: dict[str, list[float]] = defaultdict(list)
@@ -65,6 +66,7 @@ class Receiver:
                     return self._answer(401, {})
                 mid = headers["webhook-id"]
                 with recv.lock:
+                    recv.raw.setdefault(mid, []).append(body)  # every attempt's body, as sent
                     recv.attempts[mid] += 1
                     n = recv.attempts[mid]
                     recv.times[mid].append(time.monotonic())

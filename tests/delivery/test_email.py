@@ -200,3 +200,31 @@ async def test_escalation_email_reaches_the_opd_head(smtp_server, sqlite_url, se
     assert msg["Subject"].startswith("[DARURAT] [Simpul BJR2345] Eskalasi laporan terlambat")
     text = msg.get_body(("plain",)).get_content()
     assert "Banjir setinggi dada" in text and "eskalasi ke kepala OPD" in text and "Tingkat eskalasi : 2" in text
+
+
+async def test_email_mentions_attachments_with_hub_links_reply_to_and_a_wib_date(smtp_server, sqlite_url, seeded,
+                                                                                monkeypatch):
+    """Issue #13 item 5: the OPD's mail names the attachments (signed hub links, also for a
+    Telegram photo and a web upload), has a Reply-To, and a Date in the regency's zone."""
+    from email.utils import parsedate_to_datetime
+
+    from hub.db import get_engine
+    from hub.settings import reset_settings
+
+    box, port, _ = smtp_server
+    monkeypatch.setenv("SIMPUL_SMTP_PORT", str(port))
+    monkeypatch.setenv("SIMPUL_SMTP_REPLY_TO", "pengaduan@trenggalekkab.go.id")
+    reset_settings()
+    with session_scope() as s:
+        t = make_ticket(s, opd="PUPR", code="K7X2M9Q", text="Jalan berlubang",
+                        attachments=[{"url": "telegram-file:AgACAgUAAxkBAAIBsmaLarge", "kind": "photo"},
+                                     {"url": "/lampiran/abc.jpg", "kind": "photo"}])
+        queue_delivery(s, t, "ticket.created")
+    assert await outbox.run_once(get_engine()) == 1
+    [msg] = box.messages
+    text = msg.get_body(("plain",)).get_content()
+    assert "Lampiran (2 berkas" in text and "(2 lampiran)" in msg["Subject"]
+    assert text.count("http://127.0.0.1:8000/media/K7X2M9Q/") == 2 and "telegram-file" not in text
+    assert msg["Reply-To"] == "pengaduan@trenggalekkab.go.id"
+    assert msg["Date"].endswith("+0700")
+    assert parsedate_to_datetime(msg["Date"]).utcoffset().total_seconds() == 7 * 3600

@@ -41,7 +41,7 @@ def test_services(tickets):
     assert by_code["jalan-rusak"]["group"] == "Dinas Pekerjaan Umum dan Penataan Ruang"
     assert by_code["jalan-rusak"]["service_name"] == "Jalan Berlubang" and by_code["jalan-rusak"]["metadata"] is False
     assert "lainnya" in by_code
-    r = tickets.get("/open311/v2/services.xml")
+    r = tickets.get("/open311/v2/services.yaml")
     assert r.status_code == 400 and r.json()[0]["code"] == 400
 
 
@@ -207,8 +207,125 @@ async def test_ticket_delivered_to_an_open311_opd(georeport, sqlite_url, seeded,
     assert await outbox.run_once(get_engine()) == 1
     [form] = georeport.forms
     assert form["description"] == "[Simpul O3A2345] Sampah menumpuk di sungai"
-    assert form["address_string"] == "Jembatan Ngemplak" and "phone" not in form  # confidential reporter
+    # a human address (names, never a Kemendagri code), and no phone of a confidential reporter
+    assert form["address_string"] == "Jembatan Ngemplak, Kec. Trenggalek, Kabupaten Trenggalek" and "phone" not in form
     with Session(get_engine()) as s:
         assert s.scalars(select(Outbox)).one().state == "done"
         ev = s.scalars(select(TicketEvent).where(TicketEvent.kind == "delivered")).one()
     assert ev.data["provider_id"] == "SR-1"
+
+
+# --- XML, discovery, comma lists, error lists (issue #13 item 6) ----------------------------
+
+def _xml(r):
+    import xml.etree.ElementTree as ET
+
+    assert r.headers["content-type"].startswith("text/xml"), r.headers["content-type"]
+    return ET.fromstring(r.content)
+
+
+def test_services_and_requests_as_xml_the_georeport_default(tickets):
+    root = _xml(tickets.get("/open311/v2/services.xml"))
+    assert root.tag == "services"
+    jalan = next(s for s in root.findall("service") if s.findtext("service_code") == "jalan-rusak")
+    assert jalan.findtext("service_name") == "Jalan Berlubang" and jalan.findtext("metadata") == "false"
+    assert jalan.findtext("type") == "realtime" and jalan.findtext("group")
+    root = _xml(tickets.get("/open311/v2/requests.xml"))
+    assert root.tag == "service_requests"
+    items = {r.findtext("service_request_id"): r for r in root.findall("request")}
+    assert set(items) == {"OPN2345", "CLS2345", "DLH2345"}
+    assert items["OPN2345"].findtext("lat") == "-8.051" and items["OPN2345"].findtext("status") == "open"
+    assert items["CLS2345"].findtext("status_notes") == "Sudah ditambal tim UPT"
+    assert items["OPN2345"].find("media_url") is not None  # empty elements are there, as in the spec
+    assert b"081234567890" not in tickets.get("/open311/v2/requests.xml").content
+    one = _xml(tickets.get("/open311/v2/requests/CLS2345.xml"))
+    assert [r.findtext("service_request_id") for r in one.findall("request")] == ["CLS2345"]
+
+
+def test_post_answers_in_xml(tickets, make_key):
+    key = make_key("intake").get("Authorization")[7:]
+    r = tickets.post("/open311/v2/requests.xml", data={"api_key": key, "service_code": "jalan-rusak",
+                                                        "lat": "-8.05", "long": "111.71", "description": "Jalan rusak"})
+    assert r.status_code == 200
+    [req] = _xml(r).findall("request")
+    assert len(req.findtext("service_request_id")) == 7
+    bad = tickets.post("/open311/v2/requests.xml", data={"api_key": key, "service_code": "nope", "description": "x"})
+    assert bad.status_code == 400 and _xml(bad).findtext("error/code") == "400"
+
+
+@pytest.mark.parametrize("path", ["/open311/discovery", "/open311/v2/discovery"])
+def test_discovery(tickets, path):
+    doc = tickets.get(f"{path}.json").json()
+    [endpoint] = doc["endpoints"]
+    assert endpoint["specification"] == "http://wiki.open311.org/GeoReport_v2"
+    assert endpoint["url"].endswith("/open311/v2/") and "text/xml" in endpoint["formats"]
+    root = _xml(tickets.get(f"{path}.xml"))
+    assert root.tag == "discovery"
+    assert root.findtext("endpoints/endpoint/specification") == "http://wiki.open311.org/GeoReport_v2"
+    assert [f.text for f in root.findall("endpoints/endpoint/formats/format")] == ["text/xml", "application/json"]
+
+
+def test_service_code_takes_a_comma_list(tickets):
+    items = {i["service_request_id"]: i for i in tickets.get("/open311/v2/requests.json").json()}
+    dlh = items["DLH2345"]["service_code"]
+    assert dlh != "jalan-rusak"
+    r = tickets.get(f"/open311/v2/requests.json?service_code=jalan-rusak,{dlh}")
+    assert r.status_code == 200 and {i["service_request_id"] for i in r.json()} == {"OPN2345", "CLS2345", "DLH2345"}
+    r = tickets.get(f"/open311/v2/requests.json?service_code={dlh}")
+    assert {i["service_request_id"] for i in r.json()} == {"DLH2345"}
+    r = tickets.get("/open311/v2/requests.xml?service_code=jalan-rusak,nope")
+    assert r.status_code == 400 and "'nope'" in _xml(r).findtext("error/description")
+
+
+@pytest.mark.parametrize("path,method,status", [
+    ("/open311/v2/nothing.json", "get", 404), ("/open311/v2/nothing.xml", "get", 404),
+    ("/open311/v2/services.json", "post", 405), ("/open311/v2/requests/ABC.xml", "delete", 405),
+])
+def test_4xx_are_georeport_error_lists(tickets, path, method, status):
+    r = getattr(tickets, method)(path)
+    assert r.status_code == status
+    if path.endswith(".xml"):
+        assert _xml(r).findtext("error/code") == str(status)
+    else:
+        [e] = r.json()
+        assert e["code"] == status and e["description"]
+    assert tickets.get("/api/v1/nothing").json() == {"detail": "Not Found"}  # elsewhere: unchanged
+
+
+# --- attachments at signed hub URLs, human addresses (issue #13 item 5) ---------------------
+
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00\x10JFIF" + b"\x00" * 64
+
+
+async def test_open311_push_sends_a_telegram_photo_as_a_signed_hub_url_and_a_human_address(
+        georeport, sqlite_client, seeded, monkeypatch, tmp_path):
+    from urllib.parse import parse_qs, urlsplit
+
+    from hub import media
+
+    from hub.settings import reset_settings
+
+    monkeypatch.setenv("SIMPUL_TEST_OPEN311_KEY", "k-123")
+    monkeypatch.setenv("SIMPUL_DATA_DIR", str(tmp_path))
+    reset_settings()
+    media.store_telegram("AgACAgUAAxkBAAIBo311test", JPEG)  # fetched into the hub's storage at intake
+    with session_scope() as s:
+        opd = s.get(Opd, "DLH")
+        opd.delivery = {"type": "open311", "endpoint": georeport.endpoint, "api_key_env": "SIMPUL_TEST_OPEN311_KEY",
+                        "service_code": "042"}
+        t = make_ticket(s, opd="DLH", code="O3B2345", text="Sampah menumpuk", desa_code="35.03.11.1003",
+                        attachments=[{"url": "telegram-file:AgACAgUAAxkBAAIBo311test", "kind": "photo",
+                                      "mime": "image/jpeg", "name": "photos/file_7.jpg"}])
+        queue_delivery(s, t, "ticket.created")
+    assert await outbox.run_once(get_engine()) == 1
+    [form] = georeport.forms
+    assert "telegram-file" not in json.dumps(form)
+    assert form["address_string"] == "Desa Ngantru, Kec. Trenggalek, Kabupaten Trenggalek", form["address_string"]
+    url = urlsplit(form["media_url"])
+    assert url.path == "/media/O3B2345/0" and form["media_url"].startswith("http://127.0.0.1:8000/")
+    r = sqlite_client.get(f"{url.path}?{url.query}")  # what a GeoReport server fetching the photo gets
+    assert r.status_code == 200 and r.content == JPEG and r.headers["content-type"] == "image/jpeg"
+    q = parse_qs(url.query)
+    forged = sqlite_client.get(f"/media/O3B2345/0?exp={int(q['exp'][0]) + 3600}&sig={q['sig'][0]}")
+    assert forged.status_code == 403  # an extended expiry is not signed
+    assert sqlite_client.get("/media/O3B2345/0?exp=1&sig=" + media._sig("O3B2345", 0, 1)).status_code == 410

@@ -18,7 +18,9 @@ SLA = {
     "working_hours": {"start": "07:30", "end": "16:00", "days": [0, 1, 2, 3, 4]},
     "urgency": {"darurat": {"minutes": 30}, "tinggi": {"working_days": 1}, "normal": {"working_days": 5}},
     "category_overrides": {"KEPENDUDUKAN": {"working_days": 3}},
-    "cuti_bersama": ["2026-03-18", "2026-03-19", "2026-03-23", "2026-03-24", "2026-05-15", "2026-12-24"],
+    # SKB 3 Menteri No. 1497/2/5 Tahun 2025: the eight cuti bersama days of 2026 (as shipped)
+    "cuti_bersama": ["2026-02-16", "2026-03-18", "2026-03-20", "2026-03-23", "2026-03-24", "2026-05-15",
+                     "2026-05-28", "2026-12-24"],
 }
 HOURLY = {**SLA, "urgency": {**SLA["urgency"], "tinggi": {"working_hours": 4}}}
 NO_CUTI = {**SLA, "cuti_bersama": []}
@@ -38,7 +40,9 @@ CASES = [
     ("before opening counts that day", SLA, "tinggi", None, wib(2026, 11, 30, 6), wib(2026, 12, 1, 16)),
     ("national holiday (17 Agustus, monday) is skipped", SLA, "tinggi", None, wib(2026, 8, 14, 10), wib(2026, 8, 18, 16)),
     ("report on a national holiday counts from the next working day", SLA, "tinggi", None, wib(2026, 8, 17, 9), wib(2026, 8, 19, 16)),
-    ("cuti bersama around Idul Fitri is skipped", SLA, "normal", None, wib(2026, 3, 17, 10), wib(2026, 3, 30, 16)),
+    ("cuti bersama around Nyepi and Idul Fitri is skipped", SLA, "normal", None, wib(2026, 3, 17, 10), wib(2026, 3, 31, 16)),
+    ("cuti bersama before Imlek (16 Feb) is skipped", SLA, "tinggi", None, wib(2026, 2, 13, 10), wib(2026, 2, 18, 16)),
+    ("cuti bersama after Idul Adha (28 May) is skipped", SLA, "tinggi", None, wib(2026, 5, 26, 10), wib(2026, 5, 29, 16)),
     ("without the cuti bersama list those days count", NO_CUTI, "normal", None, wib(2026, 3, 17, 10), wib(2026, 3, 25, 16)),
     ("cuti bersama 24 Dec + Christmas + weekend", SLA, "tinggi", None, wib(2026, 12, 23, 10), wib(2026, 12, 28, 16)),
     ("year boundary uses next year's holidays (1 and 5 Jan 2027)", SLA, "normal", None, wib(2026, 12, 31, 10), wib(2027, 1, 11, 16)),
@@ -64,7 +68,8 @@ def test_compute_due(label, sla, urgency, category, created, due):
 
 @pytest.mark.parametrize("day,working", [
     ("2026-11-27", True), ("2026-11-28", False), ("2026-08-17", False), ("2026-03-18", False),
-    ("2026-12-24", False), ("2026-12-25", False), ("2026-03-20", True),
+    ("2026-12-24", False), ("2026-12-25", False), ("2026-03-20", False), ("2026-02-16", False), ("2026-05-28", False),
+    ("2026-03-25", True),
 ])
 def test_working_day(day, working):
     from datetime import date
@@ -80,3 +85,19 @@ def test_shipped_sla_config_gives_due_times():
     created = wib(2026, 11, 27, 14).astimezone(timezone.utc)
     assert compute_due(sla, "darurat", None, created) == wib(2026, 11, 27, 14, 30).astimezone(timezone.utc)
     assert compute_due(sla, "tinggi", None, created) == wib(2026, 11, 30, 16).astimezone(timezone.utc)
+
+
+def test_shipped_cuti_bersama_2026_is_the_skb_list_and_names_it():
+    """Issue #13 item 11: SKB 3 Menteri No. 1497 / 2 / 5 Tahun 2025 lists eight days; Nyepi
+    itself (19 March) is a national holiday, not cuti bersama."""
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(__file__).resolve().parents[2] / "config" / "trenggalek" / "sla.yaml"
+    text = path.read_text(encoding="utf-8")
+    days = [d for d in yaml.safe_load(text)["cuti_bersama"] if d.startswith("2026")]
+    assert days == SLA["cuti_bersama"]
+    assert "SKB 3 Menteri" in text and "1497" in text
+    cal = WorkCalendar(yaml.safe_load(text))
+    assert not cal.is_working_day(datetime(2026, 3, 19).date())  # Nyepi, from the holidays package

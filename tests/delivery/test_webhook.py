@@ -193,3 +193,38 @@ def test_the_verification_snippet_in_the_docs_works():
     headers = {k.title(): v for k, v in opd_webhook.headers_for(SECRET, "msg_doc", body).items()}
     assert ns["verify"](SECRET, headers, body) is True
     assert ns["verify"](SECRET, headers, body.replace(b"K7X", b"K8X")) is False
+
+
+async def test_every_attempt_of_one_message_carries_the_same_body(engine, seeded, monkeypatch, cfg):
+    """Issue #13 item 7 (Standard Webhooks): one webhook-id, one body. The body's timestamp is
+    the event's, and a change of the ticket between attempts does not change what is resent."""
+    from datetime import timezone
+
+    from hub.tickets import change_status
+
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    with Receiver(lambda mid, n, doc: Act(status=503) if n == 1 else Act()) as rx:
+        with session_scope() as s:
+            use_webhook(s, "PUPR", rx.url, timeout_s=3.0)
+            t = make_ticket(s, code="TSAMEBD", reporter_phone="+6281234567890")
+            queue_delivery(s, t, "ticket.created")
+        await outbox.run_once(engine, limit=10, max_attempts=6)
+        with session_scope() as s:  # the OPD's own answer changes the ticket before the retry
+            from hub.models import Ticket
+
+            change_status(s, s.scalars(select(Ticket).where(Ticket.code == "TSAMEBD")).one(), "diproses",
+                          "user:test", cfg)
+        await asyncio.sleep(1.1)  # a new second: a fresh timestamp would show
+        with session_scope() as s:
+            row = s.scalars(select(Outbox).where(Outbox.kind == "deliver")).one()
+            row.next_attempt_at = row.created_at
+        await _drain(engine, 30)
+        with Session(engine) as s:
+            row = s.scalars(select(Outbox).where(Outbox.kind == "deliver")).one()
+    [first, second] = rx.raw[row.message_id]
+    assert first == second
+    doc = json.loads(first)
+    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=timezone.utc)
+    assert doc["timestamp"] == created.astimezone(timezone.utc).isoformat()
+    assert doc["data"]["status"] == "menunggu"  # as it was when the event happened
+    assert row.state == "done" and rx.bad_signatures == 0

@@ -43,6 +43,9 @@ class FakeTwilio:
     requests: list[Recorded] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     delay_s: float = 0.0
+    # WhatsApp numbers whose 24-hour customer-service window is closed: a free-form Body to
+    # them is refused with 63016, as Twilio does; a ContentSid (approved template) goes through.
+    window_closed: set[str] = field(default_factory=set)
 
     def fail_next(self, status: int, code: int, message: str = "error", retry_after: str | None = None) -> None:
         """The next Messages.json call answers this error (calls after that succeed again)."""
@@ -100,8 +103,20 @@ class FakeTwilio:
                     return self._error(400, 21603, "The 'From' phone number is required.")
                 if to.startswith("whatsapp:") != sender.startswith("whatsapp:"):
                     return self._error(400, 63007, "Twilio could not find a Channel with the specified From address")
-                if not body:
+                content_sid = form.get("ContentSid", "")
+                if content_sid:
+                    if not re.fullmatch(r"HX[0-9a-f]{32}", content_sid):
+                        return self._error(400, 21656, "The ContentSid is Invalid.")
+                    try:
+                        json.loads(form.get("ContentVariables") or "{}")
+                    except ValueError:
+                        return self._error(400, 21656, "The ContentVariables Parameter is invalid.")
+                    body = body or f"[template {content_sid}]"
+                elif not body:
                     return self._error(400, 21602, "Message body is required.")
+                elif to in fake.window_closed:
+                    return self._error(400, 63016, "Failed to send freeform message because you are outside "
+                                                   "the allowed window. Please use a Template.")
                 now = format_datetime(datetime.now(timezone.utc), usegmt=True)
                 sid = "SM" + uuid.uuid4().hex
                 self._json(201, {

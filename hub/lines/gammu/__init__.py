@@ -5,6 +5,7 @@ only after the hub stored it (or answered it); never logs a phone number or a me
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -16,6 +17,9 @@ from adapters.gammu import GammuAdapter, GammuSchemaError
 from hub.commands import answer_citizen_command, parse_citizen_command
 from hub.config import RegencyConfig, regency_config
 from hub.db import get_engine, session_scope
+from hub import multipart
+from hub import readiness
+from hub.lines import health as linehealth
 from hub.lines import ratelimit
 from hub.parts import Line, Periodic
 from hub.logging import get_logger
@@ -23,9 +27,12 @@ from hub.models import Outbox
 from hub.outbox import enqueue
 from hub.replies import queue_text
 from hub.settings import Settings, get_settings
+from hub.unreadable import mark_for_triage, store_unreadable
+from normalizer.types import InboundMessage
 
 log = get_logger(__name__)
 BATCH = 500
+HEALTH_ROW = "gammu"  # channel_state row of the modem line (the channel itself is "sms")
 
 
 @lru_cache(maxsize=4)
@@ -75,8 +82,29 @@ def poll_once(adapter: GammuAdapter, cfg: RegencyConfig, settings: Settings,
                     enqueue(s, "reply", "sms", {"channel": "sms", "to": sms.sender, "ticket_code": None,
                                                 "text": answer_citizen_command(s, cfg, "sms", sms.sender, code)},
                             message_id=mid)
-    admissions = ratelimit.admit([adapter.to_inbound(sms) for sms, _ in reports],
-                                 settings.rate_limit_per_sender, engine, settings.dedup_window_s)
+    inbound, readable, repeats = [], [], 0
+    for sms, code in reports:  # rows we cannot read: a ticket for triage, or a dead intake row
+        try:
+            if sms.error:
+                raise ValueError(sms.error)
+            placed = multipart.place_part(engine, adapter.to_inbound(sms))
+            if placed is multipart.REPEAT:  # a part stored before, or it completed its message
+                repeats += 1
+                continue
+            inbound.append(placed)
+            readable.append((sms, code))
+        except Exception as exc:
+            problem = f"gammu: {exc}"[:300]
+            if sms.sender and sms.text.strip():
+                inbound.append(mark_for_triage(InboundMessage(
+                    channel="sms", text=sms.text, sender=sms.sender, provider_id=sms.provider_id,
+                    raw=sms.raw), problem))
+                readable.append((sms, code))
+            else:
+                store_unreadable("sms", sms.raw or {"ids": list(sms.ids)}, problem, key=sms.provider_id,
+                                 engine=engine, dedup_window_s=settings.dedup_window_s)
+    reports = readable
+    admissions = ratelimit.admit(inbound, settings.rate_limit_per_sender, engine, settings.dedup_window_s)
     notify = [(sms, a) for (sms, _), a in zip(reports, admissions) if a.notify]
     if notify:
         with session_scope(engine) as s:
@@ -86,7 +114,7 @@ def poll_once(adapter: GammuAdapter, cfg: RegencyConfig, settings: Settings,
     adapter.mark_processed([i for sms in batch for i in sms.ids])
     res = PollResult(stored=sum(1 for a in admissions if not a.accepted.duplicate and not a.held),
                      held=sum(1 for a in admissions if a.held and not a.accepted.duplicate),
-                     duplicates=sum(1 for a in admissions if a.accepted.duplicate),
+                     duplicates=sum(1 for a in admissions if a.accepted.duplicate) + repeats,
                      status_queries=len(queries), skipped=len(skipped_ids))
     log.info("gammu.polled", stored=res.stored, held=res.held, duplicates=res.duplicates,
              status_queries=res.status_queries, skipped=res.skipped)
@@ -99,8 +127,32 @@ async def poll_job() -> None:
         return
     adapter = adapter_for(settings)
     cfg = regency_config(str(settings.config_dir))
-    while (await asyncio.to_thread(poll_once, adapter, cfg, settings)).handled >= BATCH:
-        pass
+    got = False
+    try:
+        while True:
+            res = await asyncio.to_thread(poll_once, adapter, cfg, settings)
+            got = got or res.handled > 0
+            if res.handled < BATCH:
+                break
+    except Exception as exc:  # the modem database is away: noted for /readyz and the admin page
+        await asyncio.to_thread(_record_safely, False, f"{type(exc).__name__}: {str(exc)[:200]}", False)
+        raise
+    if got or _health["failing"] or time.monotonic() - _health["ok_at"] > HEALTH_EVERY_S:
+        await asyncio.to_thread(_record_safely, True, None, got)
+
+
+HEALTH_EVERY_S = 30.0  # a quiet, healthy line notes itself this often (not every 2 s poll)
+_health = {"ok_at": 0.0, "failing": False}
+
+
+def _record_safely(ok: bool, error: str | None, got: bool) -> None:
+    try:
+        linehealth.record(HEALTH_ROW, ok, error, got)
+        _health["failing"] = not ok
+        if ok:
+            _health["ok_at"] = time.monotonic()
+    except Exception:
+        log.warning("gammu.health_write_failed")
 
 
 async def send_reply(message: OutboundMessage) -> SendResult:
@@ -108,8 +160,15 @@ async def send_reply(message: OutboundMessage) -> SendResult:
     return await adapter_for(get_settings()).send(message)
 
 
+def health_check(settings: Settings) -> readiness.Check:
+    """Stopped when no poll succeeded for ten intervals and a minute, or after repeated failures."""
+    return readiness.stale_check(HEALTH_ROW, settings.gammu_poll_interval_s * 10 + 60)
+
+
 async def _startup(app: FastAPI, settings: Settings) -> None:
     if settings.gammu_database_url:
+        # /readyz, /metrics and the admin page say when the modem poll stops (issue #13 item 1)
+        readiness.register(HEALTH_ROW, health_check(settings))
         try:
             version = await asyncio.to_thread(adapter_for(settings).schema_version)
             log.info("gammu.connected", schema_version=version)
@@ -127,4 +186,8 @@ def line(settings: Settings) -> Line:
         reply_senders={"sms": send_reply} if settings.sms_provider == "gammu" else {},
         periodic=[Periodic("gammu_poll", settings.gammu_poll_interval_s, poll_job)]
         if settings.gammu_database_url else [],
-        startup=[_startup])
+        startup=[_startup], shutdown=[_shutdown])
+
+
+async def _shutdown(app: FastAPI, settings: Settings) -> None:
+    readiness.unregister(HEALTH_ROW)

@@ -58,8 +58,9 @@ def _run(line: str, file: Path, mapping: Optional[Path], sheet: Optional[str], i
         err.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2)
     err.print("columns: " + ", ".join(f"{k} <- {v!r}" for k, v in report.columns.items()), highlight=False)
-    if report.ignored_columns:
-        err.print(f"ignored columns: {', '.join(report.ignored_columns)}", highlight=False)
+    err.print(f"ignored columns: {', '.join(repr(c) for c in report.ignored_columns) or '(none)'}", highlight=False)
+    for note in report.notes:
+        err.print(f"[yellow]note:[/] {note}", highlight=False)
     rate = report.rows / report.seconds if report.seconds else 0.0
     err.print(f"{report.rows} rows read: [green]{report.imported} imported[/], {report.already} already there, "
               f"[{'red' if report.bad else 'green'}]{len(report.bad)} bad[/] "

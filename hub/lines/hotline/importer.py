@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any, Callable, Iterator
 from sqlalchemy import Engine
 
 from adapters.base import InvalidPayload
-from adapters.hotline import canon
+from adapters.hotline import canon, parse_clock
 from hub.config import ConfigError, load_yaml
 from hub.db import get_engine
 from hub.guard import InvalidMessage, check_message
@@ -52,6 +53,30 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "team": ("tim", "petugas", "unit", "armada", "tim yang diterjunkan", "tim diterjunkan"),
     "triage_colour": ("triase", "warna triase", "triage", "kode warna"),
 }
+# Headers that are not one of the names above are read by meaning: the words they contain.
+# The first column kind (in this order) one of whose words is in the header wins, so
+# "Tgl Kejadian" is a date, "Lokasi Kejadian" an address, "No. HP/WA" a phone, "Jam Lapor" the
+# time of day, "Waktu Terima" the time, "Nama Pelapor" the caller and "Jenis Kejadian" the incident.
+WORDS: tuple[tuple[str, frozenset[str]], ...] = tuple((k, frozenset(v.split())) for k, v in (
+    ("time", "waktu datetime timestamp"),
+    ("date", "tanggal tgl tangal tanggl date hari"),
+    ("clock", "jam pukul pkl"),
+    ("caller_phone", "telp telepon telpon tlp tlpn hp wa whatsapp handphone ponsel kontak phone"),
+    ("triage_colour", "triase triage"),
+    ("people_affected", "korban terdampak jiwa"),
+    ("rt_rw", "rt rw rtrw"),
+    ("dusun", "dusun dsn"),
+    ("desa", "desa kelurahan ds kel"),
+    ("kecamatan", "kecamatan kec"),
+    ("landmark", "patokan landmark ancer"),
+    ("address", "lokasi alamat tempat tkp"),
+    ("team", "tim petugas unit armada"),
+    ("action_taken", "tindakan penanganan respon respons"),
+    ("description", "keterangan uraian kronologi kronologis deskripsi catatan isi"),
+    ("caller_name", "pelapor nama penelepon penelpon pemanggil"),
+    ("incident", "kejadian jenis kasus kategori bencana"),
+))
+NEEDED = {"date or time": ("time", "date"), "what happened": ("incident", "description")}
 # Indonesian names accepted as keys in a mapping file too.
 KEY_ALIASES = {"waktu": "time", "tanggal": "date", "jam": "clock", "pelapor": "caller_name", "no_telp": "caller_phone",
                "no_hp": "caller_phone", "lokasi": "address", "alamat": "address", "patokan": "landmark",
@@ -73,6 +98,7 @@ class ImportReport:
     bad: list[tuple[int, str]] = field(default_factory=list)
     columns: dict[str, str] = field(default_factory=dict)  # ours -> the sheet's
     ignored_columns: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the summary must say (e.g. no time of day)
     seconds: float = 0.0
 
 
@@ -80,7 +106,9 @@ class ImportReport:
 
 def _read_csv(path: Path) -> tuple[Iterator[tuple[int, list[Any]]], int]:
     raw = path.read_bytes()
-    for enc in ("utf-8-sig", "cp1252"):
+    # Excel's "Unicode Text" and many Windows tools write UTF-16 with a byte order mark
+    encodings = ("utf-16",) if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else ("utf-8-sig", "cp1252")
+    for enc in encodings:
         try:
             text = raw.decode(enc)
             break
@@ -158,14 +186,73 @@ def load_mapping(path: Path | None) -> dict[str, str]:
     return out
 
 
+def _kind_of(name: str) -> str | None:
+    """The column kind a header means, by its exact name or its words."""
+    for ours, aliases in COLUMNS.items():
+        if name in aliases:
+            return ours
+    words = set(name.split())
+    return next((ours for ours, vocab in WORDS if words & vocab), None)
+
+
 def _header_score(cells: list[Any]) -> int:
-    names = {canon(c) for c in cells if c not in (None, "")}
-    return sum(1 for aliases in COLUMNS.values() if names & set(aliases))
+    kinds = {_kind_of(canon(c)) for c in cells if isinstance(c, str) and c.strip()}
+    return len(kinds - {None})
+
+
+def _looks_like_data(cells: list[Any]) -> bool:
+    """A row with a number, a date or a clock in it is data, not a header row."""
+    from datetime import date, time as clock
+
+    for c in cells:
+        if isinstance(c, (int, float, date, clock)) and not isinstance(c, bool):
+            return True
+        if isinstance(c, str) and re.search(r"\d{1,2}[:./-]\d{1,2}|\d{4,}", c):
+            return True
+    return False
+
+
+def _filled(v: Any) -> bool:
+    return v is not None and not (isinstance(v, str) and not v.strip())
+
+
+def pick_header(scanned: list[tuple[int, list[Any]]]) -> tuple[int, list[Any]]:
+    """The header among the first rows: (number of its last row, its cells). Headers spanning
+    two rows (merged cells: "Waktu" over "Tanggal" | "Jam") are read as one: each column takes
+    its lower label, or the upper one (carried across the merged cells) where it has none."""
+    best_i = max(range(len(scanned)), key=lambda i: _header_score(scanned[i][1]))
+    top_i = best_i
+    if best_i > 0 and _header_score(scanned[best_i - 1][1]) > 0 and not _looks_like_data(scanned[best_i - 1][1]):
+        top_i = best_i - 1
+    elif best_i + 1 < len(scanned) and _header_score(scanned[best_i + 1][1]) > 0 \
+            and not _looks_like_data(scanned[best_i + 1][1]):
+        best_i += 1
+    if top_i == best_i:
+        return scanned[best_i]
+    top, sub = scanned[top_i][1], scanned[best_i][1]
+    cells: list[Any] = []
+    carried: Any = None  # the upper label of a merged block, carried to the right
+    for i in range(max(len(top), len(sub))):
+        t = top[i] if i < len(top) else None
+        b = sub[i] if i < len(sub) else None
+        if _filled(t):
+            carried = t
+        elif not _filled(b):
+            carried = None  # a merged block ends where neither row says anything
+        upper = t if _filled(t) else carried
+        if _filled(b):
+            cells.append(f"{upper} / {b}" if upper is not None else b)
+        else:
+            cells.append(t if _filled(t) else None)
+    return scanned[best_i][0], cells
 
 
 def find_columns(header: list[Any], mapping: dict[str, str], id_column: str | None) -> tuple[dict[str, int], list[str]]:
     """Our column -> index in the row; also the sheet's columns nobody uses."""
     names = [canon(c) for c in header]
+    # "Waktu / Tanggal" (a two-row header): the lower label says what the column is
+    labels = [canon(str(c).rsplit(" / ", 1)[-1]) if isinstance(c, str) and " / " in c else n
+              for c, n in zip(header, names)]
     found: dict[str, int] = {}
     for ours, theirs in mapping.items():
         try:
@@ -182,18 +269,33 @@ def find_columns(header: list[Any], mapping: dict[str, str], id_column: str | No
         if ours in found:
             continue
         for alias in aliases:  # the first alias that names a free column wins
-            idx = next((i for i, n in enumerate(names) if n == alias and i not in found.values()), None)
+            idx = next((i for i, n in enumerate(labels) if n == alias and i not in found.values()), None)
             if idx is not None:
                 found[ours] = idx
                 break
-    if not ({"time", "date"} & found.keys()):
-        raise ImportError_("no date column found (looked for: waktu, tanggal, tgl, ...); name it with --mapping, "
-                           "e.g. 'time: Tgl Lapor'")
-    if not ({"incident", "description"} & found.keys()):
-        raise ImportError_("no kejadian/keterangan column found; name it with --mapping, e.g. 'incident: Jenis Kasus'")
+    for i, n in enumerate(labels):  # the rest by meaning: the words in the header
+        if i in found.values() or not n:
+            continue
+        kind = _kind_of(n)
+        if kind is not None and kind not in found:
+            found[kind] = i
+    shown = ", ".join(repr(str(c)) for c in header if c not in (None, "")) or "(none)"
+    for what, kinds in NEEDED.items():
+        if not (set(kinds) & found.keys()):
+            looked = "; ".join(f"{k}: " + ", ".join(sorted(dict(WORDS)[k])) for k in kinds)
+            raise ImportError_(f"no {what} column found. Looked for headers with these words ({looked}) or "
+                               f"the names {', '.join(a for k in kinds for a in COLUMNS[k][:4])}; the sheet's "
+                               f"columns are {shown}. Name it with --mapping, e.g. "
+                               f"'{kinds[0]}: <the column's header>'")
     used = set(found.values())
     ignored = [str(h) for i, h in enumerate(header) if i not in used and h not in (None, "")]
     return found, ignored
+
+
+def _notes(cols: dict[str, int]) -> list[str]:
+    if "date" in cols and not ({"time", "clock"} & cols.keys()):
+        return ["no time-of-day column found (looked for: jam, pukul, waktu): calls are dated at 00:00"]
+    return []
 
 
 # --- the import ------------------------------------------------------------------------------
@@ -244,6 +346,12 @@ def import_file(path: Path, line: str, mapping: dict[str, str] | None = None, sh
             return
         report.rows += 1
         row = {ours: (cells[i] if i < len(cells) else None) for ours, i in cols.items()}
+        if row.get("date") not in (None, "") and row.get("time") not in (None, "") and "clock" not in row:
+            try:  # "Waktu Terima" holding only the time of day, next to a date column
+                parse_clock(row["time"])
+                row["clock"] = row.pop("time")
+            except ValueError:
+                pass
         if row.get("address"):  # the log's free-text place goes where the normalizer looks for it
             row["landmark"] = ", ".join(str(x) for x in (row.get("landmark"), row["address"]) if x)
         rid = row.pop("row_id", None)
@@ -258,12 +366,14 @@ def import_file(path: Path, line: str, mapping: dict[str, str] | None = None, sh
             flush()
 
     def take_header() -> None:
-        """The best-scoring of the scanned rows is the header; the rows under it are data."""
+        """The header among the scanned rows (pick_header: one row, or two read as one); the
+        rows under it are data."""
         nonlocal header, cols, scanned
-        best = max(scanned, key=lambda r: _header_score(r[1]))
+        best = pick_header(scanned)
         header = best[1]
         cols, report.ignored_columns = find_columns(header, mapping or {}, id_column)
         report.columns = {k: str(header[i]) for k, i in cols.items()}
+        report.notes = _notes(cols)
         for m, c in scanned:
             if m > best[0]:
                 handle(m, c)

@@ -28,6 +28,7 @@ from hub.parts import Line, OutboxSender, Periodic
 from hub.settings import Settings, get_settings
 from hub.sla import WorkCalendar
 from hub.tickets import TicketError, add_event, change_status
+from hub.unreadable import store_unreadable
 
 log = get_logger(__name__)
 CHANNEL = "lapor"
@@ -239,8 +240,11 @@ async def pull_once(engine: Engine | None = None, settings: Settings | None = No
         while more and res.pages < pull["max_pages_per_run"]:
             got = await adapter.fetch_page(query_since, page, int(pull["per_page"]))
             res.pages += 1
-            for tid, reason in got.rejected:
+            for (tid, reason), item in zip(got.rejected, got.rejected_items or [None] * len(got.rejected)):
                 log.warning("lapor.report_rejected", tracking_id=tid, reason=reason)
+                # kept as a dead intake row an admin sees (hub.unreadable), once per version
+                await asyncio.to_thread(store_unreadable, CHANNEL, item, f"LAPOR! report {tid}: {reason}",
+                                        dedup_window_s=settings.dedup_window_s)
             res.rejected.extend(got.rejected)
             reports = list(got.reports)
             if reports:

@@ -35,7 +35,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from adapters.base import DeliveryError, InvalidPayload, OutboundMessage, PermanentError, SendResult, backoff_delay
-from adapters.telegram import TelegramAdapter, TelegramUpdate, bot_id_of, parse_update, provider_id
+from adapters.telegram import (TelegramAdapter, TelegramUpdate, bot_id_of, parse_or_keep, parse_update,
+                               provider_id)
+from hub import media, readiness
 from hub.guard import strip_nul
 from hub.unavailable import is_unavailable, log_throttled
 from hub.commands import answer_citizen_command, parse_citizen_command, parse_status_query
@@ -49,6 +51,7 @@ from hub.models import Conversation, RawMessage, Ticket, utcnow
 from hub.replies import queue_text
 from hub.settings import Settings, get_settings
 from hub.tickets import add_attachments, add_event, resolve_code
+from hub.unreadable import store_unreadable
 from normalizer.types import Attachment, InboundMessage, Urgency
 
 log = get_logger(__name__)
@@ -63,6 +66,7 @@ ATTACH_WINDOW = timedelta(minutes=10)  # a lone photo this soon after a report b
 LATE_TTL = timedelta(hours=24)  # give up adding to a ticket that never appeared
 RATE_WINDOW_S = 600
 RECENT_KEEP = 30
+GROUPS_KEEP = 16  # albums remembered per chat (media_group_id -> the report they went to)
 SEEN_KEEP = 64  # update ids remembered per chat (webhook deliveries may arrive out of order)
 NO_TEXT = "(Pelapor mengirim foto/lokasi tanpa keterangan)"
 CONV = Conversation.__table__
@@ -166,9 +170,36 @@ class Step:
             self.reply("telegram_unsupported")
             return "unsupported"
         report = self.data.get("report")
+        mg = u.media_group_id
+        target = (self.data.get("groups") or {}).get(mg) if mg else None
+        if target and (report is None or report.get("media_group_id") != mg):
+            return self._follow_group(target)
         if report is None:
             return self.start_report()
         return self.continue_report(report)
+
+    def _remember_group(self, mg: str | None, key: str) -> None:
+        """An album (several updates, one media_group_id) goes where its first item went."""
+        if not mg:
+            return
+        groups = self.data.setdefault("groups", {})
+        groups[mg] = key
+        if len(groups) > GROUPS_KEEP:
+            self.data["groups"] = dict(list(groups.items())[-GROUPS_KEEP:])
+
+    def _follow_group(self, key: str) -> str:
+        """A later item of an album whose report is already submitted: onto the same ticket
+        (its photo, and its caption as the reporter's note), never a report of its own."""
+        u = self.u
+        item: dict[str, Any] = {"key": key, "at": _iso(self.now)}
+        if u.media is not None:
+            item["attachment"] = _att_json(u.media.attachment(self.file_path))
+        if u.text:
+            item["note"] = f"Pelapor menambahkan: {mask_text(u.text)}"
+        if len(item) > 2:
+            self.data.setdefault("late", []).append(item)
+            self.state = SUBMITTING if self.state == IDLE else self.state
+        return "attached_to_album"
 
     # commands
     def command(self, name: str, args: str) -> str:
@@ -219,6 +250,10 @@ class Step:
         if u.message_id is not None:
             report["message_ids"].append(u.message_id)
         report["updates"].append(u.raw)
+        if u.unreadable:
+            report["unreadable"] = u.unreadable
+        if u.media_group_id and not report.get("media_group_id"):
+            report["media_group_id"] = u.media_group_id
         if u.media is not None:
             report["attachments"].append(_att_json(u.media.attachment(self.file_path)))
         if u.has_location:
@@ -286,6 +321,8 @@ class Step:
         fields: dict[str, Any] = {"telegram_message_ids": list(report["message_ids"])}
         if report["place_answer"]:
             fields["lokasi"] = report["place_answer"]
+        if report.get("unreadable"):  # the library refused an update of it: a person checks
+            fields["unreadable"] = report["unreadable"]
         return InboundMessage(
             channel=CHANNEL, text=text, sender=self.chat_id,
             provider_id=provider_id(self.bot_id, report["first_update_id"]),
@@ -305,6 +342,7 @@ class Step:
         if len(recent) > RECENT_KEEP:
             self.data["recent"] = dict(list(recent.items())[-RECENT_KEEP:])
         self.data["last_submitted"] = {"key": key, "at": _iso(self.now)}
+        self._remember_group(report.get("media_group_id"), key)
         self.data.pop("report", None)
         self.state = SUBMITTING
         self.keys.append(key)
@@ -316,6 +354,7 @@ class Step:
         if not last or self.now - datetime.fromisoformat(last["at"]) > ATTACH_WINDOW:
             return False
         self.data.setdefault("late", []).append({"key": last["key"], "attachment": att, "at": _iso(self.now)})
+        self._remember_group(self.u.media_group_id, last["key"])
         self.state = SUBMITTING
         self.reply("telegram_photo_added")
         return True
@@ -536,6 +575,11 @@ async def process_update(update: TelegramUpdate, settings: Settings) -> Outcome:
             file_path = await asyncio.wait_for(get_adapter(settings).file_path(update.media.file_id), 5)
         except (DeliveryError, asyncio.TimeoutError) as exc:  # the file_id alone is enough
             log.warning("telegram.get_file_failed", update_id=update.update_id, error=str(exc)[:200])
+        else:  # into the hub's storage now: served later at a signed hub URL (hub.media)
+            try:
+                await asyncio.wait_for(media.fetch_telegram(update.media.file_id, get_adapter(settings)), 15)
+            except asyncio.TimeoutError:
+                log.warning("telegram.file_fetch_slow", update_id=update.update_id)
     bot_id = bot_id_of(settings.telegram_bot_token or "")
     return await asyncio.to_thread(handle_update, update, bot_id, settings, None, None, file_path)
 
@@ -566,11 +610,11 @@ async def telegram_webhook(request: Request):
     try:
         payload = strip_nul(json.loads(body))  # hub.guard: the same text on both stores
     except (ValueError, UnicodeDecodeError) as exc:
-        return JSONResponse({"detail": f"malformed JSON: {exc}"}, status_code=400)
+        return await _keep_unreadable(settings, body, f"malformed JSON: {exc}")
     try:
         update = parse_update(payload)
     except InvalidPayload as exc:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
+        return await _keep_unreadable(settings, payload, str(exc))
     try:
         outcome = await process_update(update, settings)
     except Exception as exc:
@@ -582,6 +626,26 @@ async def telegram_webhook(request: Request):
         return JSONResponse({"detail": "not stored, please retry"}, status_code=503)
     await _note_health(True)
     return {"ok": True, "action": outcome.action}
+
+
+async def _keep_unreadable(settings: Settings, payload: Any, problem: str) -> JSONResponse:
+    """Store what we could not read as a dead intake row (hub.unreadable), then answer: 200
+    for an update (it has an update_id: Telegram's retries would change nothing), 400 with
+    the reason for a body that is not an update at all; 503 if even storing failed."""
+    uid = payload.get("update_id") if isinstance(payload, dict) else None
+    is_update = isinstance(uid, int) and not isinstance(uid, bool)
+    if payload in (b"", None):
+        return JSONResponse({"detail": problem}, status_code=400)
+    key = provider_id(bot_id_of(settings.telegram_bot_token or ""), uid) if is_update else None
+    try:
+        await asyncio.to_thread(store_unreadable, CHANNEL, payload, problem, key=key,
+                                dedup_window_s=settings.dedup_window_s)
+    except Exception:
+        log.exception("telegram.unreadable_not_stored")
+        return JSONResponse({"detail": "not stored, please retry"}, status_code=503)
+    if is_update:
+        return JSONResponse({"ok": True, "action": "stored_unreadable", "detail": problem})
+    return JSONResponse({"detail": problem}, status_code=400)
 
 
 _last_health = 0.0
@@ -614,43 +678,107 @@ def _health(ok: bool, error: str | None = None, offset: int | None = None, got: 
     health.record_ok(get_engine(), CHANNEL, **values)
 
 
+GIVE_UP_AFTER = 3  # polling: an update that fails this often is kept as a dead intake row
+
+
 async def poll(settings: Settings, stop: asyncio.Event) -> None:
-    """getUpdates loop: an update is confirmed (offset moves past it) only once it is stored."""
+    """getUpdates loop: an update is confirmed (offset moves past it) only once it is stored.
+
+    Updates come as raw JSON and are read one by one, so one the library cannot parse never
+    hides the others: it is read by hand (a ticket for triage) or kept as a dead intake row.
+    An update whose handling fails GIVE_UP_AFTER times is kept as a dead intake row too, so
+    the offset always moves past it. Nothing but `stop` ends the loop."""
     adapter = get_adapter(settings)
     try:
         await adapter.delete_webhook()
     except DeliveryError as exc:
         log.warning("telegram.delete_webhook_failed", error=str(exc)[:200])
     offset: int | None = None
-    failures = 0
+    delay = 1.0
+    poll_failures = 0  # getUpdates calls failing in a row: the back-off
+    failures: dict[int, int] = {}  # update_id -> handling failures
     log.info("telegram.polling_started")
+
+    async def pause() -> None:
+        try:
+            await asyncio.wait_for(stop.wait(), delay)
+        except asyncio.TimeoutError:
+            pass
+
     while not stop.is_set():
         try:
-            updates = await adapter.get_updates(offset, settings.telegram_poll_timeout_s)
+            payloads = await adapter.get_updates_raw(offset, settings.telegram_poll_timeout_s)
         except DeliveryError as exc:
-            failures += 1
-            delay = backoff_delay(failures, 1.0, 60.0, jitter=False)  # 1, 2, 4 ... 60 s
+            poll_failures += 1
+            delay = backoff_delay(poll_failures, 1.0, 60.0, jitter=False)  # 1, 2, 4 ... 60 s
             log.warning("telegram.poll_failed", error=str(exc)[:300], retry_in_s=delay)
-            await asyncio.to_thread(_health, False, str(exc))
-            try:
-                await asyncio.wait_for(stop.wait(), delay)
-            except asyncio.TimeoutError:
-                pass
+            await _safe_health(False, str(exc))
+            await pause()
             continue
-        failures = 0
+        except Exception as exc:  # anything else: note it, back off, go on polling
+            poll_failures += 1
+            delay = backoff_delay(poll_failures, 1.0, 60.0, jitter=False)
+            log.exception("telegram.poll_crashed")
+            await _safe_health(False, repr(exc))
+            await pause()
+            continue
+        poll_failures = 0
         handled = 0
-        for update in updates:
+        for payload in payloads:
+            uid = payload.get("update_id") if isinstance(payload, dict) else None
+            if not isinstance(uid, int):  # not an update: keep it; nothing to confirm
+                await _safe_store_unreadable(settings, payload, "getUpdates: not an Update", None)
+                continue
             try:
-                await process_update(update, settings)
+                update = parse_or_keep(payload)
+                if isinstance(update, TelegramUpdate):
+                    await process_update(update, settings)
+                else:
+                    await asyncio.to_thread(store_unreadable, CHANNEL, payload, "not a readable Telegram Update",
+                                            key=provider_id(bot_id_of(settings.telegram_bot_token or ""), uid),
+                                            dedup_window_s=settings.dedup_window_s)
             except Exception as exc:  # not stored: do not confirm; getUpdates returns it again
-                log.exception("telegram.store_failed", update_id=update.update_id)
-                await asyncio.to_thread(_health, False, repr(exc))
-                await asyncio.sleep(1.0)
-                break
-            offset = update.update_id + 1
+                log.exception("telegram.store_failed", update_id=uid)
+                failures[uid] = failures.get(uid, 0) + 1
+                await _safe_health(False, repr(exc))
+                if failures[uid] < GIVE_UP_AFTER or not await _safe_store_unreadable(
+                        settings, payload, f"handling failed {failures[uid]} times: {exc!r}", uid):
+                    await asyncio.sleep(1.0)
+                    break
+            failures.pop(uid, None)
+            offset = uid + 1
             handled += 1
-        if updates or offset is not None:
-            await asyncio.to_thread(_health, True, None, offset, handled > 0)
+        await _safe_health(True, None, offset, handled > 0)
+
+
+async def _safe_health(ok: bool, error: str | None = None, offset: int | None = None, got: bool = False) -> None:
+    try:
+        await asyncio.to_thread(_health, ok, error, offset, got)
+    except Exception:  # the database is down: the next round tries again
+        log.warning("telegram.health_write_failed")
+
+
+async def _safe_store_unreadable(settings: Settings, payload: Any, problem: str, uid: int | None) -> bool:
+    key = provider_id(bot_id_of(settings.telegram_bot_token or ""), uid) if uid is not None else None
+    try:
+        await asyncio.to_thread(store_unreadable, CHANNEL, payload, problem, key=key,
+                                dedup_window_s=settings.dedup_window_s)
+        return True
+    except Exception:
+        log.exception("telegram.unreadable_not_stored", update_id=uid)
+        return False
+
+
+def _poll_check(task: asyncio.Task, settings: Settings):
+    stale = readiness.stale_check(CHANNEL, settings.telegram_poll_timeout_s * 3 + 60)
+
+    def check() -> tuple[bool, str]:
+        if task.done():
+            exc = None if task.cancelled() else task.exception()
+            return False, f"polling loop ended: {exc!r}" if exc else "polling loop ended"
+        return stale()
+
+    return check
 
 
 async def _register_webhook(settings: Settings) -> None:
@@ -674,7 +802,9 @@ async def on_startup(app: FastAPI, settings: Settings) -> None:
     if settings.telegram_mode == "polling":
         stop = asyncio.Event()
         app.state.telegram_stop = stop
-        app.state.telegram_tasks.append(asyncio.create_task(poll(settings, stop), name="telegram-poll"))
+        task = asyncio.create_task(poll(settings, stop), name="telegram-poll")
+        app.state.telegram_tasks.append(task)
+        readiness.register(CHANNEL, _poll_check(task, settings))
     elif not settings.telegram_webhook_secret:
         log.error("telegram.no_webhook_secret", hint="set SIMPUL_TELEGRAM_WEBHOOK_SECRET; webhooks get 403 until then")
     elif settings.telegram_set_webhook and settings.public_url.startswith("https://"):
@@ -683,6 +813,7 @@ async def on_startup(app: FastAPI, settings: Settings) -> None:
 
 async def on_shutdown(app: FastAPI, settings: Settings) -> None:
     stop = getattr(app.state, "telegram_stop", None)
+    readiness.unregister(CHANNEL)
     if stop is not None:
         stop.set()
     for task in getattr(app.state, "telegram_tasks", []):

@@ -22,10 +22,12 @@ from hub.unavailable import is_unavailable, log_throttled
 from hub.commands import answer_citizen_command, parse_citizen_command
 from hub.config import RegencyConfig
 from hub.db import get_engine, session_scope
+from hub import pieces, whatsapp
 from hub.lines import ratelimit
-from hub.parts import Line
+from hub.parts import Line, Periodic
 from hub.logging import get_logger
 from hub.settings import Settings, get_settings
+from hub.unreadable import mark_for_triage, store_unreadable
 from normalizer.types import InboundMessage
 
 log = get_logger(__name__)
@@ -35,14 +37,15 @@ router = APIRouter(tags=["webhooks"])
 
 @lru_cache(maxsize=4)
 def _adapter(sid: str | None, token: str | None, sms_from: str | None, wa_from: str | None,
-             base_url: str | None) -> TwilioAdapter:
+             base_url: str | None, status_callback: str | None = None) -> TwilioAdapter:
     return TwilioAdapter(account_sid=sid, auth_token=token, from_number=sms_from,
-                         whatsapp_from=wa_from, base_url=base_url)
+                         whatsapp_from=wa_from, base_url=base_url, status_callback=status_callback)
 
 
 def adapter_for(settings: Settings) -> TwilioAdapter:
     return _adapter(settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_from_number,
-                    settings.twilio_whatsapp_from, settings.twilio_base_url)
+                    settings.twilio_whatsapp_from, settings.twilio_base_url,
+                    settings.public_url.rstrip("/") + whatsapp.STATUS_PATH)
 
 
 def signed_url(request: Request, settings: Settings) -> str:
@@ -76,9 +79,11 @@ async def answer(request: Request, msg: InboundMessage) -> str | None:
     code = parse_citizen_command(msg.text)
     if code and not msg.attachments:  # "CEK K7X2M9P": answered, not stored as a report
         return await asyncio.to_thread(_status_answer, cfg, msg.channel, msg.sender, code)
-    if is_blank(msg.text) and not msg.attachments:  # empty or binary: a polite answer, no ticket
+    if is_blank(msg.text) and not msg.attachments and msg.latitude is None:  # empty or binary
         log.info("twilio.empty_message", channel=msg.channel, sid=msg.provider_id)
         return cfg.template("empty_message")
+    wordless = is_blank(msg.text)  # a location pin or media alone: joins an open report, or we ask
+    # (hub.pieces, during processing); the answer comes from there, not as TwiML
     engine = get_engine()
     limit = settings.rate_limit_per_sender
     if await asyncio.to_thread(ratelimit.over_limit, engine, msg, limit):
@@ -87,10 +92,11 @@ async def answer(request: Request, msg: InboundMessage) -> str | None:
         if adm.held:
             return cfg.template("rate_limited") if adm.notify else None
         return cfg.template("receipt_immediate", code=adm.accepted.ticket_code)
-    # The TwiML answer below is the receipt: the hub must not send a second one.
-    msg = dataclasses.replace(msg, fields={**msg.fields, "receipt_sent": True})
+    if not wordless:  # the TwiML answer below is the receipt: the hub must not send a second one
+        msg = dataclasses.replace(msg, fields={**msg.fields, "receipt_sent": True})
     accepted = await request.app.state.intake_writer.submit(msg)
-    if accepted.duplicate and await asyncio.to_thread(_stored_state, accepted.raw_id) == ratelimit.HELD:
+    if wordless or (accepted.duplicate
+                    and await asyncio.to_thread(_stored_state, accepted.raw_id) == ratelimit.HELD):
         return None
     return cfg.template("receipt_immediate", code=accepted.ticket_code)
 
@@ -110,11 +116,23 @@ async def twilio_webhook(request: Request):
                     client=request.client.host if request.client else None)
         return JSONResponse({"detail": f"forbidden: {exc}"}, status_code=403)
     form = strip_nul(form)  # after the signature check, which covers what Twilio sent
+    now = datetime.now(timezone.utc)
     try:
-        msg = adapter.parse(form, received_at=datetime.now(timezone.utc))
-    except InvalidPayload as exc:
-        log.warning("twilio.invalid_payload", reason=str(exc))
-        return JSONResponse({"detail": f"invalid Twilio payload: {exc}"}, status_code=400)
+        msg = adapter.parse(form, received_at=now)
+    except Exception as exc:  # signed by Twilio, so kept: a triage ticket, or a dead intake row
+        problem = str(exc) if isinstance(exc, InvalidPayload) else f"{type(exc).__name__}: {exc}"
+        log.warning("twilio.invalid_payload", reason=problem[:200])
+        partial = adapter.read_by_hand(form, received_at=now)
+        if partial is None:
+            try:
+                await asyncio.to_thread(store_unreadable, "twilio", form, f"twilio: {problem}",
+                                        key=(form.get("MessageSid") or None),
+                                        dedup_window_s=settings.dedup_window_s)
+            except Exception:
+                log.exception("twilio.unreadable_not_stored")
+                return JSONResponse({"detail": "not stored, please retry"}, status_code=503)
+            return JSONResponse({"detail": f"invalid Twilio payload: {problem}"}, status_code=400)
+        msg = mark_for_triage(partial, f"twilio: {problem}")
     try:
         text = await answer(request, msg)
     except Exception as exc:
@@ -126,10 +144,37 @@ async def twilio_webhook(request: Request):
     return Response(twiml(text), media_type="application/xml")
 
 
+@router.post(whatsapp.STATUS_PATH, summary="Twilio message status callback (delivery reports)",
+             responses={403: {"description": "bad signature"}, 400: {"description": "no outbox message id"}})
+async def twilio_status(request: Request):
+    settings: Settings = request.app.state.settings
+    form = {k: v for k, v in (await request.form()).multi_items() if isinstance(v, str)}
+    url = signed_url(request, settings)
+    try:
+        adapter_for(settings).validate(url, form, request.headers.get("x-twilio-signature"))
+    except BadSignature as exc:
+        log.warning("twilio.bad_signature", reason=str(exc), url=url,
+                    client=request.client.host if request.client else None)
+        return JSONResponse({"detail": f"forbidden: {exc}"}, status_code=403)
+    mid = request.query_params.get("m")
+    if not mid:
+        return JSONResponse({"detail": "no outbox message id (m) in the callback URL"}, status_code=400)
+    try:
+        done = await asyncio.to_thread(whatsapp.record_status, mid, form)
+    except Exception:
+        log.exception("twilio.status_not_stored")
+        return JSONResponse({"detail": "not stored, please retry"}, status_code=503)
+    return {"ok": True, "result": done}
+
+
 # -- replies ---------------------------------------------------------------------------------
 async def send_reply(message: OutboundMessage) -> SendResult:
-    """Outbox reply sender for whatsapp (and sms when sms_provider is twilio)."""
-    return await adapter_for(get_settings()).send(message)
+    """Outbox reply sender for whatsapp (and sms when sms_provider is twilio). A WhatsApp reply
+    outside the 24-hour window goes as the reply kind's approved template (hub.whatsapp)."""
+    settings = get_settings()
+    if message.channel == "whatsapp":
+        message = await asyncio.to_thread(whatsapp.prepare, message, str(settings.config_dir))
+    return await adapter_for(settings).send(message)
 
 
 def line(settings: Settings) -> Line:
@@ -137,4 +182,7 @@ def line(settings: Settings) -> Line:
     senders = {"whatsapp": send_reply}
     if settings.sms_provider == "twilio":
         senders["sms"] = send_reply
-    return Line("twilio", routers=[router], reply_senders=senders)
+    # the incoming webhook and the status callback (delivery reports) are on `router`; a
+    # location pin or media nobody explains still becomes a ticket (hub.pieces)
+    return Line("twilio", routers=[router], reply_senders=senders,
+                periodic=[Periodic("pieces_waiting", 60, pieces.waiting_job)])

@@ -489,3 +489,127 @@ def test_poll_job_reads_the_configured_database(tmp_path, sqlite_url, seeded, mo
         line._adapter.cache_clear()
     with Session(get_engine()) as s:
         assert [r.text for r in s.scalars(select(RawMessage))] == ["Banjir di desa Karangan"]
+
+
+def test_a_modem_line_that_cannot_poll_shows_as_stopped_then_recovers(tmp_path, sqlite_url, seeded, monkeypatch):
+    """Issue #13 item 1: a stopped line shows (linehealth feeds /readyz, /metrics, admin page)."""
+    from hub import readiness as linehealth
+    from hub.db import get_engine
+    from hub.lines import gammu as line
+    from hub.models import ChannelState, RawMessage
+    from hub.settings import get_settings, reset_settings
+
+    broken = tmp_path / "not-gammu.db"
+    sqlite3.connect(broken).close()  # a database without Gammu's tables (wrong path in smsdrc)
+    monkeypatch.setenv("SIMPUL_GAMMU_DATABASE_URL", f"sqlite:///{broken}")
+    reset_settings()
+    linehealth.register("gammu", line.health_check(get_settings()))  # what the line's start-up does
+    try:
+        for _ in range(linehealth.FAILURES_STOPPED):
+            with pytest.raises(Exception):
+                asyncio.run(line.poll_job())
+        report = linehealth.report()
+        assert report["gammu"]["running"] is False and "failures in a row" in report["gammu"]["detail"]
+        url = gammu_sqlite(tmp_path, 17)
+        insert_inbox(url, [dict(text="Banjir di desa Karangan")])
+        monkeypatch.setenv("SIMPUL_GAMMU_DATABASE_URL", url)
+        reset_settings()
+        asyncio.run(line.poll_job())
+        assert linehealth.report()["gammu"]["running"] is True
+    finally:
+        line._adapter.cache_clear()
+        linehealth.unregister("gammu")
+    with Session(get_engine()) as s:
+        assert [r.text for r in s.scalars(select(RawMessage))] == ["Banjir di desa Karangan"]
+        st = s.get(ChannelState, "gammu")
+        assert st.consecutive_failures == 0 and st.last_message_at is not None
+
+
+# -- parts late, twice, or with an emoji across the cut (issue #13 items 3 and 4) --------------
+EMOJI = "\U0001F30A"  # 🌊: a surrogate pair in UTF-16
+SPLIT_1 = "Banjir di desa Karangan kecamatan Karangan, air naik cepat "  # + high surrogate
+SPLIT_2 = " mohon bantuan perahu"  # low surrogate +
+
+
+def _emoji_parts(ref: str = "31") -> list[dict]:
+    pair = EMOJI.encode("utf-16-be")
+    p1 = (SPLIT_1.encode("utf-16-be") + pair[:2]).hex().upper()
+    p2 = (pair[2:] + SPLIT_2.encode("utf-16-be")).hex().upper()
+    return [dict(text="", coding="Unicode_No_Compression", udh=f"050003{ref}0201", decoded=SPLIT_1, raw=p1),
+            dict(text="", coding="Unicode_No_Compression", udh=f"050003{ref}0202", decoded=SPLIT_2, raw=p2)]
+
+
+def _insert_raw_parts(url: str, parts: list[dict]) -> None:
+    """Rows as Gammu writes them: Text is the part's own UTF-16 bytes in hex."""
+    eng = create_engine(url)
+    with eng.begin() as c:
+        for p in parts:
+            c.execute(text("INSERT INTO inbox (Text, TextDecoded, SenderNumber, Coding, UDH, RecipientID, Class,"
+                           " ReceivingDateTime) VALUES (:t, :d, '+6281234567890', :c, :u, 'modem1', -1,"
+                           " '2026-11-28 10:00:00')"), {"t": p["raw"], "d": p["decoded"], "c": p["coding"], "u": p["udh"]})
+    eng.dispose()
+
+
+def test_an_emoji_split_across_parts_survives(tmp_path):
+    url = gammu_sqlite(tmp_path, 17)
+    _insert_raw_parts(url, _emoji_parts())
+    [sms] = GammuAdapter(url).fetch()
+    assert sms.text == SPLIT_1 + EMOJI + SPLIT_2 and "\ufffd" not in sms.text
+
+
+def _poll(url, cfg):
+    from hub.lines.gammu import poll_once
+    from hub.settings import get_settings
+
+    return poll_once(GammuAdapter(url, multipart_wait_s=0), cfg, get_settings())
+
+
+def _state():
+    from hub.db import get_engine
+    from hub.models import Outbox, RawMessage, Ticket, TicketEvent
+
+    with Session(get_engine()) as s:
+        return (list(s.scalars(select(Ticket))), list(s.scalars(select(RawMessage).order_by(RawMessage.id))),
+                [e.note for e in s.scalars(select(TicketEvent).where(TicketEvent.kind == "note"))],
+                [o.kind for o in s.scalars(select(Outbox))])
+
+
+def test_a_late_part_completes_its_ticket_instead_of_making_a_second(tmp_path, db_url, seeded, cfg):
+    from hub.processing import drain
+
+    url = gammu_sqlite(tmp_path, 17)
+    first, second = _emoji_parts()
+    _insert_raw_parts(url, [first])
+    assert _poll(url, cfg).stored == 1  # part 2 is late: the message goes on without it
+    drain()
+    [t], _, _, outbox = _state()
+    assert t.fields["sms_parts_missing"] == [2]
+    _insert_raw_parts(url, [second])  # minutes later
+    _poll(url, cfg)
+    drain()
+    [t], raws, notes, outbox_after = _state()
+    assert t.text_original == SPLIT_1 + EMOJI + SPLIT_2
+    assert "sms_parts_missing" not in t.fields
+    assert notes == ["Bagian SMS yang terlambat tiba digabungkan ke laporan ini"]
+    assert [r.state for r in raws] == ["done", "duplicate"]
+    assert outbox_after == outbox  # no second receipt, no second delivery to the OPD
+    _insert_raw_parts(url, [first])  # the modem stores part 1 once more, hours later
+    res = _poll(url, cfg)
+    assert res.stored == 0 and res.duplicates == 1
+    drain()
+    assert len(_state()[0]) == 1 and len(_state()[1]) == 2
+
+
+def test_a_late_part_before_processing_completes_the_stored_message(tmp_path, db_url, seeded, cfg):
+    from hub.processing import drain
+
+    url = gammu_sqlite(tmp_path, 17)
+    first, second = _emoji_parts("42")
+    _insert_raw_parts(url, [first])
+    _poll(url, cfg)
+    _insert_raw_parts(url, [second, first])  # the late part, and part 1 again
+    res = _poll(url, cfg)
+    assert res.stored == 0
+    drain()
+    [t], raws, notes, _ = _state()
+    assert t.text_original == SPLIT_1 + EMOJI + SPLIT_2 and len(raws) == 1 and notes == []

@@ -153,8 +153,13 @@ def test_mapping_file_for_other_column_names(tmp_path, engine, seeded):
     rows = [["2021-08-20 07:15", "Slamet", "081234567890", "Pogalan", "Stroke", "Jatuh di kamar mandi", "R-0001"],
             ["2021-08-20 09:00", "Sri", "085733221100", "Durenan", "Sesak napas", "Riwayat asma", "R-0002"]]
     path = write_csv(tmp_path / "other.csv", rows, header, delimiter=",")
-    with pytest.raises(ImportError_, match="no date column"):
-        run_import(path)
+    from hub.lines.hotline.importer import find_columns
+
+    cols, ignored = find_columns(header, {}, None)  # without a mapping: read by meaning
+    assert {k: header[i] for k, i in cols.items()} == {
+        "date": "Tgl Lapor", "caller_name": "Penelpon", "caller_phone": "Kontak Person", "kecamatan": "Kec.",
+        "incident": "Jenis Kasus", "description": "Uraian Singkat"}
+    assert ignored == ["No Register"]
     mfile = tmp_path / "map.yaml"
     mfile.write_text("columns:\n  waktu: Tgl Lapor\n  pelapor: Penelpon\n  caller_phone: Kontak Person\n"
                      "  kejadian: Jenis Kasus\n  description: Uraian Singkat\n")
@@ -216,3 +221,87 @@ def test_a_row_with_an_impossible_time_is_a_bad_row_not_a_failed_import(tmp_path
     rep = run_import(write_csv(tmp_path / "old.csv", rows=rows))
     assert rep.imported == 1
     assert [n for n, _ in rep.bad] == [5] and "received_at" in rep.bad[0][1]
+
+
+# --- files people really have (issue #13 item 9) -------------------------------------------
+LOGS = Path(__file__).parent / "fixtures" / "logs"
+
+
+def _tickets(engine):
+    from hub.models import Ticket
+
+    with Session(engine) as s:
+        return sorted(s.scalars(select(Ticket)), key=lambda t: t.created_at)
+
+
+def test_utf16_log_with_multi_word_headers_and_separate_date_and_time(engine, seeded):
+    rep = run_import(LOGS / "psc119_utf16_tab.csv")
+    assert rep.bad == [] and rep.imported == 2
+    assert rep.columns == {"date": "Tgl Kejadian", "clock": "Jam Lapor", "caller_name": "Nama Pelapor",
+                           "caller_phone": "No. HP/WA", "address": "Lokasi Kejadian", "kecamatan": "Kecamatan",
+                           "incident": "Jenis Kejadian", "description": "Keterangan", "team": "Petugas Jaga"}
+    assert rep.ignored_columns == ["No."] and rep.notes == []
+    a, b = _tickets(engine)
+    assert a.created_at.astimezone(WIB).replace(tzinfo=None) == datetime(2021, 8, 20, 7, 15)
+    assert b.created_at.astimezone(WIB).replace(tzinfo=None) == datetime(2021, 8, 21, 22, 40)
+    assert a.reporter_phone == "+6281234567890" and b.reporter_phone == "+6285733221100"
+    assert "Pasar Pon" in (a.address or "") and "🙏" in b.text_original
+
+
+def test_two_row_header_from_merged_cells_and_excel_serial_dates_in_csv(engine, seeded):
+    rep = run_import(LOGS / "bpbd_two_row_header_serial.csv", "bpbd")
+    assert rep.bad == [] and rep.imported == 2
+    assert rep.columns["date"] == "Waktu / Tanggal" and rep.columns["clock"] == "Waktu / Jam"
+    assert rep.columns["caller_phone"] == "Pelapor / No. HP/WA" and rep.columns["desa"] == "Lokasi Kejadian / Desa"
+    a, b = _tickets(engine)
+    assert a.created_at.astimezone(WIB).replace(tzinfo=None) == datetime(2021, 11, 4, 18, 0)  # not midnight
+    assert b.created_at.astimezone(WIB).replace(tzinfo=None) == datetime(2021, 11, 5, 7, 30)  # serial with time
+    assert a.reporter_phone == "+6281234000111"
+
+
+def test_two_row_header_in_xlsx_with_merged_cells(tmp_path, engine, seeded):
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["Rekap Pusdalops"])
+    ws.append(["No", "Waktu Kejadian", None, "Pelapor", None, "Kejadian"])
+    ws.append([None, "Tanggal", "Jam", "Nama", "No. HP/WA", None])
+    ws.merge_cells("B2:C2")
+    ws.merge_cells("D2:E2")
+    ws.merge_cells("A2:A3")
+    ws.merge_cells("F2:F3")
+    ws.append([1, datetime(2021, 11, 3), "02.10", "Kades Prigi", "081234000111", "Banjir di desa Prigi kecamatan Watulimo"])
+    wb.save(tmp_path / "merged.xlsx")
+    rep = run_import(tmp_path / "merged.xlsx", "bpbd")
+    assert rep.bad == [] and rep.imported == 1, rep
+    assert rep.columns["clock"] == "Waktu Kejadian / Jam" and rep.columns["incident"] == "Kejadian"
+    [t] = _tickets(engine)
+    assert t.created_at.astimezone(WIB).replace(tzinfo=None) == datetime(2021, 11, 3, 2, 10)
+
+
+def test_a_needed_column_not_found_stops_with_what_was_looked_for(engine, seeded):
+    from hub.lines.hotline.importer import ImportError_
+    from hub.models import RawMessage
+
+    with pytest.raises(ImportError_) as exc:
+        run_import(LOGS / "psc119_unknown_what.csv")
+    msg = str(exc.value)
+    assert "no what happened column found" in msg and "kejadian" in msg and "keterangan" in msg
+    assert "'Perihal'" in msg and "--mapping" in msg
+    assert count(engine, RawMessage) == 0
+
+
+def test_cli_summary_lists_used_and_ignored_columns_and_a_missing_time(tmp_path, sqlite_url):
+    from typer.testing import CliRunner
+
+    from hub.cli import app
+
+    path = tmp_path / "no_time.csv"
+    path.write_text("Tanggal;Pelapor;Kecamatan;Kejadian;Operator\n20/08/2021;Slamet;Pogalan;Stroke;Andi\n",
+                    encoding="utf-8")
+    res = CliRunner().invoke(app, ["import", "psc119", str(path), "--no-progress"])
+    err = " ".join(res.stderr.split())
+    assert res.exit_code == 0, res.output
+    assert "date <- 'Tanggal'" in err and "ignored columns: 'Operator'" in err
+    assert "no time-of-day column" in err and "00:00" in err

@@ -100,7 +100,7 @@ def lapor(fake, engine, seeded, monkeypatch):
 
     monkeypatch.setenv("SIMPUL_LAPOR_BASE_URL", fake.url)
     monkeypatch.setenv("SIMPUL_LAPOR_TOKEN", fake.token)
-    monkeypatch.setenv("SIMPUL_LAPOR_TIMEOUT_S", "0.5")
+    monkeypatch.setenv("SIMPUL_LAPOR_TIMEOUT_S", "1.5")
     reset_settings()
     import hub.lines.lapor as L
 
@@ -287,7 +287,7 @@ def test_pull_outage_backs_off_and_recovers(fake, lapor, engine, outage):
     if outage == "http500":
         fake.fail_next(1, 500)
     else:
-        fake.stall_next(1, 1.5)  # client timeout is 0.5 s
+        fake.stall_next(1, 3.0)  # client timeout is 1.5 s
     res = lapor()
     assert res.error and res.new == 0
     st = state(engine)
@@ -429,3 +429,24 @@ def test_a_change_from_lapor_is_not_pushed_back_to_lapor(fake, lapor, engine, cf
     with Session(engine) as s:
         kinds = [e.kind for e in s.scalars(select(TicketEvent).where(TicketEvent.actor == "channel:lapor"))]
     assert "status" in kinds
+
+
+def test_a_report_we_cannot_read_is_kept_for_an_admin_and_the_pull_goes_on(fake, lapor, engine):
+    """Issue #13 item 1: a report LAPOR! sends in a shape we do not know (a new report type, a
+    timestamp that is not ISO 8601) is stored as a dead intake row, once; the others still pull."""
+    from hub import unreadable
+    from hub.models import RawMessage
+
+    seed_reports(fake)
+    fake.reports["9165901"]["jenis"] = "usulan_kebijakan"  # a report type LAPOR! added later
+    fake.reports["9166002"]["diperbarui"] = "kemarin sore"
+    res = lapor()
+    assert res.error is None and res.new == 1 and len(res.rejected) == 2
+    res = lapor()  # the next pull sees them again: still one row each
+    assert unreadable.count(engine) == 2
+    with Session(engine) as s:
+        dead = list(s.scalars(select(RawMessage).where(RawMessage.state == "unreadable")))
+    bodies = " ".join(r.message["raw"]["body"] for r in dead)
+    assert "usulan_kebijakan" in bodies and "kemarin sore" in bodies
+    assert all(r.channel == "lapor" and "LAPOR! report" in r.message["fields"]["unreadable"] for r in dead)
+    assert set(tickets(engine)) == {"9165816"}

@@ -146,9 +146,18 @@ CASES = [
     Case("group chatter is ignored", "message__group.json", stored=False, reply=""),
     Case("sticker gets a polite answer", "message__sticker.json", stored=False, reply="belum dapat kami proses"),
     Case("other update types are ignored", "callback_query.json", stored=False),
-    Case("not an Update", "malformed__not_an_update.json", status=400, stored=False),
-    Case("message without chat", "malformed__message_without_chat.json", status=400, stored=False),
-    Case("text that is not a string", "malformed__text_not_string.json", status=400, stored=False),
+    # Nothing is lost: what the secret-holder sent is kept as a dead intake row an admin sees.
+    Case("not an Update", "malformed__not_an_update.json", status=400, stored=True, raw_state="unreadable"),
+    Case("message without chat", "malformed__message_without_chat.json", stored=True, raw_state="unreadable",
+         channel="telegram"),
+    Case("text that is not a string", "malformed__text_not_string.json", stored=True, raw_state="unreadable",
+         channel="telegram"),
+    # python-telegram-bot cannot parse it (forward_origin hidden_user without sender_user_name):
+    # read by hand, a report like any other, sent to triage.
+    Case("an update the library cannot parse", "message__forward_hidden_user_unparseable.json",
+         channel="telegram", sender=str(CHAT), provider_id=PID + "10040", raw_state="pending",
+         text="Banjir setinggi lutut di Desa Ngantru Kecamatan Trenggalek, warga butuh perahu",
+         reply="tercatat dengan kode"),
     Case("wrong secret", "message__text_with_place.json", status=403, stored=False,
          headers={"X-Telegram-Bot-Api-Secret-Token": "guess"}),
     Case("missing secret", "message__text_with_place.json", status=403, stored=False,
@@ -175,7 +184,14 @@ def test_malformed_body_is_400_with_a_reason(tclient, body):
                                                   "Content-Type": "application/json"})
     assert r.status_code == 400
     assert r.json()["detail"]
-    assert raws() == []
+    if body:  # kept as a dead intake row, once however often it is sent
+        assert tclient.post(PATH, content=body, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET,
+                                                         "Content-Type": "application/json"}).status_code == 400
+        [row] = raws()
+        assert row.state == "unreadable" and row.message["raw"]["body"]
+        assert row.message["fields"]["unreadable"]
+    else:
+        assert raws() == []
 
 
 def test_bad_secret_is_logged_without_the_secret(tclient, capsys):
@@ -637,3 +653,125 @@ def test_reporter_answers_belum_beres_on_telegram_and_the_ticket_reopens(dbclien
         assert t.status == "menunggu"
     assert any("dibuka kembali" in x for x in tg.texts_to(CHAT))
     assert tg.texts_to(777003) == [f"Kode laporan {code} tidak ditemukan. Periksa kembali kode Anda."]
+
+
+# --- updates the library cannot read (issue #13, item 1) ----------------------------------
+
+def test_an_update_the_library_refuses_becomes_a_triage_ticket_with_its_raw_payload(dbclient, tg):
+    from telegram import Update
+
+    update = fixture("message__forward_hidden_user_unparseable.json")
+    with pytest.raises(Exception):  # the real library refuses it: that is the case under test
+        Update.de_json(update, None)
+    r = post(dbclient, update)
+    assert r.status_code == 200, r.text
+    assert post(dbclient, update).status_code == 200  # Telegram's retry: still one row
+    [raw] = raws()
+    assert raw.state == "pending" and raw.message["raw"]["updates"] == [update]
+    assert "hidden_user" in json.dumps(raw.message["raw"]) and "python-telegram-bot" in raw.message["fields"]["unreadable"]
+    deliver()
+    [t] = tickets()
+    assert t.opd_code == "DISKOMINFO" and t.needs_triage and "unreadable" in t.routing_rule
+    assert "Banjir setinggi lutut" in t.text_original and t.reporter_chat_id == str(CHAT)
+    assert any("tercatat dengan kode" in m for m in tg.texts_to(CHAT))
+
+
+def test_polling_reads_past_an_update_the_library_refuses(db_url, seeded, tg, monkeypatch):
+    """getUpdates used to fail as a whole on one bad update: the loop died and the offset
+    never moved. Now every update is read on its own and the offset passes all of them."""
+    from hub.db import get_engine
+    from hub.models import ChannelState
+
+    tg.push_update(fixture("message__text_with_place.json", update_id=20001),
+                   fixture("message__forward_hidden_user_unparseable.json", update_id=20002),
+                   load_fixture(FIXTURES, "malformed__message_without_chat.json") | {"update_id": 20003},
+                   fixture("message__text_emergency.json", update_id=20004))
+    with _app_client(monkeypatch, tg, SIMPUL_TELEGRAM_MODE="polling", SIMPUL_TELEGRAM_POLL_TIMEOUT_S="1"):
+        assert _wait(lambda: len(raws()) == 4), tg.calls("getUpdates")
+        assert _wait(lambda: any(c.params.get("offset") == 20005 for c in tg.calls("getUpdates")))
+    states = sorted(r.state for r in raws())
+    assert states == ["pending", "pending", "pending", "unreadable"]
+    deliver()
+    assert len(tickets()) == 3
+    with Session(get_engine()) as s:
+        assert s.get(ChannelState, "telegram").cursor["offset"] == 20005
+
+
+def test_a_stopped_polling_line_shows_in_readyz_metrics_and_the_admin_page(sqlite_url, seeded, tg, cfg,
+                                                                           monkeypatch):
+    from tests.web.conftest import login, seed_known
+
+    tg.push_update(load_fixture(FIXTURES, "malformed__not_an_update.json"))  # also a dead intake row
+    with _app_client(monkeypatch, tg, SIMPUL_TELEGRAM_MODE="polling", SIMPUL_TELEGRAM_POLL_TIMEOUT_S="1") as c:
+        assert _wait(lambda: len(raws()) == 1)
+        assert _wait(lambda: c.get("/readyz").status_code == 200), c.get("/readyz").text
+        assert c.get("/readyz").json()["lines"]["telegram"]["running"] is True
+        assert 'simpul_line_up{line="telegram"} 1.0' in c.get("/metrics").text
+        [task] = c.app.state.telegram_tasks  # the loop dies (as it did on a bad update before)
+        c.portal.call(lambda: _cancel(task))
+        r = c.get("/readyz")
+        assert r.status_code == 503 and r.json()["stopped"] == ["telegram"], r.text
+        metrics = c.get("/metrics").text
+        assert 'simpul_line_up{line="telegram"} 0.0' in metrics
+        assert "simpul_intake_unreadable 1.0" in metrics
+        seed_known(cfg)
+        login(c, "admin")
+        page = c.get("/admin").text
+        assert "BERHENTI" in page and "polling loop ended" in page
+        assert "tidak terbaca (1)" in page
+
+
+async def _cancel(task) -> None:
+    task.cancel()
+    try:
+        await task
+    except BaseException:
+        pass
+
+
+# --- one message in several updates (issue #13 item 3, the whole kind) --------------------
+
+@pytest.mark.parametrize("order", [(1, 2, 3), (2, 1, 3), (3, 1, 2)], ids=["in order", "caption first", "mixed"])
+def test_an_album_is_one_ticket_with_every_photo(dbclient, tg, order):
+    """An album arrives as one update per photo sharing a media_group_id, the caption on one."""
+    from hub.lines.telegram import flush
+
+    # an earlier report of the same chat, submitted minutes ago: the album must not land on it
+    post(dbclient, fixture("message__text_with_place.json", update_id=10049, message_id=49))
+    deliver()
+    for i in order:
+        assert post(dbclient, fixture(f"message__album_{i}.json")).status_code == 200
+    deliver()
+    flush(str(CHAT))
+    from hub.db import get_engine
+    from hub.models import TicketEvent
+
+    with_album = [t for t in tickets() if t.attachments]
+    assert len(with_album) == 1, [(t.text_original, t.attachments) for t in tickets()]
+    files = sorted(a["url"] for a in with_album[0].attachments)
+    assert files == [f"telegram-file:AgACAgUAAxkBAAIBalbum{i}Large" for i in (1, 2, 3)]
+    with Session(get_engine()) as s:
+        notes = [e.note for e in s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == with_album[0].id))]
+    said = with_album[0].text_original + " ".join(n or "" for n in notes)
+    assert "Jembatan gantung putus" in said  # the caption, wherever it sat in the album
+    if order[0] == 2:  # the caption came first: the album is a report of its own
+        assert len(tickets()) == 2 and "Jembatan gantung" in with_album[0].text_original
+
+
+def test_a_photo_is_fetched_into_the_hub_storage_on_intake(tclient, tg, tmp_path, monkeypatch):
+    """Issue #13 item 5: Telegram's file may be gone later and its URL carries the token."""
+    from hub import media
+    from hub.settings import reset_settings
+
+    monkeypatch.setenv("SIMPUL_DATA_DIR", str(tmp_path))
+    reset_settings()
+
+    content = b"\xff\xd8\xff\xe0" + b"\x00" * 200
+    tg.add_file("AgACAgUAAxkBAAIBsmaLarge", content)
+    assert post(tclient, fixture("message__photo_caption.json")).status_code == 200
+    assert media.telegram_path("AgACAgUAAxkBAAIBsmaLarge").read_bytes() == content
+    deliver()
+    [t] = tickets()
+    url = media.signed_url(t.code, 0).split("127.0.0.1:8000", 1)[1]
+    r = tclient.get(url)
+    assert r.status_code == 200 and r.content == content and r.headers["content-type"] == "image/jpeg"
