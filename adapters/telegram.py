@@ -359,10 +359,25 @@ class TelegramAdapter:
             f = await self._bot.get_file(file_id)
         except TelegramError as exc:
             raise self.error(exc, "getFile") from None
-        if not f.file_path:
+        return self._relative(f.file_path)
+
+    def _relative(self, file_path: str | None) -> str | None:
+        """The path below the Bot API's file root: the library's URL carries the bot token."""
+        if not file_path:
             return None
         prefix = self._bot.base_file_url + "/"
-        return f.file_path[len(prefix):] if f.file_path.startswith(prefix) else f.file_path
+        return file_path[len(prefix):] if file_path.startswith(prefix) else file_path
+
+    async def fetch_file(self, file_id: str, max_bytes: int) -> tuple[str | None, bytes | None]:
+        """One getFile for both: the file's path (as `file_path`) and its bytes (None when
+        Telegram says it is larger than `max_bytes`)."""
+        try:
+            f = await self._bot.get_file(file_id)
+            if f.file_size and f.file_size > max_bytes:
+                return self._relative(f.file_path), None
+            return self._relative(f.file_path), bytes(await f.download_as_bytearray())
+        except TelegramError as exc:
+            raise self.error(exc, "getFile") from None
 
     async def download(self, file_id: str) -> bytes:
         """The file's bytes (getFile, then GET <root>/file/bot<token>/<path>)."""

@@ -336,7 +336,7 @@ def _use(url: str) -> None:
     os.environ["SIMPUL_DATABASE_URL"] = url
     reset_settings()
     reset_engine()
-    hub_config.regency.cache_clear()
+    hub_config.regency_config.cache_clear()
 
 
 def _seed_webhook(url: str, rx_url: str, n: int, timeout_s: float) -> list[str]:

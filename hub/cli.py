@@ -68,8 +68,8 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on"),
     from hub.settings import get_settings
 
     settings = get_settings()
+    _cfg()  # a broken config says so first (file and line), even when the port is busy too
     sock = _listen(host, port)  # before anything slow: a busy port is a one-line message at once
-    _cfg()
     upgrade()
     if in_process is None:
         in_process = settings.database_url.startswith("sqlite")

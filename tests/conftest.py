@@ -22,12 +22,14 @@ PG_URL = os.environ.get("SIMPUL_TEST_POSTGRES_URL")
 IN_CI = os.environ.get("CI") == "true"
 
 
-def _use_url(url: str, monkeypatch) -> None:
+def _use_url(url: str, monkeypatch, data_dir: Path | None = None) -> None:
     from hub import config as hub_config
     from hub.db import reset_engine
     from hub.settings import reset_settings
 
     monkeypatch.setenv("SIMPUL_DATABASE_URL", url)
+    if data_dir is not None:  # uploads and fetched files: the test's own, never the checkout's ./data
+        monkeypatch.setenv("SIMPUL_DATA_DIR", str(data_dir))
     reset_settings()
     reset_engine()
     hub_config.regency_config.cache_clear()
@@ -96,7 +98,7 @@ def _fresh_sqlite(template: Path, tmp_path: Path) -> str:
 @pytest.fixture
 def sqlite_url(_sqlite_template, tmp_path, monkeypatch) -> str:
     url = _fresh_sqlite(_sqlite_template, tmp_path)
-    _use_url(url, monkeypatch)
+    _use_url(url, monkeypatch, tmp_path / "data")
     yield url
     from hub.db import reset_engine
 
@@ -114,7 +116,7 @@ def db_url(request, _sqlite_template, tmp_path, monkeypatch) -> str:
             pytest.skip("PostgreSQL tests need SIMPUL_TEST_POSTGRES_URL")
         url = request.getfixturevalue("_pg_database")
         _truncate_pg(url)
-    _use_url(url, monkeypatch)
+    _use_url(url, monkeypatch, tmp_path / "data")
     yield url
     from hub.db import reset_engine
 

@@ -135,11 +135,15 @@ def install_error_pages(app) -> None:
     from fastapi.exception_handlers import http_exception_handler
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
+    # another part may have answered HTTP errors on its own paths already (Open311's GeoReport
+    # error lists): machine paths go on to that handler, whatever order the parts were wired in
+    previous = app.exception_handlers.get(StarletteHTTPException) or http_exception_handler
+
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
         """Unknown URLs (and 405) get an Indonesian page; machine paths keep their JSON."""
         if exc.status_code not in (404, 405) or request.url.path.startswith(MACHINE_PREFIXES):
-            return await http_exception_handler(request, exc)
+            return await previous(request, exc)
         text = ("Halaman yang Anda cari tidak ada. Periksa alamatnya, atau kembali ke beranda."
                 if exc.status_code == 404 else "Cara membuka halaman ini tidak didukung.")
         return render(request, "error.html", {"status": exc.status_code, "message": text}, status=exc.status_code)

@@ -571,15 +571,17 @@ async def process_update(update: TelegramUpdate, settings: Settings) -> Outcome:
     """Webhook and polling share this: look up a photo's file path, then the conversation."""
     file_path = None
     if update.media is not None and update.is_private and update.kind == "message":
+        file_id, adapter = update.media.file_id, get_adapter(settings)
         try:
-            file_path = await asyncio.wait_for(get_adapter(settings).file_path(update.media.file_id), 5)
-        except (DeliveryError, asyncio.TimeoutError) as exc:  # the file_id alone is enough
-            log.warning("telegram.get_file_failed", update_id=update.update_id, error=str(exc)[:200])
-        else:  # into the hub's storage now: served later at a signed hub URL (hub.media)
-            try:
-                await asyncio.wait_for(media.fetch_telegram(update.media.file_id, get_adapter(settings)), 15)
-            except asyncio.TimeoutError:
-                log.warning("telegram.file_fetch_slow", update_id=update.update_id)
+            if media.telegram_path(file_id).exists():  # a repeated update: stored already
+                file_path = await asyncio.wait_for(adapter.file_path(file_id), 5)
+            else:  # into the hub's storage now, one getFile: served later at a signed hub URL
+                file_path, data = await asyncio.wait_for(adapter.fetch_file(file_id, media.MAX_FETCH), 15)
+                if data is not None:
+                    media.store_telegram(file_id, data)
+        except (DeliveryError, asyncio.TimeoutError) as exc:  # the file_id alone is enough; a file
+            # not stored now is fetched on first request (hub.media)
+            log.warning("telegram.get_file_failed", update_id=update.update_id, error=str(exc)[:200] or "timeout")
     bot_id = bot_id_of(settings.telegram_bot_token or "")
     return await asyncio.to_thread(handle_update, update, bot_id, settings, None, None, file_path)
 
