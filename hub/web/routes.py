@@ -4,6 +4,7 @@ An OPD user never sees another OPD's ticket (404, as in the API).
 """
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timezone
 from typing import Any
 
@@ -57,8 +58,8 @@ async def login_submit(request: Request):
     if not lanjut.startswith("/") or lanjut.startswith("//"):
         lanjut = "/"  # never redirect off-site
     try:
-        with _write() as s:
-            u = login(s, str(form.get("username", ""))[:80], str(form.get("password", ""))[:200])
+        u = await login(str(form.get("username", ""))[:80], str(form.get("password", ""))[:200],
+                        request.client.host if request.client else "?")
     except LoginRefused as exc:
         return render(request, "login.html", {"lanjut": lanjut, "error": str(exc),
                                               "username": str(form.get("username", ""))[:80]}, status=401)
@@ -72,8 +73,23 @@ async def login_submit(request: Request):
 async def logout(request: Request):
     form = await request.form()
     check_csrf(request, form)
+    uid = request.session.get("uid")
+    if uid:  # end the session server-side: a copy of the cookie kept from before stops working
+        await asyncio.to_thread(_end_sessions, uid, request.session.get("fp"))
     request.session.clear()
     return RedirectResponse("/masuk", status_code=303)
+
+
+def _end_sessions(uid: int, fp: str | None) -> None:
+    from hub.models import User
+    from hub.web.security import end_sessions, fingerprint
+
+    with _write() as s:
+        u = s.get(User, uid)
+        if u is not None and fp and fingerprint(u) == fp:  # only a live session may end them
+            end_sessions(s, u)
+            s.commit()
+            log.info("web.logout", user=u.username)
 
 
 # --- overview --------------------------------------------------------------------------------
