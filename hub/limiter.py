@@ -10,7 +10,8 @@ the policy it chose:
 Counting: one row per key in `rate_counters`: its window starts at the key's first hit and
 lasts the rule's `window_s`; a hit after the window ended starts a new one. Each hit is one
 INSERT ... ON CONFLICT DO UPDATE ... RETURNING (SQLite and PostgreSQL), so concurrent hits
-in several processes each see a distinct count. Ended windows are deleted by `prune`.
+in several processes each see a distinct count. Ended windows are deleted by `prune`, which
+each process runs after every PRUNE_EVERY of its own hits (no job to wire, whatever is wired).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from hub.models import RateCounter
 HOLD, MUTE, REFUSE = "hold", "mute", "refuse"
 POLICIES = (HOLD, MUTE, REFUSE)
 T = RateCounter.__table__
+PRUNE_EVERY = 1000
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ def _ts(now: datetime | None) -> int:
 
 
 class Limiter:
+    _hits = 0  # this process's hits since the last prune (all Limiter objects)
+
     def __init__(self, engine: Engine | None = None):
         self._engine = engine
 
@@ -93,6 +97,10 @@ class Limiter:
         else:
             with writer(eng).begin() as c:
                 hits, start, window_s = c.execute(stmt).one()
+            Limiter._hits += 1
+            if Limiter._hits >= PRUNE_EVERY:
+                Limiter._hits = 0
+                self.prune(now)
         over = hits > rule.limit
         return Verdict(not over, int(hits), over and hits - cost <= rule.limit,
                        max(int(start) + int(window_s) - ts, 0), rule.policy)
