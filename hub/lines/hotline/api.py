@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from adapters.base import InvalidPayload
 from hub.api.deps import db_session, principal
+from hub.api.errors import invalid
 from hub.auth import Principal, require
 from hub.lines.hotline.calls import call_outcome, earlier_calls, hotline_adapter
 from hub.logging import get_logger
@@ -67,7 +68,7 @@ async def record_call(line: str, body: CallIn, request: Request, who: Principal 
     try:
         msg = hotline_adapter().from_console(line, form)
     except InvalidPayload as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise invalid(str(exc), "body") from None
     try:
         accepted = await request.app.state.intake_writer.submit(msg)
     except Exception:
@@ -109,5 +110,5 @@ def lookup(phone: str = Query(min_length=3, max_length=40, description="Caller n
     require(who, *(r for r in READERS if r != "intake"))
     e164 = to_e164(phone)
     if not e164:
-        raise HTTPException(422, "phone is not a phone number (e.g. 081234567890 or +6281234567890)")
+        raise invalid("phone is not a phone number (e.g. 081234567890 or +6281234567890)", "query", "phone")
     return {"phone": e164, "tickets": earlier_calls(session, e164, limit)}
