@@ -403,7 +403,10 @@ async def ticket_reroute(request: Request, code: str):
 async def ticket_merge(request: Request, code: str):
     async def do(s, t, who, form, cfg):
         into_code = str(form.get("into") or "").strip().upper()[:10]
-        into = T.resolve_code(s, into_code) if into_code else None
+        try:  # the visibility rule for the second ticket too (hub.tickets.query)
+            into = T.get_visible(s, into_code, who) if into_code else None
+        except T.NotFound:
+            into = None
         if into is None:
             raise T.NotFound(f"Tiket {into_code or '(kosong)'} tidak ditemukan.")
         T.merge(s, t, into, who.actor, cfg, _note(form))
