@@ -156,7 +156,8 @@ def create_app(settings: Settings | None = None, workers: bool | None = None,
         errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
                   for e in exc.errors()]
         status = 400 if any(e["type"] == "json_invalid" for e in errors) else 422
-        return JSONResponse({"detail": "invalid request", "errors": errors}, status_code=status)
+        return JSONResponse({"detail": getattr(exc, "sentence", "invalid request"), "errors": errors},
+                            status_code=status)
 
     from hub.api import errors, health, intake, stats, tickets
 

@@ -23,6 +23,9 @@ from hub.models import ApiKey, User
 
 ROLES = ("admin", "pimpinan", "operator", "opd")
 KEY_ROLES = ("intake", "opd", "admin")
+# Who may read tickets (with reporters' phones for all but opd, which sees only its OPD's).
+# An intake key only submits: it reads nothing back but the code it was given.
+READ_ROLES = ("admin", "pimpinan", "operator", "opd")
 _hasher = PasswordHasher()
 
 
@@ -39,7 +42,7 @@ class Principal:
         return f"{'user' if self.kind == 'user' else 'key'}:{self.name}"
 
     def can_read_all(self) -> bool:
-        return self.role in ("admin", "pimpinan", "operator", "intake")
+        return self.role in ("admin", "pimpinan", "operator")
 
 
 def hash_password(password: str) -> str:

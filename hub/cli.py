@@ -221,6 +221,29 @@ def users_add(username: str, role: str = typer.Option(..., help="admin, pimpinan
     console.print(f"user [bold]{username}[/] added with role {role}")
 
 
+@users_app.command("unlock")
+def users_unlock(username: str = typer.Argument(..., help="Lift every login lockout of this user name")):
+    """Lift a person's login lockouts (from every address) and username limit."""
+    from hub.web.security import unlock
+
+    _prepared_session()
+    n = unlock(username=username)
+    console.print(f"{n} lockout(s) of {username} lifted" if n else f"{username} was not locked out")
+
+
+@users_app.command("lockouts")
+def users_lockouts():
+    """List active login lockouts and login rate limits."""
+    from hub.web.security import lockouts
+
+    _prepared_session()
+    rows = lockouts()
+    if not rows:
+        console.print("no active lockouts")
+    for r in rows:
+        typer.echo(f"{r['kind']}\t{r['username']}\t{r['source']}\t{r['left_s'] // 60 + 1} min left")
+
+
 @key_app.command("create")
 def key_create(name: str = typer.Argument(..., help="Who uses the key, e.g. 'SIMDA PUPR'"),
                opd: Optional[str] = typer.Option(None, help="OPD code: the key sees only this OPD"),

@@ -58,6 +58,20 @@ class User(SQLModel, table=True):
     locked_until: Optional[datetime] = None
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow)
+    # Raised at logout (and by an admin): every session cookie issued before stops working.
+    session_gen: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+
+
+class RateCounter(SQLModel, table=True):
+    """The current counting window of one key of the hub's one rate limiter (hub/limiter.py):
+    `hits` of `key` (e.g. "login:src:10.0.0.1") since `window_start` (epoch seconds, the
+    window's first hit), for `window_s` seconds. In the database so that every process shares
+    the count."""
+    __tablename__ = "rate_counters"
+    key: str = Field(primary_key=True, max_length=200)
+    window_start: int
+    window_s: int
+    hits: int = 0
 
 
 class ApiKey(SQLModel, table=True):

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     smtp_ca_file: Path | None = None  # extra CA for the SMTP server's certificate (a self-signed one)
     escalation_interval_s: float = 60.0  # how often the SLA escalation job looks for overdue tickets
     outbox_retention_days: int = 30  # sent outbox rows are deleted after this (ticket events keep the record)
+    # Attachment links on staff pages: besides the hub's own media (/lampiran/..., public_url),
+    # only http(s) links to these hosts (comma-separated; a leading "." allows subdomains) are
+    # rendered as links. Anything else (javascript:, data:, unknown hosts) is shown as text.
+    link_hosts: str = "api.twilio.com,.lapor.go.id,lapor.go.id"
     rate_limit_per_sender: int = Field(default=20, description="messages per sender per 10 minutes")
 
     @model_validator(mode="after")

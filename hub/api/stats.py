@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends
 from sqlmodel import Session
 
 from hub.api.deps import db_session, principal
-from hub.auth import Principal
+from hub.auth import READ_ROLES, Principal, require
 from hub.stats import summary, trend
 
 router = APIRouter(prefix="/api/v1", tags=["stats"])
@@ -22,6 +22,7 @@ def stats_summary(since: datetime | None = None, until: datetime | None = None,
                   session: Session = Depends(db_session), who: Principal = Depends(principal)):
     """Counts by status, OPD (overdue, median hours to finish), channel, kecamatan, urgency;
     incidents by status. Without since/until: all time, from the rollup table."""
+    require(who, *READ_ROLES)
     if who.role == "opd":
         opd = who.opd_code
     return summary(session, since=since, until=until, opd=opd, channel=channel, kecamatan=kecamatan)
@@ -32,6 +33,7 @@ def stats_trend(since: datetime | None = None, until: datetime | None = None,
                 opd: str | None = None, channel: str | None = None, kecamatan: str | None = None,
                 session: Session = Depends(db_session), who: Principal = Depends(principal)):
     """Tickets received per day (periods up to 62 days) or per week (WIB); default 12 weeks."""
+    require(who, *READ_ROLES)
     if who.role == "opd":
         opd = who.opd_code
     return trend(session, since=since, until=until, opd=opd, channel=channel, kecamatan=kecamatan)

@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from hub import tickets as T
 from hub.api.deps import db_session, principal, regency_config, write_session
-from hub.auth import Principal, require
+from hub.auth import READ_ROLES, Principal, require
 from hub.config import RegencyConfig
 from hub.models import RawMessage, Ticket, TicketEvent
 
@@ -38,6 +38,7 @@ def list_tickets(
     limit: int = Query(50, ge=1, le=500), cursor: str | None = None,
     session: Session = Depends(db_session), who: Principal = Depends(principal),
 ):
+    require(who, *READ_ROLES)
     stmt = T.TicketFilter(
         statuses=[s.strip() for s in status.split(",")] if status else (), opd=opd, channel=channel,
         kecamatan=kecamatan, urgency=urgency, text=q, created_since=since, created_until=until,
@@ -55,6 +56,7 @@ def list_tickets(
 @router.get("/tickets/{code}")
 def get_ticket(code: str, session: Session = Depends(db_session), who: Principal = Depends(principal),
                cfg: RegencyConfig = Depends(regency_config)):
+    require(who, *READ_ROLES)
     t = T.resolve_code(session, code) if who.role != "opd" else None
     if t is None and who.role != "opd":
         raw = session.scalars(select(RawMessage).where(RawMessage.ticket_code == code.strip().upper())).first()
@@ -72,8 +74,9 @@ def get_ticket(code: str, session: Session = Depends(db_session), who: Principal
     out["suggested_opds"] = [{"opd": c[0], "confidence": c[1]} for c in cands[:3]
                              if isinstance(c, (list, tuple)) and len(c) == 2 and c[0] in cfg.opd_codes()]
     if t.incident_id:
-        out["incident_tickets"] = list(session.scalars(
-            select(Ticket.code).where(Ticket.incident_id == t.incident_id, Ticket.id != t.id)))
+        # only the incident's tickets the caller may see: another OPD's codes are not revealed
+        out["incident_tickets"] = [o.code for o in session.scalars(T.visible_to(
+            select(Ticket).where(Ticket.incident_id == t.incident_id, Ticket.id != t.id), who).order_by(Ticket.id))]
     return out
 
 
@@ -101,9 +104,9 @@ def patch_ticket(code: str, body: TicketPatch, session: Session = Depends(write_
             raise T.Forbidden("OPD users hand a ticket back with status 'ditolak'; re-routing is for admins")
         T.reroute(session, t, body.opd, who.actor, cfg, body.note)
     if body.merge_into is not None:
-        into = T.resolve_code(session, body.merge_into)
-        if into is None:
-            raise T.NotFound(f"ticket {body.merge_into} not found")
+        # the same lookup (and the same 404) as the ticket itself: an OPD cannot merge into,
+        # nor learn the existence of, another OPD's ticket
+        into = get_visible_ticket(session, body.merge_into, who)
         T.merge(session, t, into, who.actor, cfg, body.note)
     if body.status is not None:
         # the safe-change rules (reopening is an admin's, with a reason; ditolak needs a reason)

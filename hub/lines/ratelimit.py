@@ -1,27 +1,31 @@
 """Per-sender rate limit for the phone lines (SMS, WhatsApp): a flood from one number is kept,
-never lost, but does not flood the OPD.
+never lost, but does not flood the OPD. The counting is the hub's one limiter (hub.limiter)
+with the HOLD policy; Telegram uses the same limiter with MUTE.
 
-How: a message beyond `rate_limit_per_sender` stored messages of the same (channel, sender) in
-the last 10 minutes is still stored in raw_messages, with state "held" instead of "pending"
+How: a message beyond `rate_limit_per_sender` messages of the same (channel, sender) in a
+10-minute window is still stored in raw_messages, with state "held" instead of "pending"
 (unless the normalizer reads it as an emergency: those are never held).
 The processor only takes "pending" rows, so a held message makes no ticket, no OPD delivery and
 no receipt; the sender gets the `rate_limited` template once per window (not once per message,
 which would answer a flood with a flood). An admin reads held rows and releases them with
 `release_held` (they then become tickets as usual, repeats linked to the first ticket).
-Counting is in the database, so several hub processes share one limit. Never drops a message.
+Counting is in the database (rate_counters), so several hub processes share one limit; a
+provider's retry of a stored message is not counted. Never drops a message.
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Sequence
 
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import Engine, and_, func, select, update
 from sqlmodel import Session
 
 from hub.db import get_engine
 from hub.intake import Accepted, accept_many
+from hub.limiter import HOLD as HOLD_POLICY
+from hub.limiter import Limiter, Rule, Verdict
 from hub.logging import get_logger
 from hub.models import RawMessage
 from normalizer.types import InboundMessage
@@ -39,23 +43,37 @@ class Admission:
     notify: bool  # send the rate_limited reply (first held message of the window, not a retry)
 
 
-def recent_counts(engine: Engine, channel: str, sender: str, now: datetime,
-                  window_s: int = WINDOW_S) -> tuple[int, int]:
-    """(stored, held) messages of this sender on this channel in the window."""
-    since = now - timedelta(seconds=window_s)
-    q = (select(func.count(), func.count().filter(RAW.c.state == HELD))
-         .where(and_(RAW.c.channel == channel, RAW.c.sender == sender, RAW.c.stored_at >= since)))
-    with engine.connect() as conn:
-        total, held = conn.execute(q).one()
-    return int(total), int(held or 0)
+def rule(limit: int) -> Rule:
+    return Rule(limit, WINDOW_S, HOLD_POLICY)
+
+
+def _key(msg: InboundMessage) -> str:
+    return f"sender:{msg.channel}:{msg.sender}"
+
+
+def count(engine: Engine, msg: InboundMessage, limit: int, now: datetime | None = None) -> Verdict | None:
+    """Count one message of its sender; None when the message has no sender or there is no limit."""
+    if not msg.sender or limit <= 0:
+        return None
+    return Limiter(engine).hit(_key(msg), rule(limit), now)
+
+
+def uncount(engine: Engine, msg: InboundMessage, limit: int, now: datetime | None = None) -> None:
+    """A provider's retry of a stored message is not a new message: take its count back."""
+    if msg.sender and limit > 0:
+        Limiter(engine).hit(_key(msg), rule(limit), now, cost=-1)
 
 
 def over_limit(engine: Engine, msg: InboundMessage, limit: int, now: datetime | None = None) -> bool:
-    """Would storing this message pass the sender's limit? Messages without a sender never are."""
+    """Would storing this message pass the sender's limit? (A peek: counts nothing.)"""
     if not msg.sender or limit <= 0:
         return False
-    total, _ = recent_counts(engine, msg.channel, msg.sender, now or datetime.now(timezone.utc))
-    return total >= limit
+    return not Limiter(engine).peek(_key(msg), rule(limit), now).allowed
+
+
+def _first_told(engine: Engine, msg: InboundMessage, now: datetime) -> bool:
+    """Whether this is the first held message of the sender's window (the one that is told)."""
+    return Limiter(engine).hit(f"told:{msg.channel}:{msg.sender}", Rule(1, WINDOW_S, HOLD_POLICY), now).allowed
 
 
 def _is_emergency(engine: Engine, msg: InboundMessage, now: datetime) -> bool:
@@ -81,28 +99,20 @@ def state_of(engine: Engine, raw_id: int) -> str | None:
 
 def admit(messages: Sequence[InboundMessage], limit: int, engine: Engine | None = None,
           dedup_window_s: int = 600, now: datetime | None = None,
-          answered: bool = False) -> list[Admission]:
+          answered: bool = False, counted: Sequence[Verdict | None] | None = None) -> list[Admission]:
     """Store messages (in order), holding those beyond each sender's limit. Sync.
 
     `answered=True`: the line answers the stored (not held) ones with their code itself (TwiML),
     so they carry fields["receipt_sent"] and the hub sends no second receipt. A held message
-    gets its receipt from the hub when it is released."""
+    gets its receipt from the hub when it is released. `counted`: the messages were already
+    counted (`count`), these are their verdicts."""
     engine = engine or get_engine()
     now = now or datetime.now(timezone.utc)
-    counts: dict[tuple[str, str], list[int]] = {}  # (stored, held) in the window, as we go
     plan: list[tuple[bool, bool]] = []  # (held, notify)
-    for m in messages:
-        if not m.sender or limit <= 0:
-            plan.append((False, False))
-            continue
-        key = (m.channel, m.sender)
-        if key not in counts:
-            counts[key] = list(recent_counts(engine, m.channel, m.sender, now))
-        c = counts[key]
-        held = c[0] >= limit and not _is_emergency(engine, m, now)
-        plan.append((held, held and c[1] == 0))  # tell the sender once per window
-        c[0] += 1
-        c[1] += int(held)
+    for i, m in enumerate(messages):
+        v = counted[i] if counted is not None else count(engine, m, limit, now)
+        held = v is not None and not v.allowed and not _is_emergency(engine, m, now)
+        plan.append((held, held and _first_told(engine, m, now)))  # tell the sender once per window
     normal = [dataclasses.replace(m, fields={**m.fields, "receipt_sent": True}) if answered else m
               for m, (h, _) in zip(messages, plan) if not h]
     held_msgs = [m for m, (h, _) in zip(messages, plan) if h]
@@ -112,6 +122,9 @@ def admit(messages: Sequence[InboundMessage], limit: int, engine: Engine | None 
     for m, (h, notify) in zip(messages, plan):
         acc = next(held_results) if h else next(results)
         if acc.duplicate:  # a provider retry: answer as the stored original was answered
+            uncount(engine, m, limit, now)
+            if notify:  # it told nobody: the next held message does
+                Limiter(engine).clear([f"told:{m.channel}:{m.sender}"])
             out.append(Admission(acc, state_of(engine, acc.raw_id) == HELD, False))
             continue
         if h:

@@ -17,6 +17,7 @@ from hub.db import get_engine, writer
 from hub.logging import get_logger
 from hub.models import ApiKey, ChannelState, RawMessage, User
 from hub.web import pages
+from hub.web import security
 from hub.web.pages import PageError, check_csrf, render, user
 
 log = get_logger(__name__)
@@ -102,6 +103,8 @@ def admin_page(request: Request):
     from hub import held as ratelimit
 
     held = ratelimit.list_held()
+    locks = security.lockouts()
+    locked_names = {r["username"] for r in locks}
     new_key = request.session.pop("new_key", None)  # shown once, then gone from the session
     opds = [{"code": o.code, "name": o.name, "kind": o.kind, "delivery": _delivery_summary(o.delivery)}
             for o in pages.cfg().opds]
@@ -109,6 +112,7 @@ def admin_page(request: Request):
                                           "health": health, "held": held, "opd_list": opds, "router": router,
                                           "failed_intake": failed_intake, "failed_intake_count": failed_intake_count,
                                           "unreadable": unread, "unreadable_n": unread_n,
+                                          "lockouts": locks, "locked_names": locked_names,
                                           "new_key": new_key, "now": datetime.now(timezone.utc)})
 
 
@@ -163,8 +167,23 @@ async def user_action(request: Request, uid: int, action: str):
             raise PageError(404, "Tindakan tidak dikenal.")
         s.add(u)
         s.commit()
+    if action == "buka":  # after the commit: the limiter writes in its own transaction
+        security.unlock(username=u.username)
     log.info("web.user_action", user=u.username, action=action, actor=who.actor)
     return _redirect(request, msg=msg, anchor="#pengguna")
+
+
+@router.post("/admin/kunci-masuk/buka")
+async def lift_lockout(request: Request):
+    """Lift one login lockout or limit (a row of the lockout list)."""
+    who = user(request, "admin")
+    form = await request.form()
+    check_csrf(request, form)
+    key = str(form.get("key") or "")[:200]
+    n = security.unlock(key=key) if key.startswith("login:") else 0
+    log.info("web.lockout_lifted", actor=who.actor, found=n)
+    return _redirect(request, msg="Kunci masuk dibuka." if n else None, err=None if n else "Kunci tidak ditemukan.",
+                     anchor="#kunci-masuk")
 
 
 @router.post("/admin/kunci")

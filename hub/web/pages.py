@@ -278,7 +278,6 @@ def nik(text: str | None) -> str:
     return mask_niks(text or "")
 
 
-templates.env.filters.update(wib=wib, age=age, hours=hours, nik=nik)
 
 
 def tile_origin(url: str) -> str | None:
@@ -302,4 +301,33 @@ def asset_version() -> str:
     return h.hexdigest()[:10]
 
 
+def safe_link(url: Any) -> str | None:
+    """The URL when a staff page may render it as a link, else None (shown as text): the hub's
+    own media (/lampiran/...), or http(s) to public_url's host or a host in settings.link_hosts.
+    Never javascript:, data: or any other scheme, nor a protocol-relative //host."""
+    if not isinstance(url, str):
+        return None
+    u = url.strip()
+    if any(ord(c) < 33 for c in u):  # control characters and spaces hide schemes from browsers
+        return None
+    if u.startswith("/lampiran/") and "//" not in u and "\\" not in u:
+        return u
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(u)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not host or "\\" in u:
+        return None
+    settings = get_settings()
+    own = (urlsplit(settings.public_url).hostname or "").lower()
+    allowed = [h.strip().lower() for h in settings.link_hosts.split(",") if h.strip()]
+    ok = host == own or any(host == h or (h.startswith(".") and host.endswith(h)) for h in allowed)
+    return u if ok else None
+
+
+
+templates.env.filters.update(wib=wib, age=age, hours=hours, nik=nik, safe_link=safe_link)
 templates.env.globals.update(qs=qs, asset_v=asset_version())

@@ -6,9 +6,8 @@ the citizen answers "sudah beres" / "belum beres" with a rating.
 """
 from __future__ import annotations
 
+import asyncio
 import secrets
-import time
-from collections import deque
 from datetime import datetime, timezone
 
 from fastapi import APIRouter, Request
@@ -19,6 +18,7 @@ from sqlmodel import Session
 from hub import tickets as T
 from hub.unavailable import log_throttled
 from hub.db import get_engine
+from hub.limiter import REFUSE, Rule, limiter
 from hub.logging import get_logger
 from hub.models import RawMessage, TicketEvent
 from hub.web import pages
@@ -33,28 +33,19 @@ PUBLIC_EVENTS = {"received": "Laporan diterima", "routed": "Diteruskan ke", "rer
 
 
 class RateLimit:
-    """At most `n` hits per `window` seconds per client address (one process; enough to stop a
-    script hammering the form, not a replacement for a limit at the reverse proxy)."""
+    """At most `n` hits per `window` seconds per client address, counted by the hub's one
+    limiter (hub.limiter, REFUSE policy) in the database: every process shares the count. Sync
+    (a database write): async routes call it through asyncio.to_thread."""
 
-    def __init__(self, n: int, window: float):
-        self.n, self.window, self.hits = n, window, {}
+    def __init__(self, n: int, window: int, name: str = "lapor"):
+        self.rule, self.name = Rule(n, int(window), REFUSE), name
 
-    def allow(self, key: str, now: float | None = None) -> bool:
-        now = time.monotonic() if now is None else now
-        q = self.hits.setdefault(key, deque())
-        while q and q[0] <= now - self.window:
-            q.popleft()
-        if len(q) >= self.n:
-            return False
-        q.append(now)
-        if len(self.hits) > 10000:  # forget idle clients
-            for k in [k for k, v in self.hits.items() if not v][:5000]:
-                self.hits.pop(k, None)
-        return True
+    def allow(self, key: str) -> bool:
+        return limiter.hit(f"{self.name}:{key}", self.rule).allowed
 
 
-REPORT_LIMIT = RateLimit(5, 600)
-CHECK_LIMIT = RateLimit(60, 600)
+REPORT_LIMIT = RateLimit(5, 600, "lapor")
+CHECK_LIMIT = RateLimit(60, 600, "cek")
 
 
 def _client(request: Request) -> str:
@@ -109,7 +100,7 @@ async def report_submit(request: Request):
             errors.append("Nomor HP tidak dikenali (contoh: 081234567890).")
     photo = form.get("foto")
     has_photo = photo is not None and getattr(photo, "filename", None)
-    if not errors and not REPORT_LIMIT.allow(_client(request)):
+    if not errors and not await asyncio.to_thread(REPORT_LIMIT.allow, _client(request)):
         errors.append("Terlalu banyak laporan dari perangkat ini. Coba lagi dalam beberapa menit.")
     attachments = ()
     if not errors and has_photo:

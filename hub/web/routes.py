@@ -4,6 +4,7 @@ An OPD user never sees another OPD's ticket (404, as in the API).
 """
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timezone
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlmodel import Session
 
 from hub import stats
 from hub import tickets as T
+from hub import media
 from hub.db import get_engine, writer
 from hub.logging import get_logger
 from hub.models import OPEN_STATUSES, Outbox, Ticket, TicketEvent
@@ -58,8 +60,8 @@ async def login_submit(request: Request):
     if not lanjut.startswith("/") or lanjut.startswith("//"):
         lanjut = "/"  # never redirect off-site
     try:
-        with _write() as s:
-            u = login(s, str(form.get("username", ""))[:80], str(form.get("password", ""))[:200])
+        u = await login(str(form.get("username", ""))[:80], str(form.get("password", ""))[:200],
+                        request.client.host if request.client else "?")
     except LoginRefused as exc:
         return render(request, "login.html", {"lanjut": lanjut, "error": str(exc),
                                               "username": str(form.get("username", ""))[:80]}, status=401)
@@ -73,8 +75,23 @@ async def login_submit(request: Request):
 async def logout(request: Request):
     form = await request.form()
     check_csrf(request, form)
+    uid = request.session.get("uid")
+    if uid:  # end the session server-side: a copy of the cookie kept from before stops working
+        await asyncio.to_thread(_end_sessions, uid, request.session.get("fp"))
     request.session.clear()
     return RedirectResponse("/masuk", status_code=303)
+
+
+def _end_sessions(uid: int, fp: str | None) -> None:
+    from hub.models import User
+    from hub.web.security import end_sessions, fingerprint
+
+    with _write() as s:
+        u = s.get(User, uid)
+        if u is not None and fp and fingerprint(u) == fp:  # only a live session may end them
+            end_sessions(s, u)
+            s.commit()
+            log.info("web.logout", user=u.username)
 
 
 # --- overview --------------------------------------------------------------------------------
@@ -394,12 +411,24 @@ def can_reveal_nik(who) -> bool:
     return who.role == "admin" or (who.role == "opd" and who.opd_code == DUKCAPIL)
 
 
+def _attachment_links(t: Ticket) -> list[dict[str, Any]]:
+    """Each attachment with the link a staff page may show (`href`, else None: shown as text):
+    an allowed link (pages.safe_link), or a Telegram file the hub stores, at its signed hub URL."""
+    out = []
+    for i, a in enumerate(t.attachments or ()):
+        url = str(a.get("url") or "")
+        href = pages.safe_link(url) or (media.signed_url(t.code, i) if url.startswith(media.TELEGRAM_PREFIX) else None)
+        out.append({"href": href, "url": url, "kind": a.get("kind")})
+    return out
+
+
 def _ticket_render(request: Request, who, t: Ticket, items, others, suggested, revealed: str | None = None):
     hide_reporter = who.role == "opd" or t.anonymous or t.confidential
     has_nik = pages.nik(t.text_original) != t.text_original
     return render(request, "ticket.html", {
         "suggested": suggested, "opd_tasks": {o.code: "; ".join(o.tasks) for o in pages.cfg().opds},
         "t": t, "items": items, "others": others, "hide_reporter": hide_reporter,
+        "attachments": _attachment_links(t),
         "overdue": bool(t.due_at and t.status in OPEN_STATUSES and t.due_at < datetime.now(timezone.utc)),
         "can_change": who.role in CHANGERS, "can_route": who.role in ROUTERS and t.status in OPEN_STATUSES,
         "can_merge": who.role in ROUTERS and t.status != "digabung",
@@ -545,7 +574,10 @@ async def ticket_reroute(request: Request, code: str):
 async def ticket_merge(request: Request, code: str):
     async def do(s, t, who, form, cfg):
         into_code = str(form.get("into") or "").strip().upper()[:10]
-        into = T.resolve_code(s, into_code) if into_code else None
+        try:  # the visibility rule for the second ticket too (hub.tickets.query)
+            into = T.get_visible(s, into_code, who) if into_code else None
+        except T.NotFound:
+            into = None
         if into is None:
             raise _FieldError(f"Tiket {into_code or '(kosong)'} tidak ditemukan.", "into")
         T.merge(s, t, into, who.actor, cfg, _note(form))

@@ -1,4 +1,4 @@
-"""People in the browser: session cookie login, CSRF tokens, lockout after failed logins.
+"""People in the browser: session cookie login, CSRF tokens, login limits and lockouts.
 
 The session cookie is signed with settings.secret_key (Starlette SessionMiddleware) and holds
 only the user id, a password fingerprint and the CSRF token; never a password or a role that
@@ -6,9 +6,11 @@ the server would trust without reading the users table again.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 from fastapi import Request
@@ -17,6 +19,7 @@ from sqlmodel import Session
 
 from hub.auth import Principal, hash_password, verify_password
 from hub.db import get_engine
+from hub.limiter import REFUSE, Rule, limiter
 from hub.logging import get_logger
 from hub.models import User
 
@@ -33,8 +36,9 @@ class LoginRefused(Exception):
 
 
 def fingerprint(user: User) -> str:
-    """Changes when the password changes, so old sessions stop working."""
-    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+    """Changes when the password changes or the sessions are ended (logout raises the user's
+    session_gen), so old session cookies stop working: checked on every request."""
+    return hashlib.sha256(f"{user.password_hash}|{user.session_gen or 0}".encode()).hexdigest()[:16]
 
 
 def csrf_token(request: Request) -> str:
@@ -50,33 +54,135 @@ def csrf_ok(request: Request, presented: str | None) -> bool:
     return bool(token and presented and hmac.compare_digest(str(token), str(presented)))
 
 
-def login(session: Session, username: str, password: str, now: datetime | None = None) -> User:
-    """Check a password; count failures and lock the account for 15 minutes after 5."""
+# --- login: rate limits, lockout per (source, username), the hash off the event loop ---------
+# Counted by the hub's one limiter (hub.limiter) in the database, so every process shares them.
+# Lockouts are per (source, username): five wrong passwords from a stranger's address lock
+# that address out of that account, never the account's owner elsewhere. The source limit
+# stops one address guessing many names; the username limit (failures from every address)
+# slows a guesser spread over many addresses. An unknown username is counted and answered
+# exactly like a known one, and costs one (dummy) hash, so answers do not reveal which exist.
+SOURCE_RULE = Rule(30, 600, REFUSE)  # attempts per source address per 10 minutes
+USERNAME_RULE = Rule(100, 900, REFUSE)  # failures per username (all sources) per 15 minutes
+FAIL_RULE = Rule(MAX_FAILED, int(LOCK_FOR.total_seconds()), REFUSE)  # failures per (source, username)
+LOCK_RULE = Rule(1, int(LOCK_FOR.total_seconds()), REFUSE)  # a lockout: its window is the lock
+HASH_THREADS = 2  # password hashes at once (argon2 takes ~0.2 s of a core each)
+MAX_WAITING = 32  # logins waiting for a hash slot before more are told to retry
+_hash_pool = ThreadPoolExecutor(max_workers=HASH_THREADS, thread_name_prefix="pwhash")
+_waiting = 0
+REFUSED = "Nama pengguna atau kata sandi salah."
+
+
+def _name_key(username: str) -> str:
+    return username.strip().lower()[:80]
+
+
+def _pair(source: str, username: str) -> str:
+    return f"{source[:64]}|{_name_key(username)}"
+
+
+def _locked_message(seconds_left: int, now: datetime) -> str:
+    until = (now + timedelta(seconds=seconds_left)).astimezone(timezone(timedelta(hours=7))).strftime("%H:%M")
+    return (f"Akun dikunci karena terlalu banyak percobaan gagal. Coba lagi setelah pukul {until} WIB "
+            f"atau hubungi admin.")
+
+
+def _shown(username: str, known: bool) -> str:
+    """The username for a log line: never what a stranger typed (it may be a password typed
+    into the wrong field), only the name of an account that exists."""
+    return _name_key(username) if known else "(unknown)"
+
+
+def _before_hash(username: str, source: str, now: datetime) -> tuple[int | None, str]:
+    """Limits and lockout before any hashing; (user id or None, the hash to check against)."""
+    with Session(get_engine()) as s:
+        user = s.scalars(select(User).where(User.username == username.strip())).first()
+        found = (user.id, user.password_hash) if user is not None and user.active else (None, _DUMMY_HASH)
+    shown = _shown(username, found[0] is not None)
+    src = limiter.hit(f"login:src:{source[:64]}", SOURCE_RULE, now)
+    if not src.allowed:
+        log.warning("web.login_rate_limited", by="source", source=source[:64])
+        raise LoginRefused("Terlalu banyak percobaan masuk dari perangkat ini. Coba lagi dalam beberapa menit.")
+    lock = limiter.peek(f"login:lock:{_pair(source, username)}", LOCK_RULE, now)
+    if lock.count >= 1:
+        log.warning("web.login_locked", user=shown, source=source[:64])
+        raise LoginRefused(_locked_message(lock.retry_after, now))
+    if not limiter.peek(f"login:user:{_name_key(username)}", USERNAME_RULE, now).allowed:
+        log.warning("web.login_rate_limited", by="username", user=shown)
+        raise LoginRefused("Terlalu banyak percobaan masuk untuk akun ini. Coba lagi dalam beberapa menit "
+                           "atau hubungi admin.")
+    return found
+
+
+def _after_hash(user_id: int | None, ok: bool, username: str, source: str, now: datetime) -> User:
+    pair = _pair(source, username)
+    if ok and user_id is not None:
+        limiter.clear([f"login:fail:{pair}"])
+        with Session(get_engine(), expire_on_commit=False) as s:
+            user = s.get(User, user_id)
+            if user is not None and user.active:
+                log.info("web.login", user=user.username, role=user.role)
+                return user
+    fails = limiter.hit(f"login:fail:{pair}", FAIL_RULE, now)
+    limiter.hit(f"login:user:{_name_key(username)}", USERNAME_RULE, now)
+    if fails.count >= MAX_FAILED:
+        limiter.hit(f"login:lock:{pair}", LOCK_RULE, now)
+        limiter.clear([f"login:fail:{pair}"])
+        log.warning("web.account_locked", user=_shown(username, user_id is not None), source=source[:64],
+                    minutes=int(LOCK_FOR.total_seconds() // 60))
+    log.info("web.login_failed", user=_shown(username, user_id is not None), source=source[:64])
+    raise LoginRefused(REFUSED)
+
+
+async def login(username: str, password: str, source: str, now: datetime | None = None) -> User:
+    """Check a password without stalling the event loop: the limits and the lookup in a worker
+    thread, the argon2 check in a pool of HASH_THREADS threads. LoginRefused on any refusal."""
+    global _waiting
     now = now or datetime.now(timezone.utc)
-    user = session.scalars(select(User).where(User.username == username.strip())).first()
-    if user is None or not user.active:
-        verify_password(_DUMMY_HASH, password)  # same time as a real check
-        log.info("web.login_failed", reason="unknown_user")
-        raise LoginRefused("Nama pengguna atau kata sandi salah.")
-    if user.locked_until is not None and user.locked_until > now:
-        log.warning("web.login_locked", user=user.username)
-        until = user.locked_until.astimezone(timezone(timedelta(hours=7))).strftime("%H:%M")
-        raise LoginRefused(f"Akun dikunci karena terlalu banyak percobaan gagal. Coba lagi setelah pukul "
-                           f"{until} WIB atau hubungi admin.")
-    if not verify_password(user.password_hash, password):
-        user.failed_logins = (user.failed_logins or 0) + 1
-        if user.failed_logins >= MAX_FAILED:
-            user.locked_until, user.failed_logins = now + LOCK_FOR, 0
-            log.warning("web.account_locked", user=user.username, minutes=int(LOCK_FOR.total_seconds() // 60))
-        session.add(user)
-        session.commit()
-        log.info("web.login_failed", reason="password", user=user.username)
-        raise LoginRefused("Nama pengguna atau kata sandi salah.")
-    user.failed_logins, user.locked_until = 0, None
+    source = source or "?"
+    user_id, hashed = await asyncio.to_thread(_before_hash, username, source, now)
+    if _waiting >= MAX_WAITING:
+        log.warning("web.login_busy", waiting=_waiting)
+        raise LoginRefused("Server sedang sibuk. Coba lagi sebentar lagi.")
+    _waiting += 1
+    try:
+        ok = await asyncio.get_running_loop().run_in_executor(_hash_pool, verify_password, hashed, password)
+    finally:
+        _waiting -= 1
+    return await asyncio.to_thread(_after_hash, user_id, ok and user_id is not None, username, source, now)
+
+
+def lockouts(now: datetime | None = None) -> list[dict]:
+    """Active login lockouts and rate limits, for the admin: source, username, minutes left."""
+    out = []
+    for key, hits, left in limiter.active("login:lock:", 1, now):
+        source, _, name = key[len("login:lock:"):].rpartition("|")
+        out.append({"key": key, "kind": "kunci", "source": source, "username": name, "left_s": left})
+    for key, hits, left in limiter.active("login:user:", USERNAME_RULE.limit, now):
+        out.append({"key": key, "kind": "batas akun", "source": "(semua)", "username": key[len("login:user:"):],
+                    "left_s": left, "hits": hits})
+    for key, hits, left in limiter.active("login:src:", SOURCE_RULE.limit, now):
+        out.append({"key": key, "kind": "batas alamat", "source": key[len("login:src:"):], "username": "(semua)",
+                    "left_s": left, "hits": hits})
+    return out
+
+
+def unlock(username: str | None = None, key: str | None = None) -> int:
+    """Lift lockouts: every one of `username` (from any source), or the one with `key`."""
+    n = 0
+    if key and key.startswith("login:"):
+        n += limiter.clear([key])
+    if username:
+        name = _name_key(username)
+        n += limiter.clear(prefix="login:lock:", suffix=f"|{name}")
+        n += limiter.clear(prefix="login:fail:", suffix=f"|{name}")
+        n += limiter.clear([f"login:user:{name}"])
+    return n
+
+
+def end_sessions(session: Session, user: User) -> None:
+    """Every session cookie issued to `user` so far stops working (logout, deactivation)."""
+    user.session_gen = (user.session_gen or 0) + 1
     session.add(user)
-    session.commit()
-    log.info("web.login", user=user.username, role=user.role)
-    return user
 
 
 def start_session(request: Request, user: User) -> None:

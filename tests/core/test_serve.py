@@ -29,6 +29,7 @@ def test_serve_with_worker_process_makes_tickets_and_stops_its_child(tmp_path):
                                     capture_output=True, text=True)
     run("db", "upgrade")
     key = run("opd", "key", "create", "t", "--role", "intake").stdout.strip().splitlines()[-1]
+    reader = run("opd", "key", "create", "r", "--role", "admin").stdout.strip().splitlines()[-1]  # intake keys read nothing
     port = _free_port()
     log_path = tmp_path / "serve.log"
     server = subprocess.Popen([sys.executable, "-m", "hub", "serve", "--port", str(port), "--worker-process"],
@@ -50,7 +51,7 @@ def test_serve_with_worker_process_makes_tickets_and_stops_its_child(tmp_path):
         deadline = time.time() + 60
         status = None
         while time.time() < deadline:
-            status = httpx.get(f"{base}/api/v1/tickets/{code}", headers=h).status_code
+            status = httpx.get(f"{base}/api/v1/tickets/{code}", headers={"Authorization": f"Bearer {reader}"}).status_code
             if status == 200:
                 break
             time.sleep(0.3)

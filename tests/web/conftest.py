@@ -58,10 +58,12 @@ KNOWN = [
 
 @functools.lru_cache(maxsize=1)
 def password_hash() -> str:
-    """One argon2 hash for all test users (hashing is slow on purpose)."""
-    from hub.auth import hash_password
+    """One argon2 hash for all test users, with light parameters (a check reads them from the
+    hash): production's cost is ~1 s per check on the loaded test machine, and the login tests
+    make dozens. Unknown users are still checked against the hub's full-cost dummy hash."""
+    from argon2 import PasswordHasher
 
-    return hash_password(PASSWORD)
+    return PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(PASSWORD)
 
 
 def seed_known(cfg) -> None:

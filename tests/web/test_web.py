@@ -46,21 +46,24 @@ def test_pages_need_login(web):
 
 
 def test_wrong_password_is_refused_and_five_failures_lock_for_15_minutes(web):
+    from sqlalchemy import update
+
     from hub.db import session_scope
-    from hub.models import User
+    from hub.models import RateCounter
 
     for _ in range(4):
         r = login(web, "bupati", "salah-sandi")
         assert r.status_code == 401 and "salah" in r.text
     r = login(web, "bupati", "salah-sandi")  # fifth failure locks
     assert r.status_code == 401
-    r = login(web, "bupati", PASSWORD)  # the right password no longer helps
+    r = login(web, "bupati", PASSWORD)  # the right password no longer helps (from this address)
     assert r.status_code == 401 and "dikunci" in r.text
     with session_scope() as s:
-        u = s.scalars(select(User).where(User.username == "bupati")).one()
-        left = u.locked_until - datetime.now(timezone.utc)
-        assert timedelta(minutes=14) < left <= timedelta(minutes=15)
-        u.locked_until = datetime.now(timezone.utc) - timedelta(seconds=1)  # 15 minutes pass
+        lock = s.scalars(select(RateCounter).where(RateCounter.key.startswith("login:lock:"))).one()
+        assert lock.key == "login:lock:testclient|bupati" and lock.window_s == 15 * 60
+        left = lock.window_start + lock.window_s - datetime.now(timezone.utc).timestamp()
+        assert 14 * 60 < left <= 15 * 60
+        s.execute(update(RateCounter).values(window_start=RateCounter.window_start - 15 * 60))  # 15 minutes pass
     assert login(web, "bupati", PASSWORD).status_code == 303
 
 
@@ -387,3 +390,60 @@ def test_intake_answers_alike_for_an_api_key_and_a_logged_in_operator(web, make_
             assert shape(k) == shape(s), (label, k, s)
     web.cookies.clear()
     assert web.post("/api/v1/intake/api", json={"text": "x"}).status_code == 401
+
+
+def test_a_strangers_wrong_passwords_do_not_lock_the_owner_out(web):
+    from fastapi.testclient import TestClient
+
+    for _ in range(5):
+        login(web, "bupati", "tebakan-salah")
+    assert "dikunci" in login(web, "bupati", PASSWORD).text  # the stranger's address is locked out
+    with TestClient(web.app, client=("10.20.30.40", 50000)) as owner:  # the regent, elsewhere
+        assert login(owner, "bupati", PASSWORD).status_code == 303
+
+
+def test_unknown_and_known_usernames_get_the_same_answers(web):
+    def answers(name):
+        texts = []
+        for _ in range(6):
+            r = login(web, name, "salah-sandi-123")
+            texts.append((r.status_code, r.text.replace(name, "NAMA")))
+        return texts
+
+    known, unknown = answers("operator"), answers("tidak-ada-orangnya")
+    assert [k[0] for k in known] == [u[0] for u in unknown] == [401] * 6
+    assert [("salah" in k[1], "dikunci" in k[1]) for k in known] == \
+        [("salah" in u[1], "dikunci" in u[1]) for u in unknown]
+    assert "dikunci" in known[-1][1]
+
+
+def test_admin_sees_and_lifts_a_lockout_and_the_cli_unlocks(web):
+    from typer.testing import CliRunner
+
+    from hub.cli import app
+
+    for _ in range(5):
+        login(web, "operator", "salah-sandi")
+    with TestClient_for(web, "10.0.0.9") as admin:
+        login(admin, "admin")
+        page = admin.get("/admin").text
+        assert "Kunci masuk" in page and "operator" in page and "testclient" in page
+        key = re.search(r'name="key" value="(login:lock:[^"]+)"', page).group(1)
+        r = admin.post("/admin/kunci-masuk/buka", data={"csrf": csrf_of(page), "key": key}, follow_redirects=False)
+        assert r.status_code == 303
+        assert "Tidak ada akun yang terkunci" in admin.get("/admin").text
+    assert login(web, "operator", PASSWORD).status_code == 303
+    web.cookies.clear()
+    for _ in range(5):
+        login(web, "operator", "salah-sandi")
+    out = CliRunner().invoke(app, ["users", "lockouts"])
+    assert out.exit_code == 0 and "operator" in out.output and "testclient" in out.output
+    out = CliRunner().invoke(app, ["users", "unlock", "operator"])
+    assert out.exit_code == 0 and "lifted" in out.output, out.output
+    assert login(web, "operator", PASSWORD).status_code == 303
+
+
+def TestClient_for(web, host):
+    from fastapi.testclient import TestClient
+
+    return TestClient(web.app, client=(host, 50000))

@@ -16,6 +16,7 @@ from sqlmodel import Session
 from adapters.base import InvalidPayload
 from hub.unavailable import RETRY_AFTER_S, log_throttled
 from hub.api.deps import db_session, principal
+from hub.api.errors import invalid
 from hub.auth import Principal, require
 from hub.lines.hotline.calls import call_outcome, earlier_calls, hotline_adapter
 from hub.logging import get_logger
@@ -68,7 +69,7 @@ async def record_call(line: str, body: CallIn, request: Request, who: Principal 
     try:
         msg = hotline_adapter().from_console(line, form)
     except InvalidPayload as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise invalid(str(exc), "body") from None
     try:
         accepted = await request.app.state.intake_writer.submit(msg)
     except ValueError as exc:  # hub.guard.InvalidMessage: refused at the door
@@ -108,9 +109,10 @@ def places(who: Principal = Depends(principal)):
 def lookup(phone: str = Query(min_length=3, max_length=40, description="Caller number in any usual form"),
            limit: int = Query(20, ge=1, le=100), session: Session = Depends(db_session),
            who: Principal = Depends(principal)):
-    """Earlier tickets from the same caller number (anonymous/confidential ones never show)."""
-    require(who, *READERS)
+    """Earlier tickets from the same caller number (anonymous/confidential ones never show).
+    People's tickets by phone: not for intake keys, which only submit."""
+    require(who, *(r for r in READERS if r != "intake"))
     e164 = to_e164(phone)
     if not e164:
-        raise HTTPException(422, "phone is not a phone number (e.g. 081234567890 or +6281234567890)")
+        raise invalid("phone is not a phone number (e.g. 081234567890 or +6281234567890)", "query", "phone")
     return {"phone": e164, "tickets": earlier_calls(session, e164, limit)}

@@ -43,6 +43,7 @@ from hub.unavailable import is_unavailable, log_throttled
 from hub.commands import answer_citizen_command, parse_citizen_command, parse_status_query
 from hub.config import RegencyConfig, regency_config
 from hub.db import get_engine, writer
+from hub.limiter import MUTE, Limiter, Rule
 from hub.lines import health
 from hub.parts import Line, Periodic
 from hub.intake import accept, message_from_json, message_to_json
@@ -139,16 +140,13 @@ class Step:
 
     def _count_rate(self) -> None:
         """Flood guard: past the limit the bot stops answering (once it says so); every report
-        is still stored and submitted."""
-        window = int(self.now.timestamp()) // RATE_WINDOW_S
-        rate = self.data.get("rate") or {}
-        if rate.get("window") != window:
-            rate = {"window": window, "count": 0, "warned": False}
-        rate["count"] += 1
-        self.data["rate"] = rate
-        if rate["count"] > self.settings.rate_limit_per_sender:
-            if not rate["warned"]:
-                rate["warned"] = True
+        is still stored and submitted. The hub's one limiter (hub.limiter) with the MUTE policy,
+        counted in the database like the phone lines' HOLD."""
+        limit = self.settings.rate_limit_per_sender
+        key = f"sender:{CHANNEL}:{self.chat_id}"
+        verdict = Limiter().hit(key, Rule(limit, RATE_WINDOW_S, MUTE), self.now, conn=self.s.connection())
+        if not verdict.allowed:
+            if verdict.first_over:
                 self.reply("rate_limited")
             self.muted = True
 

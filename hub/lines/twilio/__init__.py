@@ -86,15 +86,18 @@ async def answer(request: Request, msg: InboundMessage) -> str | None:
     # (hub.pieces, during processing); the answer comes from there, not as TwiML
     engine = get_engine()
     limit = settings.rate_limit_per_sender
-    if await asyncio.to_thread(ratelimit.over_limit, engine, msg, limit):
+    verdict = await asyncio.to_thread(ratelimit.count, engine, msg, limit)
+    if verdict is not None and not verdict.allowed:
         [adm] = await asyncio.to_thread(ratelimit.admit, [msg], limit, engine, settings.dedup_window_s,
-                                        None, True)
+                                        None, True, [verdict])
         if adm.held:
             return cfg.template("rate_limited") if adm.notify else None
         return cfg.template("receipt_immediate", code=adm.accepted.ticket_code)
     if not wordless:  # the TwiML answer below is the receipt: the hub must not send a second one
         msg = dataclasses.replace(msg, fields={**msg.fields, "receipt_sent": True})
     accepted = await request.app.state.intake_writer.submit(msg)
+    if accepted.duplicate:  # a provider retry is not a new message
+        await asyncio.to_thread(ratelimit.uncount, engine, msg, limit)
     if wordless or (accepted.duplicate
                     and await asyncio.to_thread(_stored_state, accepted.raw_id) == ratelimit.HELD):
         return None

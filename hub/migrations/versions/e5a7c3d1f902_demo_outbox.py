@@ -1,7 +1,7 @@
 """demo_outbox: what lines without credentials would have sent, in demo mode (SIMPUL_DEMO=true)
 
 Revision ID: e5a7c3d1f902
-Revises: d9f4b2e6a871
+Revises: 4e7cd4495eea
 Create Date: 2026-11-30 14:00:00
 """
 import sqlalchemy as sa
