@@ -16,6 +16,7 @@ from sqlmodel import Session
 
 from hub.api.deps import db_session, principal, write_session
 from hub.auth import Principal, _key_hash, presented_key
+from hub import tickets as T
 from hub.models import ApiKey, Ticket
 from hub.works import parse as P
 from hub.works.models import WorksContract, WorksContractorKey, WorksFlag, WorksPayment, WorksProgress
@@ -331,6 +332,9 @@ def relink(code: str, body: LinkIn, request: Request, p: Principal = Depends(wor
         raise HTTPException(403, f"role {p.role} may not link reports")
     from hub.works.linking import relink_ticket
 
+    t = T.resolve_code(s, code)
+    if t is None or not T.can_see(t, p):  # an OPD links only its own tickets; others' look absent
+        raise HTTPException(404, f"ticket {code} not found")
     try:
         out = relink_ticket(s, code, body.project, p.actor, request.app.state.regency)
     except W.WorksError as exc:

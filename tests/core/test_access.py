@@ -26,9 +26,17 @@ TICKET_ROUTES = {
     ("POST", "/tiket/{code}/terima"): {"data": {"note": "x"}},
     ("POST", "/tiket/{code}/rute"): {"data": {"opd": "PUPR", "note": "x"}},
     ("POST", "/tiket/{code}/gabung"): {"data": {"into": OWN, "note": "x"}},
+    ("POST", "/tiket/{code}/nik"): {"data": {}},
+    ("POST", "/api/v1/works/reports/{code}/link"): {"json": {"project": "X"}},
 }
-# Public by design (GeoReport v2: status and description, never the reporter).
-PUBLIC = {("GET", "/open311/v2/requests/{code}.{fmt}")}
+# Public by design: GeoReport v2 (status and description, never the reporter); the citizen's
+# own /cek page, its after-photo and answer (whoever holds the code; answers by SMS/Telegram
+# are checked against the reporter); attachments at signed, expiring URLs; the public
+# project pages (a project's code, not a ticket's; "belum beres" asks the reporter's phone;
+# payments only by the project's own OPD, tests/works).
+PUBLIC = {("GET", "/open311/v2/requests/{code}.{fmt}"), ("GET", "/cek/{code}/foto/{name}"),
+          ("POST", "/cek/{code}/jawab"), ("GET", "/media/{code}/{index}"), ("GET", "/proyek/{code}"),
+          ("POST", "/proyek/{code}/belum-beres"), ("POST", "/proyek/{code}/bayar")}
 
 
 def all_routes(routes):
