@@ -209,7 +209,7 @@ def _prepare(session: Session, raw: RawMessage, draft: TicketDraft, cfg: Regency
         raw.state, raw.error = "rejected", "empty message"
         replies.queue_text(session, None, draft.channel, raw.sender, cfg.template("empty_message"), raw=raw)
         return None
-    historic = bool((draft.fields or {}).get("imported"))  # an old hotline log row (hub/importer.py)
+    historic = bool((draft.fields or {}).get("imported"))  # an old hotline log row (hub/lines/hotline/importer.py)
     if pieces.before_create(session, raw, draft, cfg, now, replies, ctx,  # joined, or waiting for words
                             _reporter_key(draft.reporter.phone, draft.reporter.telegram_chat_id), resolve_code):
         return None

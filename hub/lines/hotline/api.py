@@ -1,7 +1,7 @@
 """Hotline console API for PSC 119 and BPBD Pusdalops call takers: record a call (stored, then
 routed at once so the response carries ticket code, OPD and urgency), the incident-type and
 place lists, and earlier calls from the same number. Routes stay thin: rules live in
-adapters/hotline.py and hub/lines/hotline.py.
+adapters/hotline.py and hub/lines/hotline/calls.py.
 """
 from __future__ import annotations
 
