@@ -5,7 +5,6 @@ a failure under CI=true (as tests/web/test_browser.py)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,23 +12,10 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
+# the browser, the phone context and the checks for Debian's chromium: the web suite's, once
+from tests.web.test_browser import ARTIFACTS, CHROMIUM, PHONE, _free_port, browser, phone, sync_api  # noqa: F401,E402
+
 ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-PHONE = {"width": 360, "height": 740}
-
-if not os.path.exists(CHROMIUM):
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but {CHROMIUM} is missing: apt-get install -y chromium", pytrace=False)
-    pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM}", allow_module_level=True)
-
-sync_api = pytest.importorskip("playwright.sync_api")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -87,25 +73,6 @@ def hub(tmp_path_factory):
             reset_engine()
     reset_settings()
     reset_engine()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def phone(browser):
-    ctx = browser.new_context(viewport=PHONE, locale="id-ID", is_mobile=True, has_touch=True)
-    page = ctx.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    ctx.close()
 
 
 def _fits(page) -> None:
