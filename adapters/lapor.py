@@ -253,7 +253,7 @@ class LaporAdapter:
                    reference: str | None = None) -> SendResult:
         """Send one of our status changes (with the OPD's reply) to LAPOR!."""
         if not str(tracking_id).isdigit():
-            raise PermanentError(f"not a LAPOR! tracking id: {tracking_id!r}")
+            raise PermanentError("the destination is not a LAPOR! tracking id")  # not echoed: could be a phone
         how = OUTBOUND_STATUS.get(status)
         if how is None:
             raise PermanentError(f"no LAPOR! mapping for status {status!r}")
@@ -275,7 +275,7 @@ class LaporAdapter:
     async def send(self, message: OutboundMessage) -> SendResult:
         """A plain reply (no status change) to the reporter of a LAPOR! report."""
         if not str(message.to).isdigit():
-            raise PermanentError(f"not a LAPOR! tracking id: {message.to!r}")
+            raise PermanentError("the destination is not a LAPOR! tracking id")  # not echoed: could be a phone
         data = await self._request("POST", ENDPOINTS["follow_up"].format(tracking_id=message.to),
                                    "reply", json={"isi": message.text, "selesai": False,
                                                   "referensi": message.ticket_code})

@@ -337,7 +337,8 @@ class TelegramAdapter:
     async def send(self, message: OutboundMessage) -> SendResult:
         text = message.text if len(message.text) <= MAX_TEXT else message.text[:MAX_TEXT - 1] + "…"
         if not _CHAT_ID.match(str(message.to)):
-            raise PermanentError(f"telegram sendMessage: {message.to!r} is not a chat id")
+            # not echoed: a phone number routed here by mistake must not reach logs or the dashboard
+            raise PermanentError("telegram sendMessage: the destination is not a chat id")
         chat_id = int(message.to)
         try:
             sent = await self._bot.send_message(chat_id=chat_id, text=text,

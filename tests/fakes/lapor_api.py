@@ -34,7 +34,8 @@ class FakeLapor:
         self.requests: list[dict[str, Any]] = []
         self.follow_ups: list[dict[str, Any]] = []
         self.actions: list[dict[str, Any]] = []
-        self._failures: list[tuple[str, float]] = []  # ("status", code) or ("sleep", seconds)
+        # ("status", code, retry_after, message) or ("sleep", seconds)
+        self._failures: list[tuple[Any, ...]] = []
         self._lock = threading.Lock()
         self._clock = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -94,16 +95,19 @@ class FakeLapor:
             self.reports[str(tracking_id)].update(status=STATUS_AUTO_CLOSED, diperbarui=_iso(now))
 
     # --- failure injection -----------------------------------------------------------------
-    def fail_next(self, n: int = 1, status: int = 500) -> None:
+    def fail_next(self, n: int = 1, status: int = 500, retry_after: str | None = None,
+                  message: str = "Internal Server Error") -> None:
+        """The next n requests answer `status` with {"message": message}, and a Retry-After
+        header when `retry_after` is given (delta-seconds or an HTTP date, sent as is)."""
         with self._lock:
-            self._failures.extend([("status", float(status))] * n)
+            self._failures.extend([("status", float(status), retry_after, message)] * n)
 
     def stall_next(self, n: int = 1, seconds: float = 2.0) -> None:
         """The next n requests answer only after `seconds` (a client timeout shorter than that fails)."""
         with self._lock:
             self._failures.extend([("sleep", seconds)] * n)
 
-    def _next_failure(self) -> tuple[str, float] | None:
+    def _next_failure(self) -> tuple[Any, ...] | None:
         with self._lock:
             return self._failures.pop(0) if self._failures else None
 
@@ -129,9 +133,11 @@ class FakeLapor:
             def log_message(self, *args):  # keep test output clean
                 pass
 
-            def _send(self, code: int, body: Any) -> None:
+            def _send(self, code: int, body: Any, retry_after: str | None = None) -> None:
                 data = json.dumps(body).encode()
                 self.send_response(code)
+                if retry_after is not None:
+                    self.send_header("Retry-After", retry_after)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -154,7 +160,7 @@ class FakeLapor:
                 if failure and failure[0] == "sleep":
                     time.sleep(failure[1])
                 elif failure:
-                    self._send(int(failure[1]), {"message": "Internal Server Error"})
+                    self._send(int(failure[1]), {"message": failure[3]}, failure[2])
                     return None
                 if self.headers.get("Authorization") != f"Bearer {fake.token}":
                     self._send(401, {"message": "token tidak valid"})

@@ -230,7 +230,10 @@ def run_pull(case: PullCase, pull: Callable[[Any], Sequence[Any]]) -> list[Any]:
 class OutCase:
     """One reply (`message`, an adapters.base.OutboundMessage) and what must come of it: exactly
     `request` at the provider, or `error` (RetryableError / PermanentError) with `retry_after`.
-    `fail`: how the line's fake provider fails first (passed to the test's own setup)."""
+    `fail`: how the line's fake provider fails first (passed to the test's own setup).
+    `retry_after` is compared with ==: a Retry-After given as an HTTP date is relative to when
+    the row runs, so such a row gives `pytest.approx(seconds, abs=...)`.
+    Used by the Twilio, Telegram, Gammu and LAPOR! tests (test_outgoing in each)."""
     label: str
     message: Any
     request: dict[str, Any] | None = None

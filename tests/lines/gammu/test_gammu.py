@@ -19,9 +19,9 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
-from adapters.base import OutboundMessage, PermanentError
+from adapters.base import OutboundMessage, PermanentError, RetryableError
 from adapters.gammu import GammuAdapter, GammuSchemaError, gsm7_length, parse_udh, split_sms
-from tests.lines.runner import Expect, PullCase, run_pull
+from tests.lines.runner import Expect, OutCase, PullCase, run_outgoing, run_pull
 
 IN_CI = os.environ.get("CI") == "true"
 PG_URL = os.environ.get("SIMPUL_TEST_POSTGRES_URL")
@@ -613,3 +613,105 @@ def test_a_late_part_before_processing_completes_the_stored_message(tmp_path, db
     drain()
     [t], raws, notes, _ = _state()
     assert t.text_original == SPLIT_1 + EMOJI + SPLIT_2 and len(raws) == 1 and notes == []
+
+
+# -- outgoing table: a reply -> the exact rows in Gammu's outbox ---------------------------------
+def _outbox_rows(url: str) -> list[dict]:
+    """Every queued SMS as {"outbox": row, "multipart": [rows]}. The UDH's concatenation
+    reference is random per message: shown as "RR" when every part carries the same one."""
+    eng = create_engine(url)
+    try:
+        with eng.connect() as c:
+            if not c.execute(text("SELECT 1 FROM sqlite_master WHERE name = 'outbox'")).first():
+                return []  # the row that takes the table away
+            out = c.execute(text("SELECT ID, DestinationNumber, TextDecoded, Coding, UDH, MultiPart, CreatorID, "
+                                 "SenderID, Class, DeliveryReport FROM outbox ORDER BY ID")).mappings().all()
+            parts = c.execute(text("SELECT ID, SequencePosition, TextDecoded, Coding, UDH, Class "
+                                   "FROM outbox_multipart ORDER BY ID, SequencePosition")).mappings().all()
+    finally:
+        eng.dispose()
+    result = []
+    for o in out:
+        head = {k: v for k, v in o.items() if k != "ID"}
+        rest = [{k: v for k, v in p.items() if k != "ID"} for p in parts if p["ID"] == o["ID"]]
+        udhs = [head["UDH"], *(p["UDH"] for p in rest)]
+        if head["UDH"] and len({u[6:8] for u in udhs}) == 1:
+            for row in (head, *rest):
+                row["UDH"] = row["UDH"][:6] + "RR" + row["UDH"][8:]
+        result.append({"outbox": head, "multipart": rest})
+    return result
+
+
+def _queued(to: str, text_: str, coding: str = "Default_No_Compression", udh: str = "", multi: str = "false",
+            creator: str = "simpul", parts: tuple[tuple[int, str, str], ...] = ()) -> dict:
+    return {"outbox": {"DestinationNumber": to, "TextDecoded": text_, "Coding": coding, "UDH": udh,
+                       "MultiPart": multi, "CreatorID": creator, "SenderID": "modem1", "Class": -1,
+                       "DeliveryReport": "default"},
+            "multipart": [{"SequencePosition": pos, "TextDecoded": t, "Coding": coding, "UDH": u, "Class": -1}
+                          for pos, u, t in parts]}
+
+
+RECEIPT = "Laporan Anda diterima. Kode: K7X2M9P. Cek status: kirim CEK K7X2M9P."
+LONG_GSM = ("Laporan K7X2M9P selesai ditangani Dinas PUPR: lubang di Jl. Soekarno-Hatta sudah ditambal "
+            "dan diaspal ulang. Terima kasih atas laporan Anda {dan} kesabarannya!! ~Simpul")  # 171 septets: 151 + 17 characters
+EMOJI = "Laporan K7X2M9P selesai 👍"
+LONG_UCS2 = "’" + "x" * 99  # one character outside GSM-7: 100 UTF-16 units, parts of 67
+STRADDLE = "a" * 66 + "🙏" + "b" * 10  # the emoji's surrogate pair would cross unit 67
+SPLIT_GSM = split_sms(LONG_GSM)[1]
+
+OUTGOING = [
+    OutCase("short reply", OutboundMessage("sms", "+6281234567890", RECEIPT),
+            request=_queued("+6281234567890", RECEIPT)),
+    OutCase("whatsapp: prefix dropped", OutboundMessage("sms", "whatsapp:+6281234567890", "Halo"),
+            request=_queued("+6281234567890", "Halo")),
+    OutCase("hub message id: CreatorID carries it", OutboundMessage("sms", "081234567890", "Halo",
+                                                                    extra={"message_id": "msg_42"}),
+            request=_queued("081234567890", "Halo", creator="simpul:msg_42")),
+    OutCase("exactly 160 GSM-7: one part", OutboundMessage("sms", "+6281234567890", "a" * 160),
+            request=_queued("+6281234567890", "a" * 160)),
+    OutCase("161 GSM-7: two parts of 153 + 8", OutboundMessage("sms", "+6281234567890", "b" * 161),
+            request=_queued("+6281234567890", "b" * 153, udh="050003RR0201", multi="true",
+                            parts=((2, "050003RR0202", "b" * 8),))),
+    OutCase("GSM-7 extension characters count twice", OutboundMessage("sms", "+6281234567890", LONG_GSM),
+            request=_queued("+6281234567890", SPLIT_GSM[0], udh="050003RR0201", multi="true",
+                            parts=((2, "050003RR0202", SPLIT_GSM[1]),))),
+    OutCase("emoji: one UCS-2 part", OutboundMessage("sms", "+6281234567890", EMOJI),
+            request=_queued("+6281234567890", EMOJI, coding="Unicode_No_Compression")),
+    OutCase("long UCS-2: parts of 67 units", OutboundMessage("sms", "+6281234567890", LONG_UCS2),
+            request=_queued("+6281234567890", LONG_UCS2[:67], coding="Unicode_No_Compression", udh="050003RR0201",
+                            multi="true", parts=((2, "050003RR0202", LONG_UCS2[67:]),))),
+    OutCase("a surrogate pair is never cut", OutboundMessage("sms", "+6281234567890", STRADDLE),
+            request=_queued("+6281234567890", "a" * 66, coding="Unicode_No_Compression", udh="050003RR0201",
+                            multi="true", parts=((2, "050003RR0202", "🙏" + "b" * 10),))),
+    OutCase("three parts", OutboundMessage("sms", "+6281234567890", "c" * 400),
+            request=_queued("+6281234567890", "c" * 153, udh="050003RR0301", multi="true",
+                            parts=((2, "050003RR0302", "c" * 153), (3, "050003RR0303", "c" * 94)))),
+    OutCase("not a phone number", OutboundMessage("sms", "telegram-chat-12", "x"), error=PermanentError),
+    OutCase("empty text", OutboundMessage("sms", "+6281234567890", ""), error=PermanentError),
+    OutCase("database unreachable", OutboundMessage("sms", "+6281234567890", "Halo"), error=RetryableError,
+            fail=dict(database="missing")),
+    OutCase("outbox table missing: retried until the schema is fixed", OutboundMessage("sms", "+6281234567890", "Halo"),
+            error=RetryableError, fail=dict(drop="outbox")),
+]
+
+
+@pytest.mark.parametrize("case", OUTGOING, ids=lambda c: c.label)
+def test_outgoing(case, tmp_path, capfd):
+    """The exact outbox rows gammu-smsd will send, split as the adapter does, or the typed error;
+    the number is in neither the error text nor the logs."""
+    from hub.logging import configure_logging
+
+    configure_logging("DEBUG", json=True)
+    url = gammu_sqlite(tmp_path, 17)
+    if case.fail.get("drop"):
+        eng = create_engine(url)
+        with eng.begin() as c:
+            c.execute(text(f"DROP TABLE {case.fail['drop']}"))
+        eng.dispose()
+    target = f"sqlite:///{tmp_path}/no/such/dir/smsd.db" if case.fail.get("database") == "missing" else url
+    adapter = GammuAdapter(target, phone_id="modem1")
+    try:
+        run_outgoing(case, adapter.send, lambda: _outbox_rows(url), secrets=("6281234567890",),
+                     logs=lambda: "".join(capfd.readouterr()))
+    finally:
+        adapter.dispose()

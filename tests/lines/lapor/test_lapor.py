@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from adapters.base import InvalidPayload
+from adapters.base import InvalidPayload, OutboundMessage, PermanentError, RetryableError
 from adapters.lapor import map_status, parse_report
 from tests.fakes.lapor_api import FakeLapor
-from tests.lines.runner import Expect, PullCase, run_pull
+from tests.lines.runner import Expect, OutCase, PullCase, run_outgoing, run_pull
 
 FIXTURES = Path(__file__).parent / "fixtures"
 INSTANSI = "Pemerintah Kabupaten Trenggalek"
@@ -450,3 +450,86 @@ def test_a_report_we_cannot_read_is_kept_for_an_admin_and_the_pull_goes_on(fake,
     assert "usulan_kebijakan" in bodies and "kemarin sore" in bodies
     assert all(r.channel == "lapor" and "LAPOR! report" in r.message["fields"]["unreadable"] for r in dead)
     assert set(tickets(engine)) == {"9165816"}
+
+
+# --- outgoing table: our status change -> the exact request at the fake LAPOR! -----------------
+
+def _http_date(seconds_from_now: float) -> str:
+    from email.utils import format_datetime
+
+    return format_datetime(datetime.now(timezone.utc) + timedelta(seconds=seconds_from_now), usegmt=True)
+
+
+def _push(status: str, text: str = "Laporan K7X2M9P sedang ditangani Dinas PUPR.", note: str | None = None,
+          tid: str = "9165816", reference: str | None = "K7X2M9P") -> dict:
+    """One push (adapters.lapor.LaporAdapter.push) as a row's message."""
+    return dict(tracking_id=tid, status=status, text=text, note=note, reference=reference)
+
+
+def _follow_up(tid: str, body: dict) -> dict:
+    return {"method": "POST", "path": f"/api/v1/instansi/laporan/{tid}/tindak-lanjut",
+            "auth": "Bearer lapor-test-token", "json": body}
+
+
+PUSH = _push("diproses")
+OUTGOING = [
+    OutCase("diproses: follow-up", PUSH, request=_follow_up("9165816", {
+        "isi": "Laporan K7X2M9P sedang ditangani Dinas PUPR.", "selesai": False, "referensi": "K7X2M9P",
+        "status_internal": "diproses"})),
+    OutCase("selesai: closing follow-up, the OPD's note wins", _push("selesai", note="  Sudah ditambal. "),
+            request=_follow_up("9165816", {"isi": "Sudah ditambal.", "selesai": True, "referensi": "K7X2M9P",
+                                           "status_internal": "selesai"})),
+    OutCase("menunggu: reopened", _push("menunggu", reference=None), request=_follow_up("9165816", {
+        "isi": "Laporan K7X2M9P sedang ditangani Dinas PUPR.", "selesai": False, "referensi": None,
+        "status_internal": "menunggu"})),
+    OutCase("ditolak: admin action bukan wewenang", _push("ditolak", note="Bukan wewenang kabupaten."),
+            request={"method": "POST", "path": "/api/v1/instansi/laporan/9165816/aksi",
+                     "auth": "Bearer lapor-test-token",
+                     "json": {"aksi": "bukan_wewenang", "alasan": "Bukan wewenang kabupaten."}}),
+    OutCase("plain reply (send)", OutboundMessage("lapor", "9165816", "Mohon kirim foto lokasi.",
+                                                  ticket_code="K7X2M9P"),
+            request=_follow_up("9165816", {"isi": "Mohon kirim foto lokasi.", "selesai": False,
+                                           "referensi": "K7X2M9P"})),
+    OutCase("429 Retry-After seconds", PUSH, error=RetryableError, retry_after=120.0,
+            fail=dict(status=429, retry_after="120", message="Too Many Requests")),
+    OutCase("503 Retry-After HTTP date", PUSH, error=RetryableError, retry_after=pytest.approx(90, abs=3),
+            fail=dict(status=503, retry_after=lambda: _http_date(90), message="Service Unavailable")),
+    OutCase("429 Retry-After date in the past", PUSH, error=RetryableError, retry_after=0.0,
+            fail=dict(status=429, retry_after="Wed, 21 Oct 2015 07:28:00 GMT")),
+    OutCase("500 without Retry-After", PUSH, error=RetryableError, fail=dict(status=500)),
+    OutCase("502", PUSH, error=RetryableError, fail=dict(status=502, message="Bad Gateway")),
+    OutCase("401 token refused", PUSH, error=PermanentError, fail=dict(status=401, message="token tidak valid")),
+    OutCase("403", PUSH, error=PermanentError, fail=dict(status=403, message="akses ditolak")),
+    OutCase("404 unknown report", _push("diproses", tid="9999999"), error=PermanentError),
+    OutCase("422 empty text", _push("diproses", text=""), error=PermanentError),
+    OutCase("status without a LAPOR! mapping", _push("baru"), error=PermanentError),
+    OutCase("not a tracking id", _push("diproses", tid="+6281234567890"), error=PermanentError),
+]
+
+
+@pytest.mark.parametrize("case", OUTGOING, ids=lambda c: c.label)
+def test_outgoing(case, fake, capfd):
+    """The exact request LAPOR! gets for each of our status changes, or the typed error with the
+    server's Retry-After; the token is in neither the error text nor the logs."""
+    from adapters.lapor import LaporAdapter
+    from hub.logging import configure_logging
+
+    configure_logging("DEBUG", json=True)
+    seed_reports(fake)
+    if case.fail:
+        fail = dict(case.fail)
+        if callable(fail.get("retry_after")):  # an HTTP date is relative to when the row runs
+            fail["retry_after"] = fail["retry_after"]()
+        fake.fail_next(1, **fail)
+    adapter = LaporAdapter(fake.url, fake.token, timeout_s=5)
+
+    async def send(message):
+        if isinstance(message, OutboundMessage):
+            return await adapter.send(message)
+        return await adapter.push(**message)
+
+    def sent():
+        return [{"method": r["method"], "path": r["path"], "auth": r["headers"].get("Authorization"),
+                 "json": r["json"]} for r in fake.requests]
+
+    run_outgoing(case, send, sent, secrets=(fake.token, "6281234567890"), logs=lambda: "".join(capfd.readouterr()))

@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from tests.lines.runner import Case, app_client, load_fixture, run_case, use_env
+from adapters.base import OutboundMessage, PermanentError, RetryableError
+from tests.lines.runner import Case, OutCase, app_client, load_fixture, run_case, run_outgoing, use_env
 from tests.fakes.telegram_api import BOT_ID, TOKEN, FakeTelegramAPI
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -775,3 +776,49 @@ def test_a_photo_is_fetched_into_the_hub_storage_on_intake(tclient, tg, tmp_path
     url = media.signed_url(t.code, 0).split("127.0.0.1:8000", 1)[1]
     r = tclient.get(url)
     assert r.status_code == 200 and r.content == content and r.headers["content-type"] == "image/jpeg"
+
+
+# --- outgoing table: the real Bot's sendMessage against the fake Bot API ------------------------
+
+TG_REPLY = OutboundMessage("telegram", str(CHAT), "Laporan K7X2M9P selesai.")
+OUTGOING = [
+    OutCase("text reply", TG_REPLY,
+            request={"chat_id": CHAT, "text": "Laporan K7X2M9P selesai.",
+                     "link_preview_options": {"is_disabled": True}}),
+    OutCase("negative (group) chat id", OutboundMessage("telegram", "-1001234567890", "Halo"),
+            request={"chat_id": -1001234567890, "text": "Halo", "link_preview_options": {"is_disabled": True}}),
+    OutCase("429 with retry_after", TG_REPLY, error=RetryableError, retry_after=33.0,
+            fail=dict(status=429, retry_after=33)),
+    OutCase("400 chat not found", TG_REPLY, error=PermanentError, fail=dict(status=400)),
+    OutCase("403 blocked by the user", TG_REPLY, error=PermanentError, fail=dict(status=403)),
+    OutCase("500", TG_REPLY, error=RetryableError, fail=dict(status=500)),
+    OutCase("502", TG_REPLY, error=RetryableError, fail=dict(status=502)),
+    OutCase("not a chat id", OutboundMessage("telegram", "+6281234567890", "Halo"), error=PermanentError),
+]
+
+
+@pytest.mark.parametrize("case", OUTGOING, ids=lambda c: c.label)
+def test_outgoing(case, tg, capfd):
+    """The exact sendMessage python-telegram-bot puts on the wire, or the typed error; neither the
+    error text (it reaches logs and the dashboard) nor the logs carry the bot token."""
+    import logging
+
+    import hub.lines.telegram  # noqa: F401  (installs the log filters that redact the token)
+    from adapters.telegram import TelegramAdapter
+    from hub.logging import configure_logging
+
+    configure_logging("DEBUG", json=True)  # httpx and the Bot log every request URL at these levels
+    logging.getLogger("httpx").setLevel(logging.DEBUG)
+    if case.fail:
+        tg.fail("sendMessage", **case.fail)
+
+    async def send(message):
+        a = TelegramAdapter(TOKEN, tg.base_url)  # its httpx client belongs to this event loop
+        try:
+            return await a.send(message)
+        finally:
+            await a.close()
+
+    run_outgoing(case, send, lambda: [c.params for c in tg.calls("sendMessage")],
+                 secrets=(TOKEN, "6281234567890"),
+                 logs=lambda: "".join(capfd.readouterr()))
