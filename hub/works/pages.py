@@ -1,7 +1,11 @@
 """Works pages, Bahasa Indonesia, phone-first, server-rendered (no third-party front-end code):
 
-- public, no login: /proyek (projects per kecamatan, with a dot map), /proyek/{code} (value,
-  winner, plan vs actual curve as inline SVG, payments, photos, citizens' reports and answers);
+- public, no login: /proyek (projects per kecamatan, with a Leaflet map of the kecamatan
+  boundaries and a marker per project, a line for roads; the inline-SVG dot plot and the list stay
+  as the no-JS fallback), /proyek/{code} (value, winner, a small map, plan vs actual curve as
+  inline SVG, payments, photos, citizens' reports and answers); /proyek/peta.json (the projects'
+  public fields and coordinates) and /proyek/kecamatan.geojson (the boundaries; the staff map's
+  /peta/kecamatan.geojson needs a login) feed the maps;
 - contractors: /mitra (sign in with the contractor key once; the session keeps only its
   prefix), a progress form per contract (%, date, note, photo; corrections are new reports);
 - staff: /dasbor/proyek, the regional head's "Proyek" tab (projects by status, critical
@@ -109,12 +113,7 @@ def project_list(request: Request, kecamatan: str = "", status: str = ""):
     today = W.today_local(cfg())
     names = _names()
     with _read() as s:
-        q = select(WorksProject).order_by(WorksProject.kecamatan_code, WorksProject.name)
-        if kecamatan:
-            q = q.where(WorksProject.kecamatan_code == kecamatan)
-        rows = [project_row(s, p, today) for p in s.scalars(q)]
-    if status:
-        rows = [r for r in rows if r["status"] == status]
+        rows = _rows(s, today, kecamatan, status)
     groups: dict[str, list] = defaultdict(list)
     for r in rows:
         groups[r["p"].kecamatan_code or ""].append(r)
@@ -129,7 +128,79 @@ def project_list(request: Request, kecamatan: str = "", status: str = ""):
     kecs = sorted({c for c in (p for p in groups) if c}, key=lambda c: names.get(c, c))
     return render(request, "works_list.html", {"groups": groups, "names": names, "dots": dots,
                                                "f": {"kecamatan": kecamatan, "status": status}, "kecs": kecs,
-                                               "LABELS": W.STATUS_LABELS, "count": len(rows)})
+                                               "LABELS": W.STATUS_LABELS, "count": len(rows),
+                                               **_map_ctx(request)})
+
+
+def _point(p: WorksProject) -> tuple[float, float] | None:
+    """Where the project's marker goes: its coordinates, else the middle vertex of its line."""
+    if p.latitude is not None and p.longitude is not None:
+        return p.latitude, p.longitude
+    if p.line:
+        la, lo = p.line[len(p.line) // 2][:2]
+        return float(la), float(lo)
+    return None
+
+
+def map_points(rows: list[dict[str, Any]], names: dict[str, str]) -> list[dict[str, Any]]:
+    """Public fields only (what /proyek already shows): code, name, kecamatan, status, value, the point
+    and a road's line. No contractor key, NPWP, payments or reports."""
+    out = []
+    for r in rows:
+        p = r["p"]
+        pt = _point(p)
+        if pt is None:
+            continue
+        out.append({"code": p.code, "name": p.name, "kecamatan": p.kecamatan_code,
+                    "kecamatan_name": names.get(p.kecamatan_code or "", None),
+                    "status": r["status"], "status_label": W.STATUS_LABELS.get(r["status"], r["status"]),
+                    "value": P.rupiah(r["value"]), "lat": round(pt[0], 6), "lng": round(pt[1], 6),
+                    "line": [[round(float(a), 6), round(float(b), 6)] for a, b, *_ in p.line] if p.line else None,
+                    "url": f"/proyek/{p.code}"})
+    return out
+
+
+def _rows(s: Session, today: date, kecamatan: str = "", status: str = "", code: str = "") -> list[dict[str, Any]]:
+    q = select(WorksProject).order_by(WorksProject.kecamatan_code, WorksProject.name)
+    if kecamatan:
+        q = q.where(WorksProject.kecamatan_code == kecamatan)
+    if code:
+        q = q.where(WorksProject.code == code)
+    rows = [project_row(s, p, today) for p in s.scalars(q)]
+    return [r for r in rows if r["status"] == status] if status else rows
+
+
+@router.get("/proyek/peta.json")
+def project_points(request: Request, kecamatan: str = "", status: str = "", kode: str = ""):
+    """The projects on the public map (no login; the list's filters, or one project by `kode`)."""
+    from fastapi.responses import JSONResponse
+
+    with _read() as s:
+        rows = _rows(s, W.today_local(cfg()), kecamatan[:20], status[:20], kode[:40])
+    pts = map_points(rows, _names())
+    return JSONResponse({"projects": pts, "count": len(rows), "without_location": len(rows) - len(pts)},
+                        headers={"Cache-Control": "public, max-age=300"})
+
+
+@router.get("/proyek/kecamatan.geojson")
+def project_boundaries(request: Request):
+    """The kecamatan boundaries for the public map (the same file as the staff map's, without login)."""
+    from fastapi.responses import Response
+
+    from hub.web.maps import boundaries
+
+    body = boundaries(request)
+    if body is None:
+        raise PageError(404, "Batas kecamatan belum tersedia untuk kabupaten ini.")
+    return Response(body, media_type="application/geo+json", headers={"Cache-Control": "public, max-age=86400"})
+
+
+def _map_ctx(request: Request) -> dict[str, Any]:
+    from hub.web.maps import tiles
+    from hub.web.pages import tile_origin
+
+    t = tiles(request)
+    return {"tiles": t, "img_origin": tile_origin(t)}
 
 
 @router.get("/proyek/{code}")
@@ -153,7 +224,8 @@ def project_page(request: Request, code: str):
     return render(request, "works_project.html", {
         "r": row, "p": p, "svg": svg, "reports": reports, "names": _names(), "LABELS": W.STATUS_LABELS,
         "can_pay": can_pay, "flags": flags, "RULES": RULES, "msg": request.query_params.get("pesan"),
-        "err": request.query_params.get("galat"), "today": today})
+        "err": request.query_params.get("galat"), "today": today, "has_point": _point(p) is not None,
+        **_map_ctx(request)})
 
 
 @router.post("/proyek/{code}/belum-beres")

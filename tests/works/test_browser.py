@@ -123,3 +123,35 @@ def test_regents_proyek_tab_on_a_phone(hub, phone):
     assert "Kontrak kritis" in phone.locator("ul.flags").inner_text()
     _fits(phone)
     phone.screenshot(path=str(ARTIFACTS / "works-proyek-tab-360.png"), full_page=True)
+
+
+def test_public_map_on_a_phone(hub, phone):
+    """/proyek draws a Leaflet map at 360 px without login and without tiles: the kecamatan
+    boundaries, a marker per located project (a line for roads), a popup that links to the
+    project page; the project page has a small map of its own."""
+    base, _ = hub
+    phone.goto(base + "/proyek")
+    m = phone.locator("#peta-proyek")
+    phone.wait_for_selector("#peta-proyek[data-ready='1']")
+    box = m.bounding_box()
+    assert box["width"] <= PHONE["width"] and box["height"] >= 200
+    assert phone.locator("#peta-proyek path.kec-boundary").count() >= 10
+    markers = phone.locator("#peta-proyek path.proyek-marker")
+    n = int(m.get_attribute("data-markers"))
+    assert n >= 5 and markers.count() == n
+    assert phone.locator("#peta-proyek path.proyek-line").count() >= 1
+    assert phone.locator("#peta-proyek .leaflet-tile").count() == 0  # no SIMPUL_MAP_TILES_URL: boundaries only
+    assert phone.locator(".map-fallback").count() == 0
+    markers.first.dispatch_event("click")
+    pop = phone.locator(".leaflet-popup-content")
+    pop.wait_for()
+    assert "Rp" in pop.inner_text() and pop.locator("a[href^='/proyek/']").count() == 1
+    _fits(phone)
+    ARTIFACTS.mkdir(exist_ok=True)
+    phone.screenshot(path=str(ARTIFACTS / "works-map-360.png"), full_page=True)
+    phone.goto(base + "/proyek/35030001")
+    phone.wait_for_selector("#peta-proyek[data-ready='1']")
+    assert phone.locator("#peta-proyek path.proyek-marker").count() == 1
+    assert phone.locator("#peta-proyek path.proyek-line").count() == 1
+    assert phone.locator("#peta-proyek").bounding_box()["width"] <= PHONE["width"]
+    _fits(phone)

@@ -131,3 +131,41 @@ def test_citizen_says_belum_beres_and_the_report_reopens(client, register, make_
     assert "dibuka kembali" in ok.text
     with session_scope() as s:
         assert s.scalars(select(Ticket)).one().status == "menunggu"
+
+
+def test_public_map_json_and_boundaries_without_login(client, register):
+    """/proyek/peta.json feeds the public map: public fields only, a point per located project
+    (a road's marker at its line's middle, with its line), the list's filters; the boundaries
+    are public at /proyek/kecamatan.geojson while the staff map's stay behind the login."""
+    from hub.db import session_scope
+
+    with session_scope() as s:
+        make_project(s, code="41000009", number=None, lat=None, lon=None, name="Jalan Ruas Uji Garis",
+                     line=[[-8.06, 111.70], [-8.058, 111.706], [-8.057, 111.712]], buffer_m=15)
+        make_project(s, code="41000010", number=None, lat=None, lon=None, name="Tanpa Lokasi")
+    r = client.get("/proyek/peta.json")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
+    body = r.json()
+    by = {p["code"]: p for p in body["projects"]}
+    assert set(by) == {"41000000", "41000007", "41000009"} and body["without_location"] == 1 and body["count"] == 4
+    p = by["41000000"]
+    assert set(p) == {"code", "name", "kecamatan", "kecamatan_name", "status", "status_label", "value", "lat",
+                      "lng", "line", "url"}
+    assert p["value"] == "Rp1.000.000.000" and p["url"] == "/proyek/41000000" and (p["lat"], p["lng"]) == (-8.05, 111.71)
+    assert p["line"] is None and p["status_label"]
+    road = by["41000009"]
+    assert (road["lat"], road["lng"]) == (-8.058, 111.706) and len(road["line"]) == 3
+    assert "npwp" not in r.text.lower() and "012345678654000" not in r.text
+    assert [x["code"] for x in client.get("/proyek/peta.json?kode=41000007").json()["projects"]] == ["41000007"]
+    assert client.get("/proyek/peta.json?kecamatan=35.03.99").json()["projects"] == []
+    status = p["status"]
+    assert "41000000" in {x["code"] for x in client.get(f"/proyek/peta.json?status={status}").json()["projects"]}
+    geo = client.get("/proyek/kecamatan.geojson")
+    assert geo.status_code == 200 and geo.headers["content-type"].startswith("application/geo+json")
+    assert geo.json()["type"] == "FeatureCollection"
+    assert client.get("/peta/kecamatan.geojson", follow_redirects=False).status_code in (302, 303, 401, 403)
+    page = client.get("/proyek")
+    assert 'id="peta-proyek"' in page.text and "/static/works_map.js" in page.text and "<noscript>" in page.text
+    one = client.get("/proyek/41000000")
+    assert 'data-src="/proyek/peta.json?kode=41000000"' in one.text and 'id="kurva-s"' in one.text
+    assert 'id="peta-proyek"' not in client.get("/proyek/41000010").text
