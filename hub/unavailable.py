@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 
+import psycopg
 from starlette.responses import JSONResponse
 
 from hub.logging import get_logger
@@ -36,13 +37,8 @@ def is_unavailable(exc: BaseException | None) -> bool:
         if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError,
                             sa_exc.DisconnectionError, ConnectionError)):
             return True
-        try:
-            import psycopg
-
-            if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
-                return True
-        except ImportError:  # pragma: no cover
-            pass
+        if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
+            return True
         exc = exc.__cause__ or exc.__context__
         seen += 1
     return False
@@ -57,13 +53,8 @@ def is_bad_value(exc: BaseException | None) -> bool:
     while exc is not None and seen < 8:
         if isinstance(exc, OverflowError) or isinstance(exc, sa_exc.DataError):
             return True
-        try:
-            import psycopg
-
-            if isinstance(exc, psycopg.DataError):
-                return True
-        except ImportError:  # pragma: no cover
-            pass
+        if isinstance(exc, psycopg.DataError):
+            return True
         exc = getattr(exc, "orig", None) or exc.__cause__ or exc.__context__
         seen += 1
     return False
