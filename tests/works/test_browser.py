@@ -4,75 +4,33 @@ contractor's progress form, and the regional head's Proyek tab. Skipped without 
 a failure under CI=true (as tests/web/test_browser.py)."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 # the browser, the phone context and the checks for Debian's chromium: the web suite's, once
-from tests.web.test_browser import ARTIFACTS, CHROMIUM, PHONE, _free_port, browser, phone, sync_api  # noqa: F401,E402
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.web.test_browser import ARTIFACTS, CHROMIUM, PHONE, browser, phone, serve_hub, sync_api  # noqa: F401,E402
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    from hub import config as hub_config
-    from hub.db import reset_engine, session_scope
-    from hub.migrate import upgrade
-    from hub.settings import reset_settings
+    """The web suite's browser hub (tests.web.test_browser.serve_hub) with the works demo and a
+    contractor key for its NPWP."""
+    made: dict[str, str] = {}
 
-    d = tmp_path_factory.mktemp("works-browser")
-    url = f"sqlite:///{d}/simpul.db"
-    env_keys = {"SIMPUL_DATABASE_URL": url, "SIMPUL_DATA_DIR": str(d)}
-    with pytest.MonkeyPatch.context() as mp:
-        for k, v in env_keys.items():
-            mp.setenv(k, v)
-        reset_settings()
-        reset_engine()
-        hub_config.regency_config.cache_clear()
-        upgrade(url)
-        from hub.config import regency_config as regency
+    def load_works() -> None:
+        from hub.config import regency_config
+        from hub.db import session_scope
         from hub.settings import get_settings
         from hub.works.api import create_contractor_key
         from hub.works.demo import DEMO_NPWP, load_works_demo
-        from tests.web.conftest import seed_known
 
-        cfg = regency(str(get_settings().config_dir))
-        seed_known(cfg)
-        load_works_demo(session_scope, cfg, traffic=False)
+        load_works_demo(session_scope, regency_config(str(get_settings().config_dir)), traffic=False)
         with session_scope() as s:
-            key = create_contractor_key(s, "CV Maju Jaya Trenggalek", DEMO_NPWP)
-        port = _free_port()
-        env = dict(os.environ, **env_keys, SIMPUL_WORKERS="false", SIMPUL_LOG_LEVEL="WARNING")
-        log = open(d / "server.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "hub.app:app_factory", "--factory",
-                                 "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            import httpx
+            made["key"] = create_contractor_key(s, "CV Maju Jaya Trenggalek", DEMO_NPWP)
 
-            for _ in range(150):
-                try:
-                    if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if proc.poll() is not None:
-                    raise RuntimeError((d / "server.log").read_text()[-3000:])
-                time.sleep(0.2)
-            yield base, key
-        finally:
-            proc.terminate()
-            proc.wait(10)
-            log.close()
-            reset_engine()
-    reset_settings()
-    reset_engine()
+    for base in serve_hub(tmp_path_factory, before_start=load_works):
+        yield base, made["key"]
 
 
 def _fits(page) -> None:
