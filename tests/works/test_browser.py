@@ -4,8 +4,6 @@ contractor's progress form, and the regional head's Proyek tab. Skipped without 
 a failure under CI=true (as tests/web/test_browser.py)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 # the browser, the phone context and the checks for Debian's chromium: the web suite's, once
