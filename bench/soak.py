@@ -11,9 +11,12 @@ Scenarios (all by default; name some to run only those):
             (503 with Retry-After, no 500, no reset), first 2xx after it is back, 0 acked lost
   opdfail   an OPD that answers 500 for F seconds, then 200: every ticket delivered once
   slowopd   an OPD that answers 200 just inside its timeout, two worker processes: 0 extra
+  twoproc   two worker processes deliver D tickets (default 2,000) to a quick OPD: 0 duplicates, 0 gaps
   poison    a poison message among 1,000 good ones, SQLite and PostgreSQL: 1,000 tickets, 1 parked
+  loginflood  intake alone for 10 s, then with 4 clients spraying wrong passwords at /masuk:
+            intake keeps >= half its rate, no 5xx
 
-Usage: python bench/soak.py [scenario ...] [--messages 2000] [--stop-s 8] [--fail-s 8]
+Usage: python bench/soak.py [scenario ...] [--messages 2000] [--stop-s 8] [--fail-s 8] [--deliveries 2000]
        [--quick]  (small sizes: what tests/core/test_soak.py runs inside `make test`)
 """
 from __future__ import annotations
@@ -405,11 +408,22 @@ def scenario_opdfail(n: int, fail_s: float, workdir: Path) -> dict:
 def scenario_slowopd(n: int, workdir: Path, store: str = "postgres") -> dict:
     """The OPD answers 200 after 1.5 s (timeout 2 s); two `hub.delivery_worker` processes with a
     6 s lease and 4 sends at a time (a claim of 50 would take ~19 s: 3 leases)."""
+    return _two_workers(n, workdir, store, "slowopd", sleep_s=1.5,
+                        args=["--lease", "6", "--concurrency", "4", "--batch", "50", "--max-send", "2"])
+
+
+def scenario_twoproc(n: int, workdir: Path, store: str = "postgres") -> dict:
+    """Two `hub.delivery_worker` processes deliver n tickets to an OPD that answers at once (the
+    workers' default lease, batch and concurrency): every webhook-id once, none missing."""
+    return _two_workers(n, workdir, store, "twoproc", sleep_s=0.0, args=[])
+
+
+def _two_workers(n: int, workdir: Path, store: str, label: str, sleep_s: float, args: list[str]) -> dict:
     from tests.delivery.helpers import SECRET, SECRET_ENV, Act, Receiver
 
     drop = None
     if store == "sqlite":
-        url = _outbox_db(workdir, "slowopd")
+        url = _outbox_db(workdir, label)
     else:
         from hub.migrate import upgrade
 
@@ -417,13 +431,12 @@ def scenario_slowopd(n: int, workdir: Path, store: str = "postgres") -> dict:
         upgrade(url)
     _use(url)
     try:
-        with Receiver(lambda mid, k, doc: Act(sleep_s=1.5)) as rx:
+        with Receiver(lambda mid, k, doc: Act(sleep_s=sleep_s)) as rx:
             _seed_webhook(url, rx.url, n, 2.0)
             env = {**os.environ, "SIMPUL_DATABASE_URL": url, SECRET_ENV: SECRET, "SIMPUL_LOG_LEVEL": "WARNING"}
             started = time.monotonic()
             procs = [subprocess.Popen([sys.executable, "-m", "hub.delivery_worker", "--kinds", "deliver",
-                                       "--idle-sleep", "0.2", "--lease", "6", "--concurrency", "4", "--batch", "50",
-                                       "--max-send", "2", "--until-empty", "--max-seconds", "240"],
+                                       "--idle-sleep", "0.2", *args, "--until-empty", "--max-seconds", "240"],
                                       env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                      for _ in range(2)]
             for p in procs:
@@ -431,13 +444,80 @@ def scenario_slowopd(n: int, workdir: Path, store: str = "postgres") -> dict:
             elapsed = time.monotonic() - started
             posts = sum(rx.attempts.values())
             ids = len(rx.attempts)
+            ok2xx = rx.answered_2xx()
         states = _outbox_states(url)
+        extra_2xx = sum(v - 1 for v in ok2xx.values() if v > 1)
         return {"store": store, "tickets": n, "posts": posts, "distinct_ids": ids, "extra_posts": posts - ids,
-                "states": dict(states), "seconds": round(elapsed, 1),
-                "ok": ids == n and posts == n and states.get("done", 0) == n}
+                "duplicates_2xx": extra_2xx, "gaps": n - len(ok2xx), "states": dict(states),
+                "seconds": round(elapsed, 1),
+                "ok": ids == n and posts == n and extra_2xx == 0 and states.get("done", 0) == n}
     finally:
         if drop:
             drop()
+
+
+def scenario_loginflood(workdir: Path, seconds: float = 10, flooders: int = 4, senders: int = 8) -> dict:
+    """Intake from `senders` clients for `seconds`, first alone, then while `flooders` clients post
+    wrong passwords to /masuk (known and unknown usernames, as a password sprayer does). The hub
+    hashes passwords off the event loop and limits logins per source and username, so intake
+    must keep at least half its rate and answer no 5xx."""
+    import re
+
+    import httpx
+
+    url = f"sqlite:///{workdir}/loginflood.db"
+    env = hub_env(url)
+    cli(env, "db", "upgrade")
+    key = cli(env, "opd", "key", "create", "soak", "--role", "intake").strip().splitlines()[-1]
+    cli(env, "users", "add", "bupati", "--role", "pimpinan", "--password", "Benar-sekali-2026")
+    hub = Hub(env, workdir / "loginflood.log", in_process=True)
+    hub.start()
+
+    async def intake(tag: str, stop_at: float, lat: list[float], tally: Counter) -> None:
+        async with httpx.AsyncClient(base_url=hub.base, timeout=10, headers={"Authorization": f"Bearer {key}"}) as c:
+            i = 0
+            while time.monotonic() < stop_at:
+                i += 1
+                t = time.monotonic()
+                r = await c.post("/api/v1/intake/api", json={
+                    "text": f"Lampu jalan mati nomor {tag}-{i} di desa Ngadirenggo kec. Pogalan", "id": f"{tag}-{i}"})
+                lat.append(time.monotonic() - t)
+                tally[f"intake:{r.status_code}"] += 1
+
+    async def flood(n: int, stop_at: float, tally: Counter) -> None:
+        async with httpx.AsyncClient(base_url=hub.base, timeout=10) as c:
+            page = await c.get("/masuk")
+            token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+            i = 0
+            while time.monotonic() < stop_at:
+                i += 1
+                user = "bupati" if i % 3 == 0 else f"staf{n}{i}"
+                r = await c.post("/masuk", data={"csrf": token, "username": user, "password": f"salah{i}",
+                                                 "lanjut": "/"})
+                tally[f"login:{r.status_code}"] += 1
+
+    async def phase(tag: str, with_flood: bool) -> dict:
+        lat: list[float] = []
+        tally: Counter = Counter()
+        stop_at = time.monotonic() + seconds
+        jobs = [intake(f"{tag}{k}", stop_at, lat, tally) for k in range(senders)]
+        if with_flood:
+            jobs += [flood(k, stop_at, tally) for k in range(flooders)]
+        await asyncio.gather(*jobs)
+        lat.sort()
+        return {"intake_202": tally["intake:202"], "p50_ms": round(lat[len(lat) // 2] * 1000, 1) if lat else None,
+                "answers": dict(tally)}
+
+    try:
+        base = asyncio.run(phase("alone", False))
+        during = asyncio.run(phase("flood", True))
+    finally:
+        hub.stop()
+    ratio = during["intake_202"] / base["intake_202"] if base["intake_202"] else 0.0
+    fives = sum(v for k, v in {**base["answers"], **during["answers"]}.items() if k.split(":")[1].startswith("5"))
+    return {"seconds_per_phase": seconds, "flooders": flooders, "senders": senders, "alone": base,
+            "during_flood": during, "intake_ratio": round(ratio, 2), "answers_5xx": fives,
+            "ok": ratio >= 0.5 and fives == 0}
 
 
 def scenario_poison(store: str, good: int, workdir: Path) -> dict:
@@ -502,16 +582,18 @@ def scenario_poison(store: str, good: int, workdir: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("scenarios", nargs="*", default=["crash", "pgstop", "opdfail", "slowopd", "poison"])
+    ap.add_argument("scenarios", nargs="*", default=["crash", "pgstop", "opdfail", "slowopd", "twoproc", "poison",
+                                                     "loginflood"])
     ap.add_argument("--messages", type=int, default=2000)
     ap.add_argument("--stop-s", type=float, default=8)
     ap.add_argument("--fail-s", type=float, default=8)
     ap.add_argument("--tickets", type=int, default=100)
+    ap.add_argument("--deliveries", type=int, default=2000)
     ap.add_argument("--stores", default="sqlite,postgres")
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args(argv)
     if a.quick:
-        a.messages, a.stop_s, a.fail_s, a.tickets = 150, 3, 3, 24
+        a.messages, a.stop_s, a.fail_s, a.tickets, a.deliveries = 150, 3, 3, 24, 100
     stores = [s for s in a.stores.split(",") if s]
     os.environ.setdefault("SIMPUL_LOG_LEVEL", "WARNING")
     from hub.logging import configure_logging
@@ -531,6 +613,10 @@ def main(argv: list[str] | None = None) -> int:
                 runs = [("opdfail", lambda: scenario_opdfail(a.tickets, a.fail_s, work))]
             elif name == "slowopd":
                 runs = [(f"slowopd_{s}", lambda s=s: scenario_slowopd(a.tickets, work, s)) for s in stores]
+            elif name == "twoproc":
+                runs = [(f"twoproc_{s}", lambda s=s: scenario_twoproc(a.deliveries, work, s)) for s in stores]
+            elif name == "loginflood":
+                runs = [("loginflood", lambda: scenario_loginflood(work, 3 if a.quick else 10))]
             elif name == "poison":
                 runs = [(f"poison_{s}", lambda s=s: scenario_poison(s, 1000 if not a.quick else 200, work))
                         for s in stores]

@@ -26,7 +26,12 @@ KEY_ROLES = ("intake", "opd", "admin")
 # Who may read tickets (with reporters' phones for all but opd, which sees only its OPD's).
 # An intake key only submits: it reads nothing back but the code it was given.
 READ_ROLES = ("admin", "pimpinan", "operator", "opd")
-_hasher = PasswordHasher()
+# argon2id at OWASP's first recommended setting (19 MiB, 2 passes, 1 lane). argon2-cffi's default
+# (64 MiB, 3 passes, 4 lanes) ran 4 threads for ~0.35 s of CPU per check: four clients posting
+# wrong passwords took both cores from intake (issue #15 item 4). One lane keeps a check on
+# one core (~0.05 s). Hashes made with older settings still verify and are re-made at the next
+# successful login (needs_rehash).
+_hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,13 @@ class Principal:
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
+
+
+def needs_rehash(hashed: str) -> bool:
+    try:
+        return _hasher.check_needs_rehash(hashed)
+    except InvalidHashError:
+        return False
 
 
 def verify_password(hashed: str, password: str) -> bool:

@@ -17,7 +17,7 @@ from fastapi import Request
 from sqlalchemy import select
 from sqlmodel import Session
 
-from hub.auth import Principal, hash_password, verify_password
+from hub.auth import Principal, hash_password, needs_rehash, verify_password
 from hub.db import get_engine
 from hub.limiter import REFUSE, Rule, limiter
 from hub.logging import get_logger
@@ -65,7 +65,7 @@ SOURCE_RULE = Rule(30, 600, REFUSE)  # attempts per source address per 10 minute
 USERNAME_RULE = Rule(100, 900, REFUSE)  # failures per username (all sources) per 15 minutes
 FAIL_RULE = Rule(MAX_FAILED, int(LOCK_FOR.total_seconds()), REFUSE)  # failures per (source, username)
 LOCK_RULE = Rule(1, int(LOCK_FOR.total_seconds()), REFUSE)  # a lockout: its window is the lock
-HASH_THREADS = 2  # password hashes at once (argon2 takes ~0.2 s of a core each)
+HASH_THREADS = 1  # password checks at once: logins never take more than one core from intake
 MAX_WAITING = 32  # logins waiting for a hash slot before more are told to retry
 _hash_pool = ThreadPoolExecutor(max_workers=HASH_THREADS, thread_name_prefix="pwhash")
 _waiting = 0
@@ -113,13 +113,19 @@ def _before_hash(username: str, source: str, now: datetime) -> tuple[int | None,
     return found
 
 
-def _after_hash(user_id: int | None, ok: bool, username: str, source: str, now: datetime) -> User:
+def _after_hash(user_id: int | None, ok: bool, username: str, source: str, now: datetime,
+                password: str | None = None) -> User:
     pair = _pair(source, username)
     if ok and user_id is not None:
         limiter.clear([f"login:fail:{pair}"])
         with Session(get_engine(), expire_on_commit=False) as s:
             user = s.get(User, user_id)
             if user is not None and user.active:
+                if password is not None and needs_rehash(user.password_hash):
+                    user.password_hash = hash_password(password)  # older, costlier settings
+                    s.add(user)
+                    s.commit()
+                    s.refresh(user)
                 log.info("web.login", user=user.username, role=user.role)
                 return user
     fails = limiter.hit(f"login:fail:{pair}", FAIL_RULE, now)
@@ -148,7 +154,8 @@ async def login(username: str, password: str, source: str, now: datetime | None 
         ok = await asyncio.get_running_loop().run_in_executor(_hash_pool, verify_password, hashed, password)
     finally:
         _waiting -= 1
-    return await asyncio.to_thread(_after_hash, user_id, ok and user_id is not None, username, source, now)
+    return await asyncio.to_thread(_after_hash, user_id, ok and user_id is not None, username, source, now,
+                                   password if ok else None)
 
 
 def lockouts(now: datetime | None = None) -> list[dict]:

@@ -93,3 +93,30 @@ def test_logins_hash_off_the_event_loop(sqlite_url):
     # the four hashes took `took` seconds; the loop never stopped for more than a fraction
     print(f"4 logins in {took:.2f}s, longest event-loop gap {worst * 1000:.0f} ms")
     assert worst < max(0.25, took / 4)
+
+
+def test_a_password_check_uses_one_lane_and_old_hashes_are_remade_at_login(db_url):
+    """argon2-cffi's default hash (4 lanes = 4 threads, 64 MiB) took both cores for ~0.35 s of CPU
+    per check; the hub's checks run on one lane. A password stored with the old settings still
+    logs in, and that login re-makes it with the new ones."""
+    from argon2 import PasswordHasher, extract_parameters
+    from sqlmodel import Session
+
+    from hub.auth import hash_password
+    from hub.db import get_engine
+    from hub.models import User
+    from hub.web import security
+
+    assert extract_parameters(hash_password("x")).parallelism == 1
+    with Session(get_engine()) as s:
+        s.add(User(username="bupati", role="pimpinan", full_name="Bupati",
+                   password_hash=PasswordHasher().hash("Benar-sekali-2026")))
+        s.commit()
+    user = asyncio.run(security.login("bupati", "Benar-sekali-2026", "10.9.9.9"))
+    params = extract_parameters(user.password_hash)
+    assert (params.parallelism, params.memory_cost, params.time_cost) == (1, 19456, 2)
+    with Session(get_engine()) as s:
+        assert extract_parameters(s.get(User, user.id).password_hash).parallelism == 1
+    assert asyncio.run(security.login("bupati", "Benar-sekali-2026", "10.9.9.9")).id == user.id
+    with pytest.raises(security.LoginRefused):
+        asyncio.run(security.login("bupati", "salah", "10.9.9.9"))
