@@ -209,56 +209,42 @@ async def create_key(request: Request):
     return _redirect(request, msg="Kunci API dibuat. Salin sekarang: kunci hanya ditampilkan sekali.", anchor="#kunci")
 
 
-@router.post("/admin/kunci/{prefix}/cabut")
-async def revoke_key(request: Request, prefix: str):
+async def _admin_act(request: Request, act, missing: str, done: str, anchor: str, event: str, **ids):
+    """One admin button on a row: CSRF-checked form, `act(session)` committed, a missing row is
+    a 404 page, a refused change (ValueError) the page with its reason, then back to `anchor`."""
     who = user(request, "admin")
     form = await request.form()
     check_csrf(request, form)
     try:
         with Session(writer(), expire_on_commit=False) as s:
-            auth.revoke_api_key(s, prefix)
+            act(s)
             s.commit()
     except LookupError:
-        raise PageError(404, "Kunci tidak ditemukan.") from None
-    log.info("web.key_revoked", prefix=prefix, actor=who.actor)
-    return _redirect(request, msg=f"Kunci {prefix} dicabut.", anchor="#kunci")
+        raise PageError(404, missing) from None
+    except ValueError as exc:
+        return _redirect(request, err=str(exc), anchor=anchor)
+    log.info(event, actor=who.actor, **ids)
+    return _redirect(request, msg=done, anchor=anchor)
+
+
+@router.post("/admin/kunci/{prefix}/cabut")
+async def revoke_key(request: Request, prefix: str):
+    return await _admin_act(request, lambda s: auth.revoke_api_key(s, prefix), "Kunci tidak ditemukan.",
+                            f"Kunci {prefix} dicabut.", "#kunci", "web.key_revoked", prefix=prefix)
 
 
 @router.post("/admin/outbox/{outbox_id}/ulang")
 async def replay(request: Request, outbox_id: int):
-    who = user(request, "admin")
-    form = await request.form()
-    check_csrf(request, form)
-    try:
-        with Session(writer(), expire_on_commit=False) as s:
-            outbox.replay(s, outbox_id)
-            s.commit()
-    except LookupError:
-        raise PageError(404, "Baris outbox tidak ditemukan.") from None
-    except ValueError as exc:
-        return _redirect(request, err=str(exc), anchor="#gagal")
-    log.info("web.outbox_replay", outbox_id=outbox_id, actor=who.actor)
-    return _redirect(request, msg=f"Pesan #{outbox_id} dijadwalkan kirim ulang.", anchor="#gagal")
-
-
+    return await _admin_act(request, lambda s: outbox.replay(s, outbox_id), "Baris outbox tidak ditemukan.",
+                            f"Pesan #{outbox_id} dijadwalkan kirim ulang.", "#gagal", "web.outbox_replay",
+                            outbox_id=outbox_id)
 
 
 @router.post("/admin/masuk/{raw_id}/ulang")
 async def replay_intake(request: Request, raw_id: int):
     """A message that failed processing (hub.guard) goes through processing again."""
-    who = user(request, "admin")
-    form = await request.form()
-    check_csrf(request, form)
-    try:
-        with Session(writer(), expire_on_commit=False) as s:
-            guard.replay_failed(s, raw_id)
-            s.commit()
-    except LookupError:
-        raise PageError(404, "Pesan masuk tidak ditemukan.") from None
-    except ValueError as exc:
-        return _redirect(request, err=str(exc), anchor="#gagal-olah")
-    log.info("web.intake_replay", raw_id=raw_id, actor=who.actor)
-    return _redirect(request, msg=f"Pesan masuk #{raw_id} diolah ulang.", anchor="#gagal-olah")
+    return await _admin_act(request, lambda s: guard.replay_failed(s, raw_id), "Pesan masuk tidak ditemukan.",
+                            f"Pesan masuk #{raw_id} diolah ulang.", "#gagal-olah", "web.intake_replay", raw_id=raw_id)
 
 
 @router.post("/admin/ditahan/lepas")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from datetime import date
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
@@ -194,21 +194,33 @@ def _after_change(s: Session, request: Request, c: WorksContract) -> None:
     W.recompute_flags(s, request.app.state.regency, contract_ids=[c.id])
 
 
-@router.post("/contracts/{number:path}/progress", status_code=201)
-def post_progress(number: str, body: ProgressIn, request: Request, p: Principal = Depends(works_principal),
-                  s: Session = Depends(write_session)):
-    """The contractor's physical progress (cumulative %). `corrects`: the id of the report it replaces."""
+def _contract_change(number: str, request: Request, p: Principal, s: Session, roles: tuple[str, ...],
+                     refusal: str, act: Callable[[WorksContract], Any]) -> tuple[WorksContract, Any]:
+    """One change to a contract by `roles`: the caller's own contract (404 otherwise), cell errors
+    as 422, works rules as their status, then the project's map/index refresh and one commit."""
     who = _who(request, s, p)
-    if p.role not in (CONTRACTOR, "admin"):
-        raise HTTPException(403, "only the contractor (contractor key) or an admin reports progress")
+    if p.role not in roles:
+        raise HTTPException(403, refusal)
     c = _contract(s, who, number)
     try:
-        row = W.record_progress(s, c, body.pct, body.as_of, p.actor, body.note, body.photos, body.corrects,
-                                source="api", today=W.today_local(request.app.state.regency))
+        result = act(c)
+    except P.CellError as exc:
+        raise HTTPException(422, str(exc))
     except W.WorksError as exc:
         _fail(exc)
     _after_change(s, request, c)
     s.commit()
+    return c, result
+
+
+@router.post("/contracts/{number:path}/progress", status_code=201)
+def post_progress(number: str, body: ProgressIn, request: Request, p: Principal = Depends(works_principal),
+                  s: Session = Depends(write_session)):
+    """The contractor's physical progress (cumulative %). `corrects`: the id of the report it replaces."""
+    c, row = _contract_change(
+        number, request, p, s, (CONTRACTOR, "admin"), "only the contractor (contractor key) or an admin reports progress",
+        lambda c: W.record_progress(s, c, body.pct, body.as_of, p.actor, body.note, body.photos, body.corrects,
+                                    source="api", today=W.today_local(request.app.state.regency)))
     return {"id": row.id, "contract": c.number, "pct": row.pct, "as_of": row.as_of.isoformat(), "actor": row.actor,
             "at": row.at.isoformat(), "corrects": row.corrects_id}
 
@@ -217,20 +229,10 @@ def post_progress(number: str, body: ProgressIn, request: Request, p: Principal 
 def post_payment(number: str, body: PaymentIn, request: Request, p: Principal = Depends(works_principal),
                  s: Session = Depends(write_session)):
     """A disbursement by the budget executor (the project's OPD). amount in rupiah: 125000000 or "125.000.000,00"."""
-    who = _who(request, s, p)
-    if p.role not in ("opd", "admin"):
-        raise HTTPException(403, "only the budget executor (OPD) or an admin reports payments")
-    c = _contract(s, who, number)
-    try:
-        amount = P.sen(body.amount, "amount")
-        row = W.record_payment(s, c, amount, body.paid_on, body.term, p.actor, body.term_no, body.note,
-                               body.corrects, source="api")
-    except P.CellError as exc:
-        raise HTTPException(422, str(exc))
-    except W.WorksError as exc:
-        _fail(exc)
-    _after_change(s, request, c)
-    s.commit()
+    c, row = _contract_change(
+        number, request, p, s, ("opd", "admin"), "only the budget executor (OPD) or an admin reports payments",
+        lambda c: W.record_payment(s, c, P.sen(body.amount, "amount"), body.paid_on, body.term, p.actor,
+                                   body.term_no, body.note, body.corrects, source="api"))
     return {"id": row.id, "contract": c.number, "amount": row.amount_sen / 100, "paid_on": row.paid_on.isoformat(),
             "term": row.term, "actor": row.actor, "at": row.at.isoformat(), "corrects": row.corrects_id}
 
@@ -238,19 +240,12 @@ def post_payment(number: str, body: PaymentIn, request: Request, p: Principal = 
 @router.post("/contracts/{number:path}/addenda", status_code=201)
 def post_addendum(number: str, body: AddendumIn, request: Request, p: Principal = Depends(works_principal),
                   s: Session = Depends(write_session)):
-    who = _who(request, s, p)
-    if p.role not in ("opd", "admin"):
-        raise HTTPException(403, "only the OPD or an admin records addenda")
-    c = _contract(s, who, number)
-    try:
-        value = P.sen(body.new_value, "new_value") if body.new_value is not None else None
-        entry = W.add_addendum(s, c, p.actor, body.number, body.signed_on, value, body.new_end, body.reason)
-    except P.CellError as exc:
-        raise HTTPException(422, str(exc))
-    except W.WorksError as exc:
-        _fail(exc)
-    _after_change(s, request, c)
-    s.commit()
+    """A contract addendum (new value and/or end date) by the OPD."""
+    _c, entry = _contract_change(
+        number, request, p, s, ("opd", "admin"), "only the OPD or an admin records addenda",
+        lambda c: W.add_addendum(s, c, p.actor, body.number, body.signed_on,
+                                 P.sen(body.new_value, "new_value") if body.new_value is not None else None,
+                                 body.new_end, body.reason))
     return entry
 
 

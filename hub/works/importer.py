@@ -396,38 +396,27 @@ def _store(engine: Engine, kind: str, batch: list[tuple[int, dict[str, Any]]], c
             on_bad_row(n, reason)
 
     with Session(writer(engine), expire_on_commit=False) as s:
-        if kind == "rup":
-            keys = {P.code(r.get("kd_rup")) for _, r in batch} - {None}
-            cache = {p.code: p for p in s.scalars(select(WorksProject).where(WorksProject.code.in_(keys)))}
+        if kind in ("rup", "tender"):
+            # a plan row (RUP) or a tender row: keyed on its code, upserted, nothing else joins
+            col, model, attr, values, what, missing = (
+                ("kd_rup", WorksProject, "code", lambda r: rup_values(r, cfg), "project", "kd_rup kosong")
+                if kind == "rup" else
+                ("kd_tender", WorksTender, "kd_tender", tender_values, "tender", "kd_tender kosong"))
+            keys = {P.code(r.get(col)) for _, r in batch} - {None}
+            cache = {getattr(o, attr): o for o in s.scalars(select(model).where(getattr(model, attr).in_(keys)))}
             for n, row in batch:
-                key = P.code(row.get("kd_rup"))
+                key = P.code(row.get(col))
                 if not key:
-                    bad(n, "kd_rup kosong")
+                    bad(n, missing)
                     continue
                 try:
-                    vals = rup_values(row, cfg)
+                    vals = values(row)
                 except P.CellError as exc:
                     bad(n, str(exc))
                     continue
-                res = upsert(s, cache.get(key), WorksProject, "code", key, vals, "project", actor,
-                             f"{fname}:{n}", cache)
+                res = upsert(s, cache.get(key), model, attr, key, vals, what, actor, f"{fname}:{n}", cache)
                 setattr(report, res, getattr(report, res) + 1)
-        elif kind == "tender":
-            keys = {P.code(r.get("kd_tender")) for _, r in batch} - {None}
-            cache = {t.kd_tender: t for t in s.scalars(select(WorksTender).where(WorksTender.kd_tender.in_(keys)))}
-            for n, row in batch:
-                key = P.code(row.get("kd_tender"))
-                if not key:
-                    bad(n, "kd_tender kosong")
-                    continue
-                try:
-                    vals = tender_values(row)
-                except P.CellError as exc:
-                    bad(n, str(exc))
-                    continue
-                res = upsert(s, cache.get(key), WorksTender, "kd_tender", key, vals, "tender", actor,
-                             f"{fname}:{n}", cache)
-                setattr(report, res, getattr(report, res) + 1)
+        if kind == "tender":
             s.flush()
             # contracts imported before their tender learn their plan now
             tenders = {t.kd_tender: t.kd_rup for t in cache.values() if t.kd_rup}
@@ -436,7 +425,7 @@ def _store(engine: Engine, kind: str, batch: list[tuple[int, dict[str, Any]]], c
                                                                WorksContract.kd_rup.is_(None))):
                     c.kd_rup = tenders[c.kd_tender]
                     s.add(c)
-        else:
+        if kind not in ("rup", "tender"):
             keys = {P.code(r.get("number")) for _, r in batch} - {None}
             cache = {c.number: c for c in s.scalars(select(WorksContract).where(WorksContract.number.in_(keys)))}
             tkeys = {P.code(r.get("kd_tender")) for _, r in batch} - {None}
