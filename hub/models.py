@@ -104,6 +104,8 @@ class RawMessage(SQLModel, table=True):
     stored_at: datetime = Field(default_factory=utcnow)
     state: str = Field(default="pending", max_length=16)  # pending | done | rejected
     error: Optional[str] = Field(default=None, sa_column=Column(Text))
+    # failed processing attempts (hub.guard): in the store, so every process and restart shares them
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class Incident(SQLModel, table=True):
