@@ -74,6 +74,15 @@ class RateCounter(SQLModel, table=True):
     hits: int = 0
 
 
+class Lease(SQLModel, table=True):
+    """A named lease (hub/leases.py): which process may do a piece of periodic work (the
+    router's retraining) until `until` (epoch seconds). Shared by every process."""
+    __tablename__ = "leases"
+    name: str = Field(primary_key=True, max_length=64)
+    owner: str = Field(max_length=120)
+    until: float
+
+
 class ApiKey(SQLModel, table=True):
     __tablename__ = "api_keys"
     id: Optional[int] = Field(default=None, primary_key=True)
