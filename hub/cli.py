@@ -184,6 +184,27 @@ def db_upgrade(revision: str = typer.Argument("head")):
 
     upgrade(revision=revision)
     console.print(f"database at [bold]{_safe_url(get_settings().database_url)}[/] is up to date")
+    if revision == "head":
+        _move_aliases()
+
+
+def _move_aliases() -> None:
+    from hub.db import session_scope
+    from hub.seed import sync_opds
+    from hub.tickets.aliases import move_alias_tickets
+
+    cfg = _cfg()
+    with session_scope() as s:
+        sync_opds(s, cfg, move_aliases=False)
+        moved = move_alias_tickets(s, cfg)
+    console.print("open tickets on former OPD codes (aliases in opds.yaml) moved: "
+                  + (", ".join(f"{k} {v}" for k, v in moved.items()) if moved else "none"))
+
+
+@db_app.command("move-aliases")
+def db_move_aliases():
+    """Move open tickets on a former OPD code (an alias in opds.yaml, e.g. DISHUB -> PKPP) to its OPD."""
+    _move_aliases()
 
 
 def _safe_url(url: str) -> str:

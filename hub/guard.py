@@ -8,16 +8,16 @@ cannot be processed is isolated so that every other message flows on (issue #15,
 - `process_isolated` is processing's fallback when a whole batch fails (for any reason, e.g. a
   row the driver cannot even load): each pending row is then processed on its own; a row that
   fails `MAX_ATTEMPTS` times is parked as `failed` with its error, for the admin page to show
-  and replay, while the rows around it become tickets.
+  and replay, while the rows around it become tickets. The attempts are counted in the store
+  (raw_messages.attempts), so restarts and several processes share the count.
 """
 from __future__ import annotations
 
 import dataclasses
-import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, String, case, cast, literal, select, update
 from sqlmodel import Session
 
 from hub.logging import get_logger
@@ -99,10 +99,6 @@ def check_message(msg: InboundMessage, now: datetime | None = None) -> InboundMe
 
 
 # ---------------------------------------------------------------- behind the door: isolation
-_failures: dict[int, int] = {}  # raw id -> failed processing attempts in this process
-_lock = threading.Lock()
-
-
 def pending_ids(engine: Engine, limit: int) -> list[int]:
     with engine.connect() as conn:
         return [r[0] for r in conn.execute(select(RAW.c.id).where(RAW.c.state == "pending")
@@ -110,21 +106,28 @@ def pending_ids(engine: Engine, limit: int) -> list[int]:
 
 
 def record_failure(engine: Engine, raw_id: int, error: BaseException) -> bool:
-    """Count a failed attempt at `raw_id`; park it as failed after MAX_ATTEMPTS. True if parked."""
+    """Count a failed attempt at `raw_id`; park it as failed after MAX_ATTEMPTS. True if parked.
+
+    The count is raw_messages.attempts, raised and checked in one UPDATE ... RETURNING: a
+    restart or a second process continues the count instead of granting fresh attempts."""
     from hub.db import writer
 
-    with _lock:
-        n = _failures.get(raw_id, 0) + 1
-        _failures[raw_id] = n
     reason = f"{type(error).__name__}: {error}"[:2000]
+    n_after = RAW.c.attempts + 1
+    parks = n_after >= MAX_ATTEMPTS
+    with writer(engine).begin() as conn:
+        n = conn.execute(
+            update(RAW).where(RAW.c.id == raw_id, RAW.c.state == "pending")
+            .values(attempts=n_after,
+                    state=case((parks, "failed"), else_=RAW.c.state),
+                    error=case((parks, literal("after ") + cast(n_after, String) + literal(f" attempts: {reason}")),
+                               else_=literal(reason)))
+            .returning(RAW.c.attempts)).scalar_one_or_none()
+    if n is None:  # no longer pending: another process made its ticket or parked it
+        return False
     if n < MAX_ATTEMPTS:
         log.warning("processing.message_failed", raw_id=raw_id, attempt=n, error=reason[:300])
         return False
-    with writer(engine).begin() as conn:
-        conn.execute(update(RAW).where(RAW.c.id == raw_id, RAW.c.state == "pending")
-                     .values(state="failed", error=f"after {n} attempts: {reason}"))
-    with _lock:
-        _failures.pop(raw_id, None)
     log.error("processing.message_parked", raw_id=raw_id, attempts=n, error=reason[:300])
     return True
 
@@ -136,9 +139,6 @@ def process_isolated(engine: Engine, ids: list[int], process_ids: Callable[[list
         return 0
     try:
         process_ids(ids)
-        with _lock:
-            for raw_id in ids:
-                _failures.pop(raw_id, None)
         return len(ids)
     except Exception as exc:
         if is_unavailable(exc):  # the store is gone: not this message's fault
@@ -179,7 +179,7 @@ def replay_failed(session: Session, raw_id: int) -> None:
         raise LookupError(f"intake row {raw_id} not found")
     if state != "failed":
         raise ValueError(f"intake row {raw_id} is {state}; only failed rows can be replayed")
-    values: dict[str, Any] = {"state": "pending"}
+    values: dict[str, Any] = {"state": "pending", "attempts": 0}
     try:
         session.execute(select(RAW.c.received_at).where(RAW.c.id == raw_id)).scalar_one()
     except Exception:
@@ -196,6 +196,4 @@ def replay_failed(session: Session, raw_id: int) -> None:
         except (InvalidMessage, ValueError):
             values["message"] = {**message, "received_at": None}
     session.execute(update(RAW).where(RAW.c.id == raw_id).values(**values))
-    with _lock:
-        _failures.pop(raw_id, None)
     log.info("processing.replay", raw_id=raw_id)

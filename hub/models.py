@@ -74,6 +74,15 @@ class RateCounter(SQLModel, table=True):
     hits: int = 0
 
 
+class Lease(SQLModel, table=True):
+    """A named lease (hub/leases.py): which process may do a piece of periodic work (the
+    router's retraining) until `until` (epoch seconds). Shared by every process."""
+    __tablename__ = "leases"
+    name: str = Field(primary_key=True, max_length=64)
+    owner: str = Field(max_length=120)
+    until: float
+
+
 class ApiKey(SQLModel, table=True):
     __tablename__ = "api_keys"
     id: Optional[int] = Field(default=None, primary_key=True)
@@ -104,6 +113,8 @@ class RawMessage(SQLModel, table=True):
     stored_at: datetime = Field(default_factory=utcnow)
     state: str = Field(default="pending", max_length=16)  # pending | done | rejected
     error: Optional[str] = Field(default=None, sa_column=Column(Text))
+    # failed processing attempts (hub.guard): in the store, so every process and restart shares them
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class Incident(SQLModel, table=True):

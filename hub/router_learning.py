@@ -6,7 +6,8 @@
 The model (normalizer.learn: TF-IDF + linear, calibrated) is retrained from all of them and stored
 as JSON in router_models: plain numbers and words with a version, never a pickle. Retraining runs
 in the background (`router_retrain_job`, every 30 s: a re-route counts within a minute; new
-confirmations and dispositions at most every CONFIRMED_EVERY_S). Never changes tickets; live
+confirmations and dispositions at most every CONFIRMED_EVERY_S) in one hub process at a time
+(a lease in the database, `retrain_shared`). Never changes tickets; live
 routing picks the newest model up via hub.normalizer_loader."""
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ MAX_EXAMPLES = 30_000  # newest re-routes / learned examples per training (bound
 MAX_CONFIRMED = 20_000  # newest selesai tickets / LAPOR! dispositions used per training
 CONFIRMED_EVERY_S = 900
 RETRAIN_INTERVAL_S = 30
+RETRAIN_LEASE = "router_retrain"
+LEASE_S = 900  # longest a training may hold the lease before others take the holder for dead
 _fruitless: dict | None = None  # the signature of the last try that found too little to train on
 
 
@@ -164,16 +167,29 @@ def retrain_if_stale(session) -> RouterModel | None:
     return None
 
 
-def _retrain_sync() -> None:
-    from hub.db import session_scope
+def retrain_shared(engine=None, owner: str | None = None) -> tuple[bool, RouterModel | None]:
+    """`retrain_if_stale` for one of several processes: it runs only in the process that takes
+    the `router_retrain` lease (hub.leases); the others skip this round. The lease is held
+    while training (at most LEASE_S, in case the holder dies) and then kept RETRAIN_INTERVAL_S
+    more, so one process retrains per interval and the next one sees its model's signature.
+    Returns (this process ran it, the new model or None)."""
+    from hub import leases
+    from hub.db import get_engine, session_scope
 
-    with session_scope() as session:
-        retrain_if_stale(session)
+    engine = engine or get_engine()
+    owner = owner or leases.PROCESS_ID
+    if not leases.acquire(engine, RETRAIN_LEASE, LEASE_S, owner):
+        return False, None
+    try:
+        with session_scope(engine) as session:
+            return True, retrain_if_stale(session)
+    finally:
+        leases.release(engine, RETRAIN_LEASE, owner, hold_s=RETRAIN_INTERVAL_S - 1)
 
 
 async def router_retrain_job() -> None:
     """Periodic job (hub.workers): retrain in a thread so the event loop keeps serving."""
-    await asyncio.to_thread(_retrain_sync)
+    await asyncio.to_thread(retrain_shared)
 
 
 def router_status(session) -> dict:

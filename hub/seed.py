@@ -7,8 +7,9 @@ from hub.config import RegencyConfig
 from hub.models import Opd
 
 
-def sync_opds(session: Session, cfg: RegencyConfig) -> int:
-    """Insert or update every configured OPD; OPDs no longer configured are marked inactive."""
+def sync_opds(session: Session, cfg: RegencyConfig, move_aliases: bool = True) -> int:
+    """Insert or update every configured OPD; OPDs no longer configured are marked inactive, and
+    open tickets on a code that is now another OPD's alias move to that OPD (hub.tickets.aliases)."""
     configured = {o.code: o for o in cfg.opds}
     for code, o in configured.items():
         row = session.get(Opd, code) or Opd(code=code, name=o.name)
@@ -18,6 +19,11 @@ def sync_opds(session: Session, cfg: RegencyConfig) -> int:
         if row.code not in configured:
             row.active = False
             session.add(row)
+    if move_aliases:
+        from hub.tickets.aliases import move_alias_tickets
+
+        session.flush()
+        move_alias_tickets(session, cfg)
     return len(configured)
 
 

@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     # only http(s) links to these hosts (comma-separated; a leading "." allows subdomains) are
     # rendered as links. Anything else (javascript:, data:, unknown hosts) is shown as text.
     link_hosts: str = "api.twilio.com,.lapor.go.id,lapor.go.id"
+    # The rate limiter's counts (hub.limiter): in Redis when set (e.g. redis://127.0.0.1:6379/0),
+    # else in the database; both are shared by every process. Redis down: the database counts.
+    redis_url: str | None = None
+    redis_key_prefix: str = "simpul:"  # several hubs on one Redis: one prefix each
     rate_limit_per_sender: int = Field(default=20, description="messages per sender per 10 minutes")
 
     @model_validator(mode="after")

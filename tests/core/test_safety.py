@@ -9,6 +9,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -132,6 +135,62 @@ def test_poison_message_among_good_ones_is_parked_and_the_rest_flow(engine, seed
     assert tickets(engine) == 46
     with Session(engine) as s:
         assert guard.count_failed(s) == 0
+
+
+def _one_processor_run(db_url: str, tmp_path) -> None:
+    """One processor lifetime: a fresh Python process (new engine, nothing remembered) takes
+    one batch, as a restarted `simpul serve` or a second one would."""
+    env = {**os.environ, "SIMPUL_DATABASE_URL": db_url, "SIMPUL_DATA_DIR": str(tmp_path / "data")}
+    subprocess.run([sys.executable, "-c", "from hub.processing import process_pending; process_pending()"],
+                   env=env, check=True, timeout=120, capture_output=True)
+
+
+def attempts_and_state(engine, raw_id: int) -> tuple[int, str]:
+    with engine.connect() as c:
+        row = c.execute(select(RawMessage.attempts, RawMessage.state).where(RawMessage.id == raw_id)).one()
+    return row[0], row[1]
+
+
+def test_failed_attempts_are_counted_in_the_store_across_restarts(db_url, engine, seeded, tmp_path):
+    """Three processor processes one after another, each failing the poison row once: the
+    count goes on (1, 2, 3 -> parked), it does not start again at 1 in each process."""
+    accept_many([good(1)])
+    poison = _store_poison(engine, 3)
+    accept_many([good(2)])
+    for run in range(1, guard.MAX_ATTEMPTS + 1):
+        _one_processor_run(db_url, tmp_path)
+        n, state = attempts_and_state(engine, poison)
+        assert n == run
+        assert state == ("failed" if run == guard.MAX_ATTEMPTS else "pending")
+    assert tickets(engine) == 2
+    with Session(engine) as s:
+        assert f"after {guard.MAX_ATTEMPTS} attempts" in guard.list_failed(s)[0].error
+    # parked rows are not tried again; a replay starts the count afresh
+    _one_processor_run(db_url, tmp_path)
+    assert attempts_and_state(engine, poison) == (guard.MAX_ATTEMPTS, "failed")
+    from hub.db import writer
+
+    with Session(writer(engine)) as s:
+        guard.replay_failed(s, poison)
+        s.commit()
+    assert attempts_and_state(engine, poison) == (0, "pending")
+
+
+def test_two_processes_share_one_count(db_url, engine, seeded):
+    """Two engines (as two processes would hold) failing the same row: MAX_ATTEMPTS in all."""
+    from hub.db import make_engine
+
+    poison = _store_poison(engine, 4)
+    other = make_engine(db_url)
+    try:
+        boom = RuntimeError("cannot load")
+        assert guard.record_failure(engine, poison, boom) is False
+        assert guard.record_failure(other, poison, boom) is False
+        assert guard.record_failure(engine, poison, boom) is True
+        assert guard.record_failure(other, poison, boom) is False  # already parked: not counted again
+    finally:
+        other.dispose()
+    assert attempts_and_state(engine, poison) == (guard.MAX_ATTEMPTS, "failed")
 
 
 def test_admin_page_lists_and_replays_failed_intake(client, engine, seeded):
