@@ -8,11 +8,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
+
+import httpx
 
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
@@ -22,12 +25,16 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from adapters import dukcapil
 from adapters.base import (BadSignature, InvalidPayload, OutboundMessage, PermanentError,
-                           RetryableError, SendResult, http_error, is_retryable_status, parse_retry_after)
+                           RetryableError, SendResult, http_call, http_error, is_retryable_status,
+                           parse_retry_after)
 from normalizer.types import Attachment, InboundMessage
 
 TWILIO_API = "https://api.twilio.com"
 WHATSAPP_PREFIX = "whatsapp:"
 MAX_MEDIA = 10  # Twilio sends at most 10 media per message
+# A MediaUrl of an incoming message: .../Accounts/{AccountSid}/Messages/{MessageSid}/Media/{MediaSid}
+MEDIA_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC[0-9a-fA-F]{32})/Messages/(?P<message>[A-Z]{2}[0-9a-fA-F]{32})"
+                        r"/Media/(?P<media>ME[0-9a-fA-F]{32})/?$")
 
 # Twilio message status -> what it means for our reply (SendResult.detail["status"]).
 STATUS_MAPPING: dict[str, str] = {
@@ -57,6 +64,20 @@ class _BaseUrlHttpClient(TwilioHttpClient):
         if self.base_url and url.startswith(TWILIO_API):
             url = self.base_url + url[len(TWILIO_API):]
         return super().request(method, url, *args, **kwargs)
+
+
+def media_sid(url: str, base_url: str | None = None) -> str | None:
+    """The MediaSid of a Twilio media URL (on api.twilio.com, or on `base_url` when one is
+    configured), else None."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    origin = f"{parts.scheme}://{parts.netloc}"
+    if origin != TWILIO_API and (not base_url or origin != base_url.rstrip("/")):
+        return None
+    m = MEDIA_PATH.match(parts.path)
+    return m.group("media") if m else None
 
 
 def is_blank(text: str | None) -> bool:
@@ -217,6 +238,36 @@ class TwilioAdapter:
 
     async def send(self, message: OutboundMessage) -> SendResult:
         return await asyncio.to_thread(self.send_sync, message)
+
+    # -- media -----------------------------------------------------------------------------
+    async def fetch_media(self, url: str, max_bytes: int) -> tuple[bytes, str | None]:
+        """(bytes, Content-Type) of an incoming message's media. Twilio answers the media URL
+        (HTTP Basic: Account SID / Auth Token) with a redirect to its media host; httpx drops the
+        credentials when it follows it to another host. Too large, deleted (404) or refused is
+        PermanentError; 5xx, 429 and timeouts RetryableError."""
+        if not (self.account_sid and self.auth_token):
+            raise PermanentError("Twilio account SID / auth token are not configured")
+        if media_sid(url, self.base_url) is None:
+            raise PermanentError("not a Twilio media URL")
+        if self.base_url and url.startswith(TWILIO_API):
+            url = self.base_url.rstrip("/") + url[len(TWILIO_API):]
+        with http_call("Twilio media", self.timeout_s):
+            async with httpx.AsyncClient(auth=(self.account_sid, self.auth_token), follow_redirects=True,
+                                         timeout=self.timeout_s) as c:
+                async with c.stream("GET", url) as resp:
+                    if resp.status_code >= 300:
+                        await resp.aread()
+                        raise http_error(resp.status_code, f"Twilio media: HTTP {resp.status_code}",
+                                         resp.headers.get("retry-after"))
+                    declared = int(resp.headers.get("content-length") or 0)
+                    if declared > max_bytes:
+                        raise PermanentError(f"Twilio media: {declared} bytes, more than the limit {max_bytes}")
+                    data = bytearray()
+                    async for chunk in resp.aiter_bytes():
+                        data += chunk
+                        if len(data) > max_bytes:
+                            raise PermanentError(f"Twilio media: more than the limit {max_bytes} bytes")
+                    return bytes(data), resp.headers.get("content-type")
 
 
 def _coordinate(value: str | None, lo: float, hi: float) -> float | None:

@@ -24,7 +24,7 @@ from hub.config import RegencyConfig
 from hub.db import get_engine, session_scope
 from hub import pieces, whatsapp
 from hub.lines import ratelimit
-from hub.parts import Line, Periodic
+from hub.parts import Line, OutboxSender, Periodic
 from hub.logging import get_logger
 from hub.settings import Settings, get_settings
 from hub.unreadable import mark_for_triage, store_unreadable
@@ -186,6 +186,11 @@ def line(settings: Settings) -> Line:
     if settings.sms_provider == "twilio":
         senders["sms"] = send_reply
     # the incoming webhook and the status callback (delivery reports) are on `router`; a
-    # location pin or media nobody explains still becomes a ticket (hub.pieces)
+    # location pin or media nobody explains still becomes a ticket (hub.pieces); media are
+    # copied into the hub's storage off the webhook (hub.lines.twilio.media)
+    from hub.lines.twilio import media as twilio_media
+
     return Line("twilio", routers=[router], reply_senders=senders,
-                periodic=[Periodic("pieces_waiting", 60, pieces.waiting_job)])
+                outbox_senders={twilio_media.KIND: OutboxSender(twilio_media.fetch_sender)},
+                periodic=[Periodic("pieces_waiting", 60, pieces.waiting_job),
+                          Periodic("twilio_media", 15, twilio_media.queue_job)])
