@@ -7,6 +7,7 @@ out of an anonymous or confidential ("rahasia") report.
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -190,12 +191,69 @@ def parse_report(item: dict[str, Any]) -> LaporReport:
                        message=msg, responses=responses)
 
 
+def updated_at_of(item: Any) -> datetime | None:
+    """The report's own change time when it can be read (never raises): the pull's cursor moves
+    past a report it could not parse as well as past one it could."""
+    try:
+        return _when(item.get(FIELDS["updated_at"]), "updated_at") if isinstance(item, dict) else None
+    except InvalidPayload:
+        return None
+
+
+def salvage_report(item: Any, reason: str) -> InboundMessage | None:
+    """A report parse_report refused, read by hand: its tracking id and its text, so it becomes a
+    ticket for triage (the hub marks it). None when even that cannot be read (no numeric
+    tracking id, no text): then it is kept as a dead intake row. The reporter's identity is kept
+    only when the report says plainly that it is neither anonymous nor confidential."""
+    if not isinstance(item, dict):
+        return None
+    tid = str(item.get(FIELDS["tracking_id"]) or "").strip()
+    if not tid.isdigit():
+        return None
+    parts = [item.get(FIELDS["title"]), item.get(FIELDS["body"])]
+    text = "\n\n".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
+    if not text:
+        return None
+    hidden = not (item.get(FIELDS["anonymous"]) in (False, None, 0, "0", "false")
+                  and item.get(FIELDS["confidential"]) in (False, None, 0, "0", "false"))
+    raw = dict(item)
+    fields: dict[str, Any] = {"tracking_id": tid, "anonymous": hidden, "rahasia": False,
+                              "lapor_status": " ".join(str(item.get(FIELDS["status"]) or "").split())}
+    name = None
+    if hidden:
+        raw.pop(FIELDS["reporter"], None)
+    else:
+        who = item.get(FIELDS["reporter"])
+        if isinstance(who, dict):
+            name = str(who.get(FIELDS["reporter_name"]) or "").strip() or None
+            if who.get(FIELDS["reporter_phone"]):
+                fields["phone"] = str(who[FIELDS["reporter_phone"]]).strip()
+    if isinstance(item.get(FIELDS["location"]), str) and item[FIELDS["location"]].strip():
+        fields["lokasi"] = item[FIELDS["location"]].strip()
+    return InboundMessage(channel="lapor", text=text, sender=tid, provider_id=tid, received_at=None,
+                          sender_name=name, fields=fields, raw=raw)
+
+
+class LaporAuthError(PermanentError):
+    """LAPOR! refused the token (401/403): nothing pulls until the configuration is fixed."""
+
+
+class UnreadableResponse(RetryableError):
+    """LAPOR! answered 2xx with a body we cannot read as a page; `body` is what it sent."""
+
+    def __init__(self, message: str, body: str):
+        super().__init__(message)
+        self.body = body
+
+
 def _raise_for(resp: httpx.Response, what: str) -> None:
     if resp.status_code < 300:
         return
     detail = resp.text[:200].replace("\n", " ")
-    raise http_error(resp.status_code, f"LAPOR! {what}: HTTP {resp.status_code} {detail}",
-                     resp.headers.get("retry-after"))
+    message = f"LAPOR! {what}: HTTP {resp.status_code} {detail}"
+    if resp.status_code in (401, 403):
+        raise LaporAuthError(message)
+    raise http_error(resp.status_code, message, resp.headers.get("retry-after"))
 
 
 @dataclass
@@ -222,9 +280,9 @@ class LaporAdapter:
         try:
             data = resp.json() if resp.content else {}
         except ValueError:
-            raise RetryableError(f"LAPOR! {what}: response is not JSON") from None
+            raise UnreadableResponse(f"LAPOR! {what}: response is not JSON", resp.text) from None
         if not isinstance(data, dict):
-            raise RetryableError(f"LAPOR! {what}: response is not a JSON object")
+            raise UnreadableResponse(f"LAPOR! {what}: response is not a JSON object", resp.text)
         return data
 
     async def fetch_page(self, since: datetime | None, page: int = 1, per_page: int = 50) -> Page:
@@ -235,7 +293,8 @@ class LaporAdapter:
         data = await self._request("GET", ENDPOINTS["list_reports"], "pull", params=params)
         items = data.get(PAGE["items"])
         if not isinstance(items, list):
-            raise RetryableError(f"LAPOR! pull: response has no list {PAGE['items']!r}")
+            raise UnreadableResponse(f"LAPOR! pull: response has no list {PAGE['items']!r}",
+                                     json.dumps(data, ensure_ascii=False, default=str))
         reports, rejected, rejected_items = [], [], []
         for item in items:
             try:
@@ -246,6 +305,9 @@ class LaporAdapter:
                 rejected.append((str(tid or "?"), reason))
                 rejected_items.append(item)
         nxt = data.get(PAGE["next_page"])
+        if nxt not in (None, "", 0) and not str(nxt).strip().isdigit():
+            raise UnreadableResponse(f"LAPOR! pull: next page is not a number: {str(nxt)[:40]!r}",
+                                     json.dumps(data, ensure_ascii=False, default=str))
         return Page(tuple(reports), int(nxt) if nxt not in (None, "", 0) else None, tuple(rejected),
                     tuple(rejected_items))
 

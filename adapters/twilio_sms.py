@@ -8,11 +8,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
+
+import httpx
 
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
@@ -22,12 +25,17 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from adapters import dukcapil
 from adapters.base import (BadSignature, InvalidPayload, OutboundMessage, PermanentError,
-                           RetryableError, SendResult, http_error, is_retryable_status, parse_retry_after)
+                           RetryableError, SendResult, http_call, http_error, is_retryable_status,
+                           parse_retry_after)
 from normalizer.types import Attachment, InboundMessage
 
 TWILIO_API = "https://api.twilio.com"
+CONTENT_API = "https://content.twilio.com"  # Content API: WhatsApp templates
 WHATSAPP_PREFIX = "whatsapp:"
 MAX_MEDIA = 10  # Twilio sends at most 10 media per message
+# A MediaUrl of an incoming message: .../Accounts/{AccountSid}/Messages/{MessageSid}/Media/{MediaSid}
+MEDIA_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC[0-9a-fA-F]{32})/Messages/(?P<message>[A-Z]{2}[0-9a-fA-F]{32})"
+                        r"/Media/(?P<media>ME[0-9a-fA-F]{32})/?$")
 
 # Twilio message status -> what it means for our reply (SendResult.detail["status"]).
 STATUS_MAPPING: dict[str, str] = {
@@ -47,16 +55,33 @@ logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
 class _BaseUrlHttpClient(TwilioHttpClient):
     """Twilio's documented way to reach another host: a custom HTTP client that rewrites the
     API URL (https://www.twilio.com/docs/libraries/python/custom-http-clients-python). Used to
-    point the real Client at a local fake Twilio API in tests, or at a proxy."""
+    point the real Client at a local fake Twilio API (and Content API) in tests, or at a proxy."""
 
-    def __init__(self, base_url: str | None, timeout: float):
+    def __init__(self, base_url: str | None, timeout: float, content_base_url: str | None = None):
         super().__init__(timeout=timeout)
         self.base_url = base_url.rstrip("/") if base_url else None
+        self.hosts = {k: v.rstrip("/") for k, v in ((TWILIO_API, base_url), (CONTENT_API, content_base_url)) if v}
 
     def request(self, method, url, *args, **kwargs):
-        if self.base_url and url.startswith(TWILIO_API):
-            url = self.base_url + url[len(TWILIO_API):]
+        for real, other in self.hosts.items():
+            if url.startswith(real):
+                url = other + url[len(real):]
+                break
         return super().request(method, url, *args, **kwargs)
+
+
+def media_sid(url: str, base_url: str | None = None) -> str | None:
+    """The MediaSid of a Twilio media URL (on api.twilio.com, or on `base_url` when one is
+    configured), else None."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    origin = f"{parts.scheme}://{parts.netloc}"
+    if origin != TWILIO_API and (not base_url or origin != base_url.rstrip("/")):
+        return None
+    m = MEDIA_PATH.match(parts.path)
+    return m.group("media") if m else None
 
 
 def is_blank(text: str | None) -> bool:
@@ -90,6 +115,7 @@ class TwilioAdapter:
     # Where Twilio reports each message's delivery (queued, sent, delivered, undelivered, failed);
     # the outbox message id is added as ?m=..., so the report finds its row.
     status_callback: str | None = None
+    content_base_url: str | None = None  # another Content API host (tests: a local fake)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -171,7 +197,8 @@ class TwilioAdapter:
             if not (self.account_sid and self.auth_token):
                 raise PermanentError("Twilio account SID / auth token are not configured")
             self._client = Client(self.account_sid, self.auth_token,
-                                  http_client=_BaseUrlHttpClient(self.base_url, self.timeout_s))
+                                  http_client=_BaseUrlHttpClient(self.base_url, self.timeout_s,
+                                                                 self.content_base_url))
         return self._client
 
     def _from_for(self, message: OutboundMessage) -> tuple[str, str]:
@@ -217,6 +244,75 @@ class TwilioAdapter:
 
     async def send(self, message: OutboundMessage) -> SendResult:
         return await asyncio.to_thread(self.send_sync, message)
+
+    # -- WhatsApp templates (Content API) ---------------------------------------------------
+    def _content(self, call):
+        with self._lock:
+            client = self.client()
+            try:
+                return call(client.content.v1)
+            except TwilioRestException as exc:
+                raise _classify(exc, client) from None
+            except Exception as exc:
+                if _is_network_error(exc):
+                    raise RetryableError(f"Twilio Content API unreachable: {type(exc).__name__}") from None
+                raise
+
+    def create_text_template(self, friendly_name: str, language: str, body: str,
+                             samples: Mapping[str, str]) -> str:
+        """POST /v1/Content with a twilio/text type; returns the ContentSid (HX…)."""
+        from twilio.rest.content.v1.content import ContentList
+
+        request = ContentList.ContentCreateRequest({
+            "friendly_name": friendly_name, "language": language, "variables": dict(samples),
+            "types": {"twilio/text": {"body": body}}})
+        return self._content(lambda v1: v1.contents.create(request)).sid
+
+    def request_whatsapp_approval(self, content_sid: str, name: str, category: str = "UTILITY") -> str:
+        """POST /v1/Content/{sid}/ApprovalRequests/whatsapp; returns the approval status."""
+        from twilio.rest.content.v1.content.approval_create import ApprovalCreateList
+
+        request = ApprovalCreateList.ContentApprovalRequest({"name": name, "category": category})
+        return self._content(lambda v1: v1.contents(content_sid).approval_create.create(request)).status
+
+    def whatsapp_approval(self, content_sid: str) -> dict[str, Any]:
+        """GET /v1/Content/{sid}/ApprovalRequests: WhatsApp's verdict ({"status": "approved"|
+        "pending"|"received"|"rejected"|"unsubmitted"|..., "rejection_reason", "name", "category"})."""
+        got = self._content(lambda v1: v1.contents(content_sid).approval_fetch().fetch())
+        wa = dict(got.whatsapp or {})
+        return {"status": str(wa.get("status") or "unsubmitted").lower(),
+                "rejection_reason": wa.get("rejection_reason") or None,
+                "name": wa.get("name"), "category": wa.get("category")}
+
+    # -- media -----------------------------------------------------------------------------
+    async def fetch_media(self, url: str, max_bytes: int) -> tuple[bytes, str | None]:
+        """(bytes, Content-Type) of an incoming message's media. Twilio answers the media URL
+        (HTTP Basic: Account SID / Auth Token) with a redirect to its media host; httpx drops the
+        credentials when it follows it to another host. Too large, deleted (404) or refused is
+        PermanentError; 5xx, 429 and timeouts RetryableError."""
+        if not (self.account_sid and self.auth_token):
+            raise PermanentError("Twilio account SID / auth token are not configured")
+        if media_sid(url, self.base_url) is None:
+            raise PermanentError("not a Twilio media URL")
+        if self.base_url and url.startswith(TWILIO_API):
+            url = self.base_url.rstrip("/") + url[len(TWILIO_API):]
+        with http_call("Twilio media", self.timeout_s):
+            async with httpx.AsyncClient(auth=(self.account_sid, self.auth_token), follow_redirects=True,
+                                         timeout=self.timeout_s) as c:
+                async with c.stream("GET", url) as resp:
+                    if resp.status_code >= 300:
+                        await resp.aread()
+                        raise http_error(resp.status_code, f"Twilio media: HTTP {resp.status_code}",
+                                         resp.headers.get("retry-after"))
+                    declared = int(resp.headers.get("content-length") or 0)
+                    if declared > max_bytes:
+                        raise PermanentError(f"Twilio media: {declared} bytes, more than the limit {max_bytes}")
+                    data = bytearray()
+                    async for chunk in resp.aiter_bytes():
+                        data += chunk
+                        if len(data) > max_bytes:
+                            raise PermanentError(f"Twilio media: more than the limit {max_bytes} bytes")
+                    return bytes(data), resp.headers.get("content-type")
 
 
 def _coordinate(value: str | None, lo: float, hi: float) -> float | None:

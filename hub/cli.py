@@ -323,6 +323,7 @@ def _wire_process() -> None:
 def _register_extras() -> None:
     """Commands owned by other modules (normalizer tools, importers)."""
     from hub.lines.hotline.cli import import_app
+    from hub.lines.twilio.cli import whatsapp_app
     from hub.cli_router import router_app, triage
     from hub.works.cli import works_app
 
@@ -330,6 +331,7 @@ def _register_extras() -> None:
     app.add_typer(router_app, name="router", help="Teach the router from labelled history.")
     app.add_typer(import_app, name="import", help="Import old hotline logs (CSV/XLSX).",
                   callback=_wire_process)
+    app.add_typer(whatsapp_app, name="whatsapp", help="WhatsApp templates on Twilio (docs/sms.md).")
     app.add_typer(works_app, name="works", callback=_wire_process,
                   help="Public works: LKPP import, red flags, contractor keys (docs/works.md).")
 

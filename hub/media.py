@@ -8,12 +8,15 @@ fetch until it expires (`media_url_ttl_s`, 14 days by default), and nobody can f
 
 Telegram files are fetched into the hub's storage when the update arrives
 (`data_dir/media/telegram/`): Telegram's own download URLs carry the bot token and expire, and
-the file may be gone from Telegram later. A file not fetched yet is fetched on first request.
-Web uploads (`/lampiran/<name>`) are served from their upload folder; other http(s) media
-(Twilio MediaUrl, an Open311 media_url) are redirected to.
+the file may be gone from Telegram later. Twilio media (MMS, WhatsApp) are fetched by an outbox
+job of the Twilio line (`data_dir/media/twilio/<MediaSid>`, hub.lines.twilio.media): Twilio's
+URLs need the account's credentials, and Twilio deletes media eventually. A file not fetched
+yet is fetched on first request. Web uploads (`/lampiran/<name>`) are served from their upload
+folder; other http(s) media (an Open311 media_url, an OPD's photo link) are redirected to.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import re
@@ -51,6 +54,19 @@ def signed_url(code: str, index: int, ttl_s: int | None = None, now: float | Non
     return f"{s.public_url.rstrip('/')}/media/{code}/{index}?" + urlencode({"exp": exp, "sig": _sig(code, index, exp)})
 
 
+def twilio_sid(url: str) -> str | None:
+    """The MediaSid when `url` is a Twilio media URL (served from the hub's storage), else None."""
+    from adapters.twilio_sms import media_sid
+
+    return media_sid(url, get_settings().twilio_base_url)
+
+
+def hub_served(url: str) -> bool:
+    """Media only the hub can hand out (a Telegram file, a Twilio media URL that needs the
+    account's credentials): every link to it is the signed hub URL."""
+    return url.startswith(TELEGRAM_PREFIX) or twilio_sid(url) is not None
+
+
 def links(code: str, attachments: list[dict] | None) -> list[dict]:
     """The ticket's attachments as they may leave the hub: `hub_url` is always the signed hub
     URL; `url` is that too, unless the attachment already was a public http(s) URL (an OPD's
@@ -61,13 +77,14 @@ def links(code: str, attachments: list[dict] | None) -> list[dict]:
         if not url:
             continue
         hub = signed_url(code, i)
-        out.append({"url": url if url.startswith(("https://", "http://")) else hub, "hub_url": hub,
+        public = url.startswith(("https://", "http://")) and not hub_served(url)
+        out.append({"url": url if public else hub, "hub_url": hub,
                     "kind": a.get("kind"), "mime": a.get("mime"), "name": Path(str(a.get("name") or "")).name or None})
     return out
 
 
-def media_dir() -> Path:
-    d = Path(get_settings().data_dir) / "media" / "telegram"
+def media_dir(source: str = "telegram") -> Path:
+    d = Path(get_settings().data_dir) / "media" / source
     d.mkdir(parents=True, exist_ok=True)
     return d
 
@@ -76,12 +93,45 @@ def telegram_path(file_id: str) -> Path:
     return media_dir() / _SAFE.sub("_", file_id)[:200]
 
 
-def store_telegram(file_id: str, data: bytes) -> Path:
-    path = telegram_path(file_id)
+def _store(path: Path, data: bytes) -> Path:
     tmp = path.with_suffix(".part")
     tmp.write_bytes(data)
     tmp.replace(path)
     return path
+
+
+def store_telegram(file_id: str, data: bytes) -> Path:
+    return _store(telegram_path(file_id), data)
+
+
+def twilio_path(sid: str) -> Path:
+    return media_dir("twilio") / _SAFE.sub("_", sid)[:64]
+
+
+async def fetch_twilio(url: str, adapter) -> Path:
+    """Copy a Twilio media into the hub's storage (once). Raises DeliveryError when Twilio does
+    not hand it out (the caller retries, or keeps the original reference)."""
+    sid = twilio_sid(url)
+    if sid is None:
+        raise ValueError("not a Twilio media URL")
+    path = twilio_path(sid)
+    if path.exists():
+        return path
+    data, _mime_declared = await adapter.fetch_media(url, MAX_FETCH)
+    return await asyncio.to_thread(_store, path, data)
+
+
+async def _fetch_twilio_now(url: str) -> Path | None:
+    from adapters.twilio_sms import TwilioAdapter
+
+    s = get_settings()
+    adapter = TwilioAdapter(account_sid=s.twilio_account_sid, auth_token=s.twilio_auth_token,
+                            base_url=s.twilio_base_url)
+    try:
+        return await asyncio.wait_for(fetch_twilio(url, adapter), 20)
+    except Exception as exc:  # DeliveryError and time-outs: the outbox job keeps trying
+        log.warning("media.twilio_fetch_failed", error=str(exc)[:200])
+        return None
 
 
 async def fetch_telegram(file_id: str, adapter) -> Path | None:
@@ -153,6 +203,14 @@ async def get_media(code: str, index: int, request: Request):
             path = await _fetch_now(file_id)
         if path is None or not path.exists():
             return JSONResponse({"detail": "file not available"}, status_code=404)
+        return FileResponse(path, media_type=_mime(path, att.get("mime")),
+                            headers={"Cache-Control": "private, max-age=3600"})
+    if twilio_sid(url):
+        path = twilio_path(twilio_sid(url))
+        if not path.exists():  # the outbox job has not copied it yet: now
+            path = await _fetch_twilio_now(url)
+        if path is None or not path.exists():
+            return JSONResponse({"detail": "file not available yet"}, status_code=404)
         return FileResponse(path, media_type=_mime(path, att.get("mime")),
                             headers={"Cache-Control": "private, max-age=3600"})
     if url.startswith("/lampiran/"):  # a web upload (hub/web/uploads.py keeps them there)

@@ -13,4 +13,6 @@ REQUEST_LATENCY = Histogram(
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 LINE_UP = Gauge("simpul_line_up", "1 while a line takes messages, 0 when it has stopped", ["line"])
+LINE_DEGRADED = Gauge("simpul_line_degraded", "1 while a line works but not fully (retrying, templates "
+                      "missing), else 0", ["line"])
 INTAKE_UNREADABLE = Gauge("simpul_intake_unreadable", "Dead intake rows: payloads no line could read")

@@ -2,10 +2,14 @@
 
 A line whose loop has died, or whose polls have failed for a while, is *stopped*: citizens'
 messages pile up unread at the provider. /readyz answers 503 and names it, /metrics exports
-`simpul_line_up{line=...}` (1 running, 0 stopped), and the admin page shows it.
+`simpul_line_up{line=...}` (1 running, 0 stopped), and the admin page shows it. A line that
+still works but not as it should (a poll failed and is being retried, WhatsApp templates not
+approved) is *degraded*: /readyz stays 200 and lists it, `simpul_line_degraded{line=...}` is 1,
+the admin page shows it.
 
-A polling line's start-up hook registers a check (`register(name, check)`) and its shut-down
-hook removes it (nothing registers on import); a check returns `(running: bool, detail: str)`.
+A line's start-up hook registers a check (`register(name, check)`) and its shut-down hook
+removes it (nothing registers on import); a check returns `(running: bool, detail: str)` or a
+`Status` (state, English detail for /readyz and logs, optional Indonesian text for the page).
 `stale_check` builds the common one from the line's `channel_state` row (written by
 hub.lines.health), so it works across processes (the poll may run in `simpul worker`).
 Here, not in hub.lines: /readyz (hub.api) and the admin page (hub.web) read it, and the lines
@@ -13,8 +17,9 @@ package imports hub.api.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from typing import Callable, Union
 
 from sqlmodel import Session
 
@@ -24,7 +29,17 @@ from hub.logging import get_logger
 from hub.models import ChannelState
 
 log = get_logger(__name__)
-Check = Callable[[], tuple[bool, str]]
+RUNNING, DEGRADED, STOPPED = "running", "degraded", "stopped"
+
+
+@dataclass(frozen=True)
+class Status:
+    state: str  # RUNNING | DEGRADED | STOPPED
+    detail: str  # English: /readyz, logs
+    page: str | None = None  # Bahasa Indonesia for the admin page (detail when None)
+
+
+Check = Callable[[], Union[tuple[bool, str], Status]]
 CHECKS: dict[str, Check] = {}
 FAILURES_STOPPED = 5  # this many failed polls in a row: the line counts as stopped
 
@@ -43,33 +58,48 @@ def _aware(d: datetime | None) -> datetime | None:
 
 def stale_check(channel: str, max_age_s: float, started_at: datetime | None = None) -> Check:
     """Stopped when the line's last good poll is older than `max_age_s` (counted from start-up
-    when it never succeeded), or after FAILURES_STOPPED failures in a row."""
+    when it never succeeded), or after FAILURES_STOPPED failures in a row; degraded while
+    fewer failures in a row are being retried."""
     started = started_at or datetime.now(timezone.utc)
 
-    def check() -> tuple[bool, str]:
+    def check() -> Status:
         with Session(get_engine()) as s:
             st = s.get(ChannelState, channel)
         now = datetime.now(timezone.utc)
         ok_at = _aware(st.last_ok_at) if st else None
         since = max(ok_at, started) if ok_at else started
-        if st is not None and (st.consecutive_failures or 0) >= FAILURES_STOPPED:
-            return False, f"{st.consecutive_failures} failures in a row: {(st.last_error or '')[:200]}"
+        failures = (st.consecutive_failures or 0) if st is not None else 0
+        if failures >= FAILURES_STOPPED:
+            return Status(STOPPED, f"{failures} failures in a row: {(st.last_error or '')[:200]}")
         if now - since > timedelta(seconds=max_age_s):
             last = ok_at.isoformat() if ok_at else "never"
-            return False, f"no successful poll for {int((now - since).total_seconds())} s (last: {last})"
-        return True, "ok"
+            return Status(STOPPED, f"no successful poll for {int((now - since).total_seconds())} s (last: {last})")
+        if failures:
+            return Status(DEGRADED, f"{failures} failure(s) in a row, retrying: {(st.last_error or '')[:200]}",
+                          f"{failures}× gagal berturut-turut, dicoba lagi: {(st.last_error or '')[:200]}")
+        return Status(RUNNING, "ok")
 
     return check
 
 
+def _status(got: tuple[bool, str] | Status) -> Status:
+    if isinstance(got, Status):
+        return got
+    running, detail = got
+    return Status(RUNNING if running else STOPPED, detail)
+
+
 def report() -> dict[str, dict[str, object]]:
-    """{line: {"running": bool, "detail": str}} for every registered line; sets the gauge."""
+    """{line: {"running": bool, "state": running|degraded|stopped, "detail": str, "page": str}}
+    for every registered line; sets the gauges."""
     out: dict[str, dict[str, object]] = {}
     for name, check in list(CHECKS.items()):
         try:
-            running, detail = check()
+            st = _status(check())
         except Exception as exc:  # a check that cannot tell says so; it is not "running"
-            running, detail = False, f"health check failed: {type(exc).__name__}"
-        metrics.LINE_UP.labels(line=name).set(1 if running else 0)
-        out[name] = {"running": running, "detail": detail}
+            st = Status(STOPPED, f"health check failed: {type(exc).__name__}")
+        metrics.LINE_UP.labels(line=name).set(0 if st.state == STOPPED else 1)
+        metrics.LINE_DEGRADED.labels(line=name).set(1 if st.state == DEGRADED else 0)
+        out[name] = {"running": st.state != STOPPED, "state": st.state, "detail": st.detail,
+                     "page": st.page or st.detail}
     return out

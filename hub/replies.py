@@ -113,7 +113,8 @@ def queue_status(session: Session, ticket: Ticket, cfg: RegencyConfig, note: str
                    {"channel": route[0], "to": route[1], "text": text, "ticket_code": ticket.code,
                     # the reply's kind and values: a WhatsApp template after 24 h (hub/whatsapp.py)
                     "template": f"status_{ticket.status}",
-                    "values": {"opd_name": _opd(session, ticket), "note": (note or "").strip() or "-"}},
+                    "values": {"opd_name": _opd(session, ticket), "note": (note or "").strip() or "-",
+                               "merged_into": ticket.merged_into or "-"}},
                    ticket_id=ticket.id)
 
 

@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     twilio_from_number: str | None = None
     twilio_whatsapp_from: str | None = None
     twilio_base_url: str | None = None
+    twilio_content_base_url: str | None = None  # Content API (WhatsApp templates); tests: a local fake
     telegram_bot_token: str | None = None
     telegram_webhook_secret: str | None = None
     telegram_base_url: str | None = None

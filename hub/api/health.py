@@ -1,4 +1,5 @@
-"""/healthz (process up), /readyz (database answers), /metrics (Prometheus)."""
+"""/healthz (process up), /readyz (database answers, no line stopped; degraded lines listed), /metrics
+(Prometheus)."""
 from __future__ import annotations
 
 from fastapi import APIRouter
@@ -28,9 +29,12 @@ def readyz():
         return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, status_code=503)
     lines = readiness.report()
     stopped = sorted(name for name, r in lines.items() if not r["running"])
+    degraded = sorted(name for name, r in lines.items() if r["state"] == readiness.DEGRADED)
     if stopped:
         return JSONResponse({"status": "unavailable", "database": "ok", "lines": lines,
-                             "stopped": stopped}, status_code=503)
+                             "stopped": stopped, "degraded": degraded}, status_code=503)
+    if degraded:  # still taking messages: ready, but say what is not right
+        return {"status": "degraded", "database": "ok", "lines": lines, "degraded": degraded}
     return {"status": "ok", "database": "ok", "lines": lines}
 
 

@@ -413,11 +413,11 @@ def can_reveal_nik(who) -> bool:
 
 def _attachment_links(t: Ticket) -> list[dict[str, Any]]:
     """Each attachment with the link a staff page may show (`href`, else None: shown as text):
-    an allowed link (pages.safe_link), or a Telegram file the hub stores, at its signed hub URL."""
+    media the hub stores (Telegram, Twilio) at its signed hub URL, else an allowed link (pages.safe_link)."""
     out = []
     for i, a in enumerate(t.attachments or ()):
         url = str(a.get("url") or "")
-        href = pages.safe_link(url) or (media.signed_url(t.code, i) if url.startswith(media.TELEGRAM_PREFIX) else None)
+        href = media.signed_url(t.code, i) if media.hub_served(url) else pages.safe_link(url)
         out.append({"href": href, "url": url, "kind": a.get("kind")})
     return out
 

@@ -2,7 +2,7 @@
 
 Built from what LAPOR! shows in public (tracking ids, status texts, admin actions, report types,
 anonymous/rahasia flags) and the shape assumed in adapters/lapor.py. It can fail (HTTP 500,
-timeouts) and recover. Never used outside tests.
+timeouts, a refused token, a 200 whose body is not a page, as a proxy's error page is) and recover. Never used outside tests.
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ class FakeLapor:
         self.requests: list[dict[str, Any]] = []
         self.follow_ups: list[dict[str, Any]] = []
         self.actions: list[dict[str, Any]] = []
-        # ("status", code, retry_after, message) or ("sleep", seconds)
+        # ("status", code, retry_after, message), ("sleep", seconds) or ("body", text, content type)
         self._failures: list[tuple[Any, ...]] = []
         self._lock = threading.Lock()
         self._clock = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)
@@ -107,6 +107,13 @@ class FakeLapor:
         with self._lock:
             self._failures.extend([("sleep", seconds)] * n)
 
+    def garble_next(self, n: int = 1, body: str = "<html><body>502 Bad Gateway</body></html>",
+                    content_type: str = "text/html") -> None:
+        """The next n requests answer 200 with `body` (a captive portal, a proxy's error page, a
+        JSON shape we do not know)."""
+        with self._lock:
+            self._failures.extend([("body", body, content_type)] * n)
+
     def _next_failure(self) -> tuple[Any, ...] | None:
         with self._lock:
             return self._failures.pop(0) if self._failures else None
@@ -159,6 +166,14 @@ class FakeLapor:
                 failure = fake._next_failure()
                 if failure and failure[0] == "sleep":
                     time.sleep(failure[1])
+                elif failure and failure[0] == "body":
+                    data = failure[1].encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", failure[2])
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return None
                 elif failure:
                     self._send(int(failure[1]), {"message": failure[3]}, failure[2])
                     return None

@@ -1,5 +1,11 @@
-"""A local fake of Twilio's REST API (Messages.json) on 127.0.0.1: answers like Twilio,
-including its error bodies and codes, and records every request for the tests to assert.
+"""A local fake of Twilio's REST API (Messages.json, and the media of incoming messages) on
+127.0.0.1: answers like Twilio, including its error bodies and codes, and records every request
+for the tests to assert.
+
+Media as Twilio serves them: GET /2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}/Media/
+{MediaSid} needs HTTP Basic auth (Account SID / Auth Token) and answers 307 with a Location on a
+separate media host (Twilio's CDN / S3), which serves the bytes without auth and refuses a
+request that still carries the Authorization header (as S3 does: one auth mechanism only).
 
 Never reaches the real Twilio; tests point `twilio_base_url` at `FakeTwilio.url`.
 """
@@ -16,6 +22,8 @@ from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl
 
+MEDIA_RE = re.compile(r"^/2010-04-01/Accounts/(?P<sid>AC[0-9a-zA-Z]+)/Messages/(?P<msg>[A-Z]{2}[0-9a-f]{32})"
+                      r"/Media/(?P<media>ME[0-9a-f]{32})$")
 MESSAGES_RE = re.compile(r"^/2010-04-01/Accounts/(?P<sid>AC[0-9a-zA-Z]+)/Messages\.json$")
 E164_RE = re.compile(r"^(whatsapp:)?\+[1-9]\d{6,14}$")
 
@@ -47,6 +55,19 @@ class FakeTwilio:
     # them is refused with 63016, as Twilio does; a ContentSid (approved template) goes through.
     window_closed: set[str] = field(default_factory=set)
 
+    media: dict[str, tuple[bytes, str]] = field(default_factory=dict)  # MediaSid -> (bytes, type)
+    media_failures: list[int] = field(default_factory=list)  # statuses for the next media GETs
+    media_gets: list[Recorded] = field(default_factory=list)  # GETs at the API and at the media host
+
+    def add_media(self, message_sid: str, data: bytes, content_type: str = "image/jpeg") -> str:
+        """A media of an incoming message; returns its MediaUrl as Twilio puts it in the webhook."""
+        sid = "ME" + uuid.uuid4().hex
+        self.media[sid] = (data, content_type)
+        return f"https://api.twilio.com/2010-04-01/Accounts/{self.account_sid}/Messages/{message_sid}/Media/{sid}"
+
+    def delete_media(self, url: str) -> None:
+        self.media.pop(url.rsplit("/", 1)[-1], None)
+
     def fail_next(self, status: int, code: int, message: str = "error", retry_after: str | None = None) -> None:
         """The next Messages.json call answers this error (calls after that succeed again)."""
         self.failures.append(Failure(status, code, message, retry_after))
@@ -76,6 +97,28 @@ class FakeTwilio:
             def _error(self, status: int, code: int, message: str, headers=None) -> None:
                 self._json(status, {"code": code, "message": message, "status": status,
                                     "more_info": f"https://www.twilio.com/docs/errors/{code}"}, headers)
+
+            def _authorized(self) -> bool:
+                auth = self.headers.get("Authorization", "")
+                return auth == "Basic " + base64.b64encode(f"{fake.account_sid}:{fake.auth_token}".encode()).decode()
+
+            def do_GET(self):
+                fake.media_gets.append(Recorded("GET", self.path, {}, dict(self.headers)))
+                m = MEDIA_RE.match(self.path)
+                if not m:
+                    return self._error(404, 20404, "The requested resource was not found")
+                if not self._authorized() or m.group("sid") != fake.account_sid:
+                    return self._error(401, 20003, "Authenticate")
+                if fake.media_failures:
+                    status = fake.media_failures.pop(0)
+                    return self._error(status, 20500 if status >= 500 else 20429, "error")
+                if m.group("media") not in fake.media:
+                    return self._error(404, 20404, f"The requested resource {self.path} was not found")
+                self.send_response(307)
+                self.send_header("Location", f"{fake.media_url}/{fake.account_sid}/{uuid.uuid4().hex}"
+                                             f"?media={m.group('media')}&Expires=9999999999&Signature=x")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
@@ -127,10 +170,41 @@ class FakeTwilio:
                     "price_unit": "USD", "sid": sid, "status": "queued", "subresource_uris": {},
                     "to": to, "uri": f"/2010-04-01/Accounts/{fake.account_sid}/Messages/{sid}.json"})
 
+        class MediaHost(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                fake.media_gets.append(Recorded("GET", self.path, {}, dict(self.headers)))
+                if "Authorization" in self.headers:
+                    data = b"<Error><Code>InvalidArgument</Code><Message>Only one auth mechanism allowed</Message></Error>"
+                    self.send_response(400)
+                    self.send_header("Content-Type", "application/xml")
+                else:
+                    sid = dict(parse_qsl(self.path.partition("?")[2])).get("media", "")
+                    if sid not in fake.media:
+                        data = b"<Error><Code>NoSuchKey</Code></Error>"
+                        self.send_response(404)
+                        self.send_header("Content-Type", "application/xml")
+                    else:
+                        data, ctype = fake.media[sid]
+                        self.send_response(200)
+                        self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
+        self._media_server = ThreadingHTTPServer(("127.0.0.1", 0), MediaHost)
+        threading.Thread(target=self._media_server.serve_forever, daemon=True).start()
         return self
+
+    @property
+    def media_url(self) -> str:
+        host, port = self._media_server.server_address[:2]
+        return f"http://{host}:{port}"
 
     @property
     def url(self) -> str:
@@ -138,5 +212,6 @@ class FakeTwilio:
         return f"http://{host}:{port}"
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        for server in (self._server, self._media_server):
+            server.shutdown()
+            server.server_close()

@@ -1,8 +1,10 @@
 """Hub side of SP4N-LAPOR!: the periodic pull that turns dispositioned reports into tickets, the
 status sync, LAPOR!'s service levels, and the outbox sender that pushes our changes back.
 
-Line health (last success, last error, failures, cursor) lives in channel_state row "lapor" for
-the dashboard. Never echoes a status that came from LAPOR! back to LAPOR!, and never stores the
+Line health (last success, last error, failures, cursor) lives in channel_state row "lapor"
+(hub.lines.health); `health_check` turns it into running / degraded / stopped for /readyz,
+/metrics and the admin page (hub.readiness). A report the pull cannot parse is stored first (a
+triage ticket, or a dead intake row) and the cursor moves past it. Never echoes a status that came from LAPOR! back to LAPOR!, and never stores the
 identity of an anonymous or confidential reporter (the adapter drops it before it gets here).
 """
 from __future__ import annotations
@@ -17,7 +19,9 @@ from sqlalchemy import Engine, select, update
 from sqlmodel import Session
 
 from adapters.base import DeliveryError, OutboundMessage, RetryableError, SendResult, backoff_delay
-from adapters.lapor import LaporAdapter, LaporReport
+from adapters.lapor import (LaporAdapter, LaporAuthError, LaporReport, UnreadableResponse, salvage_report,
+                            updated_at_of)
+from hub import readiness
 from hub.config import ConfigError, RegencyConfig, load_yaml, regency_config
 from hub.db import get_engine, writer
 from hub.intake import accept_many
@@ -28,7 +32,7 @@ from hub.parts import Line, OutboxSender, Periodic
 from hub.settings import Settings, get_settings
 from hub.sla import WorkCalendar
 from hub.tickets import TicketError, add_event, change_status
-from hub.unreadable import store_unreadable
+from hub.unreadable import mark_for_triage, store_unreadable
 
 log = get_logger(__name__)
 CHANNEL = "lapor"
@@ -241,10 +245,10 @@ async def pull_once(engine: Engine | None = None, settings: Settings | None = No
             got = await adapter.fetch_page(query_since, page, int(pull["per_page"]))
             res.pages += 1
             for (tid, reason), item in zip(got.rejected, got.rejected_items or [None] * len(got.rejected)):
-                log.warning("lapor.report_rejected", tracking_id=tid, reason=reason)
-                # kept as a dead intake row an admin sees (hub.unreadable), once per version
-                await asyncio.to_thread(store_unreadable, CHANNEL, item, f"LAPOR! report {tid}: {reason}",
-                                        dedup_window_s=settings.dedup_window_s)
+                await asyncio.to_thread(_keep_rejected, engine, settings, tid, reason, item)
+                changed = updated_at_of(item)  # stored: the cursor may move past it
+                if changed and (newest is None or changed > newest):
+                    newest = changed
             res.rejected.extend(got.rejected)
             reports = list(got.reports)
             if reports:
@@ -260,21 +264,14 @@ async def pull_once(engine: Engine | None = None, settings: Settings | None = No
                         newest = r.updated_at
             more = got.next_page is not None
             page = got.next_page or page
-    except (DeliveryError, OSError) as exc:
-        failures = int(cursor.get("pull_failures", 0)) + 1
-        delay = backoff_delay(failures, pull["backoff_base_s"], pull["backoff_cap_s"])
-        res.error = str(exc)
-        cursor.update(pull_failures=failures, next_pull_at=_iso(now + timedelta(seconds=delay)))
-        if newest and newest != since:  # pages already stored stay stored; go on from there
-            cursor["since"] = _iso(newest)
-        await asyncio.to_thread(_release, engine, cursor)
-        await asyncio.to_thread(record_failure, engine, f"pull: {exc}")
-        log.warning("lapor.pull_failed", error=str(exc)[:300], failures=failures, retry_in_s=round(delay, 1))
+    except Exception as exc:  # LAPOR! down, refusing the token, answering garbage; or our store
+        await _pull_failed(engine, settings, cursor, now, since, newest, exc, res)
         return res
     except BaseException:
         await asyncio.to_thread(_release, engine, cursor)
         raise
     interval = 0 if more else settings.lapor_pull_interval_s  # pages left: go on at the next tick
+    cursor.pop("auth_failed", None)
     cursor.update(pull_failures=0, next_pull_at=_iso(now + timedelta(seconds=interval)),
                   last_pull={"at": _iso(now), "pulled": res.pulled, "new": res.new,
                              "synced": res.synced, "rejected": len(res.rejected)})
@@ -286,6 +283,104 @@ async def pull_once(engine: Engine | None = None, settings: Settings | None = No
     log.info("lapor.pulled", pages=res.pages, pulled=res.pulled, new=res.new, synced=res.synced,
              rejected=len(res.rejected))
     return res
+
+
+def _keep_rejected(engine: Engine, settings: Settings, tid: str, reason: str, item: Any) -> None:
+    """A report parse_report refused is stored before anything else: a ticket for triage when its
+    tracking id and text can be read by hand, else a dead intake row an admin sees (hub.unreadable),
+    once per version of the report."""
+    problem = f"LAPOR! report {tid}: {reason}"
+    log.warning("lapor.report_rejected", tracking_id=tid, reason=reason[:200])
+    msg = salvage_report(item, reason)
+    if msg is None:
+        store_unreadable(CHANNEL, item, problem, engine=engine, dedup_window_s=settings.dedup_window_s)
+        return
+    accept_many([mark_for_triage(msg, problem)], engine, settings.dedup_window_s)
+    _process_new(engine)
+
+
+async def _pull_failed(engine: Engine, settings: Settings, cursor: dict[str, Any], now: datetime,
+                       since: datetime | None, newest: datetime | None, exc: Exception, res: PullResult) -> None:
+    """Back off, keep what was stored (the cursor moves past it), and record the failure in the
+    line's health row: /readyz, /metrics and the admin page show the line degraded, then stopped
+    (at once when LAPOR! refuses the token)."""
+    pull = lapor_config(settings.config_dir)["pull"]
+    auth = isinstance(exc, LaporAuthError)
+    text = str(exc) if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, UnreadableResponse):  # raw first: what LAPOR! sent is kept for an admin
+        try:
+            await asyncio.to_thread(store_unreadable, CHANNEL, exc.body, text, engine=engine,
+                                    dedup_window_s=settings.dedup_window_s)
+        except Exception:
+            log.exception("lapor.unreadable_not_stored")
+    elif not isinstance(exc, DeliveryError):
+        log.exception("lapor.pull_crashed")
+    failures = int(cursor.get("pull_failures", 0)) + 1
+    delay = backoff_delay(failures, pull["backoff_base_s"], pull["backoff_cap_s"])
+    res.error = text
+    cursor.update(pull_failures=failures, next_pull_at=_iso(now + timedelta(seconds=delay)))
+    if auth:
+        cursor["auth_failed"] = True
+    else:
+        cursor.pop("auth_failed", None)
+    if newest and newest != since:  # pages already stored stay stored; go on from there
+        cursor["since"] = _iso(newest)
+    try:
+        await asyncio.to_thread(_release, engine, cursor)
+        await asyncio.to_thread(record_failure, engine, f"pull: {text}")
+    except Exception:  # the store itself is down: the lease runs out, the next tick tries again
+        log.warning("lapor.health_write_failed")
+    log.warning("lapor.pull_failed", error=text[:300], failures=failures, retry_in_s=round(delay, 1),
+                auth=auth)
+
+
+def health_check(settings: Settings) -> readiness.Check:
+    """Stopped when LAPOR! refuses the token (until the configuration is fixed), after
+    FAILURES_STOPPED failed pulls in a row, or when no pull succeeded for a while; degraded
+    while fewer failed pulls are being retried. Recovers with the next good pull."""
+    stale = readiness.stale_check(CHANNEL, settings.lapor_pull_interval_s * 3 + 600)
+
+    def check() -> readiness.Status:
+        st = line_state() or {}
+        cur = st.get("cursor") or {}
+        err = (st.get("last_error") or "")[:200]
+        n = int(cur.get("pull_failures") or 0)
+        if cur.get("auth_failed"):
+            return readiness.Status(readiness.STOPPED, f"LAPOR! refuses the token; fix SIMPUL_LAPOR_TOKEN: {err}",
+                                    f"LAPOR! menolak token (401/403); perbaiki SIMPUL_LAPOR_TOKEN lalu mulai "
+                                    f"ulang hub. {err}")
+        if n >= readiness.FAILURES_STOPPED:
+            return readiness.Status(readiness.STOPPED, f"{n} pulls failed in a row: {err}",
+                                    f"{n}× tarik laporan gagal berturut-turut: {err}")
+        if n:
+            return readiness.Status(readiness.DEGRADED, f"{n} pull(s) failed in a row, retrying: {err}",
+                                    f"{n}× tarik laporan gagal, dicoba lagi: {err}")
+        return stale()
+
+    return check
+
+
+def _due_now_after_auth_failure(engine: Engine) -> None:
+    """A restart is how a token gets fixed: after a refused token, pull at once, not after the back-off."""
+    st = line_state(engine)
+    if st and st["cursor"].get("auth_failed"):
+        cur = {k: v for k, v in st["cursor"].items() if k != "next_pull_at"}
+        with writer(engine).begin() as conn:
+            conn.execute(update(STATE).where(STATE.c.channel == CHANNEL).values(cursor=cur))
+
+
+async def on_startup(app: Any, settings: Settings) -> None:
+    if not (settings.lapor_base_url and settings.lapor_token):
+        return
+    readiness.register(CHANNEL, health_check(settings))
+    try:
+        await asyncio.to_thread(_due_now_after_auth_failure, get_engine())
+    except Exception:  # the store is down: the pull job finds out soon enough
+        log.warning("lapor.startup_state_unreadable")
+
+
+async def on_shutdown(app: Any, settings: Settings) -> None:
+    readiness.unregister(CHANNEL)
 
 
 async def pull_job() -> None:
@@ -320,4 +415,5 @@ def line(settings: Settings) -> Line:
     and replies to reporters through LAPOR!."""
     return Line(CHANNEL, reply_senders={CHANNEL: reply_sender},
                 outbox_senders={"lapor_push": OutboxSender(push_sender)},
-                periodic=[Periodic("lapor_pull", float(min(settings.lapor_pull_interval_s, 15)), pull_job)])
+                periodic=[Periodic("lapor_pull", float(min(settings.lapor_pull_interval_s, 15)), pull_job)],
+                startup=[on_startup], shutdown=[on_shutdown])

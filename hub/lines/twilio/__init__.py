@@ -24,7 +24,7 @@ from hub.config import RegencyConfig
 from hub.db import get_engine, session_scope
 from hub import pieces, whatsapp
 from hub.lines import ratelimit
-from hub.parts import Line, Periodic
+from hub.parts import Line, OutboxSender, Periodic
 from hub.logging import get_logger
 from hub.settings import Settings, get_settings
 from hub.unreadable import mark_for_triage, store_unreadable
@@ -37,15 +37,17 @@ router = APIRouter(tags=["webhooks"])
 
 @lru_cache(maxsize=4)
 def _adapter(sid: str | None, token: str | None, sms_from: str | None, wa_from: str | None,
-             base_url: str | None, status_callback: str | None = None) -> TwilioAdapter:
+             base_url: str | None, status_callback: str | None = None,
+             content_base_url: str | None = None) -> TwilioAdapter:
     return TwilioAdapter(account_sid=sid, auth_token=token, from_number=sms_from,
-                         whatsapp_from=wa_from, base_url=base_url, status_callback=status_callback)
+                         whatsapp_from=wa_from, base_url=base_url, status_callback=status_callback,
+                         content_base_url=content_base_url)
 
 
 def adapter_for(settings: Settings) -> TwilioAdapter:
     return _adapter(settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_from_number,
                     settings.twilio_whatsapp_from, settings.twilio_base_url,
-                    settings.public_url.rstrip("/") + whatsapp.STATUS_PATH)
+                    settings.public_url.rstrip("/") + whatsapp.STATUS_PATH, settings.twilio_content_base_url)
 
 
 def signed_url(request: Request, settings: Settings) -> str:
@@ -186,6 +188,14 @@ def line(settings: Settings) -> Line:
     if settings.sms_provider == "twilio":
         senders["sms"] = send_reply
     # the incoming webhook and the status callback (delivery reports) are on `router`; a
-    # location pin or media nobody explains still becomes a ticket (hub.pieces)
+    # location pin or media nobody explains still becomes a ticket (hub.pieces); media are
+    # copied into the hub's storage off the webhook (hub.lines.twilio.media); WhatsApp templates
+    # missing or not approved show as degraded (hub.lines.twilio.templates)
+    from hub.lines.twilio import media as twilio_media, templates
+
+    periodic = [Periodic("pieces_waiting", 60, pieces.waiting_job), Periodic("twilio_media", 15, twilio_media.queue_job)]
+    if templates.enabled(settings):
+        periodic.append(Periodic("whatsapp_templates", 3600, templates.refresh_job))
     return Line("twilio", routers=[router], reply_senders=senders,
-                periodic=[Periodic("pieces_waiting", 60, pieces.waiting_job)])
+                outbox_senders={twilio_media.KIND: OutboxSender(twilio_media.fetch_sender)},
+                periodic=periodic, startup=[templates.on_startup], shutdown=[templates.on_shutdown])

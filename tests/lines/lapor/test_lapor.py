@@ -431,25 +431,145 @@ def test_a_change_from_lapor_is_not_pushed_back_to_lapor(fake, lapor, engine, cf
     assert "status" in kinds
 
 
-def test_a_report_we_cannot_read_is_kept_for_an_admin_and_the_pull_goes_on(fake, lapor, engine):
-    """Issue #13 item 1: a report LAPOR! sends in a shape we do not know (a new report type, a
-    timestamp that is not ISO 8601) is stored as a dead intake row, once; the others still pull."""
+def test_a_report_we_cannot_read_is_kept_and_the_pull_goes_on(fake, lapor, engine, cfg):
+    """Issue #13 item 1: a report LAPOR! sends in a shape we do not know is stored before anything
+    else. With a tracking id and text (a report type LAPOR! added later, a time that is not ISO
+    8601) it becomes a ticket for the triage OPD; without even that, a dead intake row an admin
+    sees, once per version. The others still pull, and the cursor moves past all of them."""
     from hub import unreadable
     from hub.models import RawMessage
 
     seed_reports(fake)
     fake.reports["9165901"]["jenis"] = "usulan_kebijakan"  # a report type LAPOR! added later
-    fake.reports["9166002"]["diperbarui"] = "kemarin sore"
+    fake.reports["9166002"]["tanggal_lapor"] = "kemarin sore"
+    fake.submit(9166300, "", "")  # a report LAPOR! hands out with neither title nor text
+    fake.verify(9166300)
     res = lapor()
-    assert res.error is None and res.new == 1 and len(res.rejected) == 2
-    res = lapor()  # the next pull sees them again: still one row each
-    assert unreadable.count(engine) == 2
+    assert res.error is None and res.new == 1 and len(res.rejected) == 3
+    got = tickets(engine)
+    assert set(got) == {"9165816", "9165901", "9166002"}
+    for tid, why in (("9165901", "usulan_kebijakan"), ("9166002", "ISO 8601")):
+        t = got[tid]
+        assert t.opd_code == cfg.triage_opd and why in t.fields["unreadable"]
+        assert t.reporter_name is None and t.reporter_phone is None  # anonymous / rahasia stay hidden
+    assert "pungutan liar" in got["9165901"].text_original.lower()
+    newest = fake.reports["9166300"]["diperbarui"]  # the dead row is the newest report of all
+    assert datetime.fromisoformat(state(engine)["cursor"]["since"]) == datetime.fromisoformat(newest)
+    res = lapor()  # the next pull sees them again: still one row and one ticket each
+    assert unreadable.count(engine) == 1 and set(tickets(engine)) == set(got)
     with Session(engine) as s:
-        dead = list(s.scalars(select(RawMessage).where(RawMessage.state == "unreadable")))
-    bodies = " ".join(r.message["raw"]["body"] for r in dead)
-    assert "usulan_kebijakan" in bodies and "kemarin sore" in bodies
-    assert all(r.channel == "lapor" and "LAPOR! report" in r.message["fields"]["unreadable"] for r in dead)
-    assert set(tickets(engine)) == {"9165816"}
+        [dead] = s.scalars(select(RawMessage).where(RawMessage.state == "unreadable"))
+    assert dead.channel == "lapor" and "9166300" in dead.message["raw"]["body"]
+    assert "neither title nor text" in dead.message["fields"]["unreadable"]
+    # LAPOR! fixes the report later: its status is followed on the triage ticket, no second ticket
+    fake.reports["9165901"]["jenis"] = "pengaduan"
+    fake.auto_close(9165901)
+    lapor()
+    assert tickets(engine)["9165901"].status == "selesai" and len(tickets(engine)) == 3
+
+
+# --- a LAPOR! that keeps failing shows, and recovers by itself (issue #13 item 1) -------------
+
+@pytest.fixture
+def check(lapor):
+    from hub import readiness
+    from hub.lines import lapor as L
+    from hub.settings import get_settings
+
+    readiness.register("lapor", L.health_check(get_settings()))  # what the line's start-up does
+    yield lambda: readiness.report()["lapor"]
+    readiness.unregister("lapor")
+
+
+@pytest.mark.parametrize("fault", ["http500", "http503", "timeout", "not_a_page", "unknown_json"])
+def test_a_failing_lapor_is_degraded_then_stopped_then_recovers(fake, lapor, engine, check, fault):
+    from hub import readiness, unreadable
+
+    seed_reports(fake)
+    assert lapor().new == 3 and check()["state"] == "running"
+    fake.submit(9170001, "Sampah menumpuk", "Sampah di pasar Pon menumpuk tiga hari.")
+    fake.verify(9170001)
+
+    def fail() -> None:
+        if fault.startswith("http"):
+            fake.fail_next(1, int(fault[4:]))
+        elif fault == "timeout":
+            fake.stall_next(1, 3.0)  # client timeout is 1.5 s
+        elif fault == "not_a_page":
+            fake.garble_next(1)  # a proxy's error page, answered 200
+        else:
+            fake.garble_next(1, json.dumps({"pesan": "format baru", "laporan": []}), "application/json")
+        res = lapor()
+        assert res.error and res.new == 0
+
+    fail()
+    got = check()
+    assert got["state"] == "degraded" and got["running"] is True and "retrying" in got["detail"]
+    for _ in range(readiness.FAILURES_STOPPED - 1):
+        fail()
+    got = check()
+    assert got["state"] == "stopped" and got["running"] is False
+    assert f"{readiness.FAILURES_STOPPED} pulls failed in a row" in got["detail"]
+    # raw first: what LAPOR! answered instead of a page is kept for an admin, once per body
+    assert unreadable.count(engine) == (1 if fault in ("not_a_page", "unknown_json") else 0)
+    res = lapor()  # LAPOR! answers again
+    assert res.error is None and res.new == 1 and check()["state"] == "running"
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refused_token_stops_the_line_until_the_config_is_fixed(fake, lapor, engine, check, monkeypatch,
+                                                                  status):
+    from hub.lines import lapor as L
+    from hub.settings import get_settings, reset_settings
+
+    seed_reports(fake)
+    if status == 401:
+        monkeypatch.setenv("SIMPUL_LAPOR_TOKEN", "wrong")  # the fake refuses it with 401
+        reset_settings()
+    else:
+        fake.fail_next(1, 403, message="akses ditolak")
+    res = lapor()
+    assert str(status) in res.error
+    got = check()  # one refusal is enough: retrying will not fix a token
+    assert got["state"] == "stopped" and "SIMPUL_LAPOR_TOKEN" in got["page"] and "wrong" not in got["detail"]
+    assert lapor(force=False).skipped  # backing off
+    monkeypatch.setenv("SIMPUL_LAPOR_TOKEN", fake.token)  # the operator fixes it and restarts
+    reset_settings()
+    asyncio.run(L.on_startup(None, get_settings()))
+    try:
+        res = lapor(force=False)  # due at once after the restart, not after the back-off
+        assert not res.skipped and res.new == 3 and check()["state"] == "running"
+        assert "auth_failed" not in state(engine)["cursor"]
+    finally:
+        asyncio.run(L.on_shutdown(None, get_settings()))
+
+
+def test_a_stopped_lapor_shows_in_readyz_metrics_and_the_admin_page(fake, lapor, engine, cfg):
+    from tests.lines.runner import app_client
+    from tests.web.conftest import login, seed_known
+
+    seed_reports(fake)
+    with app_client() as c:  # the line's start-up registers its check (LAPOR! is configured)
+        assert lapor().new == 3
+        assert c.get("/readyz").json()["lines"]["lapor"]["state"] == "running"
+        fake.fail_next(1, 502)
+        lapor()
+        r = c.get("/readyz")
+        assert r.status_code == 200 and r.json()["degraded"] == ["lapor"]
+        assert 'simpul_line_degraded{line="lapor"} 1.0' in c.get("/metrics").text
+        seed_known(cfg)
+        login(c, "admin")
+        assert "TERGANGGU" in c.get("/admin").text
+        fake.fail_next(1, 401)
+        lapor()
+        r = c.get("/readyz")
+        assert r.status_code == 503 and r.json()["stopped"] == ["lapor"]
+        assert 'simpul_line_up{line="lapor"} 0.0' in c.get("/metrics").text
+        page = c.get("/admin").text
+        assert "BERHENTI" in page and "LAPOR! menolak token" in page
+        lapor()
+        assert c.get("/readyz").status_code == 200
+        assert 'simpul_line_up{line="lapor"} 1.0' in c.get("/metrics").text
 
 
 # --- outgoing table: our status change -> the exact request at the fake LAPOR! -----------------

@@ -575,3 +575,152 @@ def test_inside_the_window_replies_are_text_and_every_send_asks_for_status(twili
     assert asyncio.run(run_once(kinds=["reply"])) == 2
     assert all("Body" in m and "ContentSid" not in m for m in fake_twilio.sent)
     assert all("/webhooks/twilio/status?m=msg_" in m["StatusCallback"] for m in fake_twilio.sent)
+
+
+# --- media copied into the hub's storage (issue #13 item 5) ----------------------------------
+
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)) * 8
+OGG = b"OggS\x00\x02" + bytes(3000)
+PHOTO_SID = "MM11111111111111111111111111111104"  # message__whatsapp_photo.json
+
+
+def _post_media(client, fake: FakeTwilio, *media: tuple[bytes, str]):
+    form = {"NumMedia": str(len(media))}
+    for i, (data, ctype) in enumerate(media):
+        form[f"MediaUrl{i}"] = fake.add_media(PHOTO_SID, data, ctype)
+        form[f"MediaContentType{i}"] = ctype
+    r = post(client, "message__whatsapp_photo.json", **form)
+    assert r.status_code == 200, r.text
+    return [form[f"MediaUrl{i}"] for i in range(len(media))]
+
+
+def _media_rows():
+    from hub.db import get_engine
+    from hub.models import Outbox
+
+    with Session(get_engine()) as s:
+        return list(s.scalars(select(Outbox).where(Outbox.kind == "twilio_media").order_by(Outbox.id)))
+
+
+def _run_media():
+    from hub.outbox import run_once
+
+    return asyncio.run(run_once(kinds=["twilio_media"]))
+
+
+def _due_now():
+    from datetime import datetime, timezone
+
+    from sqlalchemy import update
+
+    from hub.db import get_engine
+    from hub.models import Outbox
+
+    with get_engine().begin() as conn:
+        conn.execute(update(Outbox.__table__).where(Outbox.__table__.c.state == "pending")
+                     .values(next_attempt_at=datetime.now(timezone.utc)))
+
+
+def test_media_are_copied_into_the_hub_and_every_link_is_the_signed_hub_url(twilio_client_db, fake_twilio):
+    from hub.db import get_engine
+    from hub.delivery.payloads import open311_request, ticket_payload
+    from hub.lines.twilio.media import queue_new
+    from hub.models import Ticket
+    from hub.processing import drain
+
+    urls = _post_media(twilio_client_db, fake_twilio, (JPEG, "image/jpeg"), (OGG, "audio/ogg"))
+    assert fake_twilio.media_gets == []  # nothing fetched while Twilio waits for the answer
+    drain()
+    assert queue_new() == 2 and queue_new() == 0  # one fetch per media, queued once
+    assert _run_media() == 2
+    api_gets = [r for r in fake_twilio.media_gets if "/Media/ME" in r.path]
+    host_gets = [r for r in fake_twilio.media_gets if "/Media/ME" not in r.path]
+    assert len(api_gets) == len(host_gets) == 2
+    assert all(r.headers["Authorization"].startswith("Basic ") for r in api_gets)
+    assert all("Authorization" not in r.headers for r in host_gets)  # credentials stay at Twilio
+    assert [r.state for r in _media_rows()] == ["done", "done"]
+    for url in urls:  # Twilio deletes its copy: ours stays
+        fake_twilio.delete_media(url)
+    with Session(get_engine()) as s:
+        t = s.scalars(select(Ticket)).one()
+    assert [a["url"] for a in t.attachments] == urls  # the original reference is kept
+    links = ticket_payload(t)["attachments"]  # webhooks and e-mails
+    assert all(a["url"].startswith(PUBLIC + "/media/" + t.code + "/") for a in links)
+    assert open311_request(t).media_url == links[0]["url"]
+    for link, (data, ctype) in zip(links, ((JPEG, "image/jpeg"), (OGG, "audio/ogg"))):
+        got = twilio_client_db.get(link["url"][len(PUBLIC):])
+        assert got.status_code == 200 and got.content == data and got.headers["content-type"] == ctype
+    from hub.web.routes import _attachment_links  # what the staff ticket page links to
+
+    hrefs = [a["href"] for a in _attachment_links(t)]
+    assert all(h.startswith(PUBLIC + f"/media/{t.code}/") for h in hrefs) and len(hrefs) == 2
+
+
+def test_a_media_fetch_that_fails_is_retried_and_loses_nothing(twilio_client_db, fake_twilio, monkeypatch):
+    from hub import media
+    from hub.db import get_engine
+    from hub.lines.twilio.media import queue_new
+    from hub.models import Ticket
+    from hub.processing import drain
+
+    [url] = _post_media(twilio_client_db, fake_twilio, (JPEG, "image/jpeg"))
+    drain()
+    queue_new()
+    fake_twilio.media_failures += [503, 429]
+    _run_media()
+    [row] = _media_rows()
+    assert row.state == "pending" and row.attempts == 1 and "503" in row.last_error
+    _due_now()
+    _run_media()
+    [row] = _media_rows()
+    assert row.state == "pending" and row.attempts == 2
+    with Session(get_engine()) as s:
+        t = s.scalars(select(Ticket)).one()
+    assert t.attachments[0]["url"] == url  # nothing lost meanwhile
+    _due_now()
+    _run_media()
+    assert _media_rows()[0].state == "done"
+    sid = url.rsplit("/", 1)[-1]
+    assert media.twilio_path(sid).read_bytes() == JPEG
+
+
+def test_deleted_or_too_large_media_are_dead_letters_and_the_reference_stays(twilio_client_db, fake_twilio,
+                                                                              monkeypatch):
+    from hub import media
+    from hub.db import get_engine
+    from hub.delivery.payloads import ticket_payload
+    from hub.lines.twilio.media import queue_new
+    from hub.models import Ticket
+    from hub.processing import drain
+
+    monkeypatch.setattr(media, "MAX_FETCH", 4096)
+    gone, big = _post_media(twilio_client_db, fake_twilio, (JPEG, "image/jpeg"), (bytes(5000), "video/mp4"))
+    fake_twilio.delete_media(gone)
+    drain()
+    queue_new()
+    _run_media()
+    rows = {r.payload["url"]: r for r in _media_rows()}
+    assert rows[gone].state == "dead" and "404" in rows[gone].last_error
+    assert rows[big].state == "dead" and "limit" in rows[big].last_error
+    with Session(get_engine()) as s:
+        t = s.scalars(select(Ticket)).one()
+    assert [a["url"] for a in t.attachments] == [gone, big]
+    link = ticket_payload(t)["attachments"][0]["url"]
+    assert twilio_client_db.get(link[len(PUBLIC):]).status_code == 404
+
+
+def test_a_link_opened_before_the_copy_fetches_it_then(twilio_client_db, fake_twilio):
+    from hub.db import get_engine
+    from hub.delivery.payloads import ticket_payload
+    from hub.lines.twilio.media import queue_new
+    from hub.models import Ticket
+    from hub.processing import drain
+
+    _post_media(twilio_client_db, fake_twilio, (JPEG, "image/jpeg"))
+    drain()
+    with Session(get_engine()) as s:
+        t = s.scalars(select(Ticket)).one()
+    link = ticket_payload(t)["attachments"][0]["url"]
+    got = twilio_client_db.get(link[len(PUBLIC):])
+    assert got.status_code == 200 and got.content == JPEG
+    assert queue_new() == 0  # stored already: nothing to queue
