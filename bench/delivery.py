@@ -350,7 +350,11 @@ def main() -> None:
                     res[f"workers_{workers}"] = r
                 res["ratio"] = res["workers_2"]["rate"] / res["workers_1"]["rate"]
                 res["latency_ms"] = latency
-                print(f"    x{res['ratio']:.2f} from 1 to 2 processes")
+                busy = max(res["workers_1"]["other_cores"], res["workers_2"]["other_cores"])
+                res["machine_busy"] = busy > 0.3
+                print(f"    x{res['ratio']:.2f} from 1 to 2 processes" + (
+                    f" (NOT meaningful: other processes used up to {busy:.2f} of the {os.cpu_count()} cores)"
+                    if res["machine_busy"] else ""))
                 figures[label] = res
             sys.path.insert(0, str(ROOT / "bench"))
             from _common import record_results
