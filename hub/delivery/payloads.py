@@ -6,7 +6,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 
 from adapters import open311_client
 from hub import media
@@ -59,15 +59,40 @@ def frozen_body(row: Outbox, build: Callable[[], bytes]) -> bytes:
     first attempt and kept in the outbox row; retries and an admin's replay send it again as
     it was, even when the ticket changed meanwhile. Only the webhook-timestamp header and the
     signature are per attempt."""
-    kept = (row.payload or {}).get(FROZEN_BODY)
-    if isinstance(kept, str):
-        return kept.encode()
+    kept = kept_body(row)
+    if kept is not None:
+        return kept
     body = build()
     payload = {**(row.payload or {}), FROZEN_BODY: body.decode()}
     with writer(get_engine()).begin() as conn:
         conn.execute(update(Outbox.__table__).where(Outbox.__table__.c.id == row.id).values(payload=payload))
     row.payload = payload
     return body
+
+
+def kept_body(row: Outbox) -> bytes | None:
+    """The body frozen at the row's first attempt, if there was one."""
+    kept = (row.payload or {}).get(FROZEN_BODY)
+    return kept.encode() if isinstance(kept, str) else None
+
+
+def freeze_bodies(todo: list[tuple[Outbox, Callable[[], bytes]]]) -> None:
+    """`frozen_body` for a whole claimed batch before its first send: one transaction and one
+    commit for the batch instead of one per row (a per-row commit is a WAL flush per delivery,
+    which the delivery processes queue for together)."""
+    out = Outbox.__table__
+    frozen = []
+    for row, build in todo:
+        if kept_body(row) is None:
+            frozen.append((row, {**(row.payload or {}), FROZEN_BODY: build().decode()}))
+    if not frozen:
+        return
+    with writer(get_engine()).begin() as conn:
+        conn.execute(update(out).where(out.c.id == bindparam("row_id"))
+                     .values(payload=bindparam("new_payload", type_=out.c.payload.type)),
+                     [{"row_id": row.id, "new_payload": payload} for row, payload in frozen])
+    for row, payload in frozen:
+        row.payload = payload
 
 
 def open311_request(t: Ticket) -> open311_client.ServiceRequest:

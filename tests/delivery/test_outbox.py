@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
@@ -64,6 +64,43 @@ def test_concurrent_claimers_never_share_a_row(engine):
     claimed = [i for mine in got.values() for i in mine]
     assert len(claimed) == len(set(claimed)) == len(ids)
     assert set(claimed) == ids
+
+
+def test_a_batch_records_only_what_its_worker_still_holds(engine):
+    """finish_batch writes a batch's outcomes in one statement (issue #15, "lift" 2) and keeps
+    the per-row lease check: a row taken over after the lease ran out keeps the new owner's
+    outcome and gets no "delivered" record from the old one; the others are done, retried with
+    back-off or dead, each with its attempt counted and its on_done record written once."""
+    done_records: list[int] = []
+    senders = {"test": OutboxSender(lambda row: None, lambda conn, row, detail: done_records.append(row.id))}
+    ids = _rows(4)
+    mine = outbox.claim(engine, 10, lease_s=1, owner="worker-a")
+    assert [r.id for r in mine] == ids
+    time.sleep(1.2)  # worker-a's lease runs out; worker-b takes over (only) the first row
+    with session_scope() as s:
+        s.get(Outbox, ids[0]).lease_until = None
+        for oid in ids[1:]:
+            s.get(Outbox, oid).lease_until = datetime.now(timezone.utc) + timedelta(seconds=60)
+    [taken] = outbox.claim(engine, 10, lease_s=60, owner="worker-b")
+    assert taken.id == ids[0]
+    before = datetime.now(timezone.utc)
+    outbox.finish_batch(engine, [(mine[0], {"ok": 1}, None), (mine[1], {"ok": 1}, None),
+                                 (mine[2], None, RetryableError("HTTP 503")),
+                                 (mine[3], None, PermanentError("HTTP 410"))],
+                        max_attempts=12, owner="worker-a", senders=senders)
+    rows = {oid: _get(engine, oid) for oid in ids}
+    assert (rows[ids[0]].state, rows[ids[0]].lease_owner, rows[ids[0]].attempts) == ("pending", "worker-b", 0)
+    assert (rows[ids[1]].state, rows[ids[1]].attempts, rows[ids[1]].lease_owner) == ("done", 1, None)
+    assert rows[ids[1]].done_at is not None
+    retry = rows[ids[2]]
+    assert (retry.state, retry.attempts, retry.lease_owner, retry.done_at) == ("pending", 1, None, None)
+    assert "HTTP 503" in retry.last_error
+    wait = (retry.next_attempt_at.replace(tzinfo=retry.next_attempt_at.tzinfo or timezone.utc) - before)
+    assert 0.9 <= wait.total_seconds() <= 2.5  # attempt 1: 1-2 s of back-off
+    assert (rows[ids[3]].state, rows[ids[3]].attempts, rows[ids[3]].last_error) == ("dead", 1,
+                                                                                     "PermanentError: HTTP 410")
+    assert done_records == [ids[1]]
+    assert outbox.mark_done(engine, taken, owner="worker-b") is True  # b still finishes its row
 
 
 @pytest.mark.parametrize("error,max_attempts,state,min_delay,max_delay", [

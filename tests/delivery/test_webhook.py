@@ -18,9 +18,10 @@ from adapters import opd_webhook
 from adapters.base import PermanentError, RetryableError
 from hub import outbox
 from hub.db import session_scope
+from hub.delivery.payloads import FROZEN_BODY
 from hub.models import Outbox, TicketEvent
 from hub.tickets import queue_delivery
-from tests.delivery.helpers import SECRET, SECRET_ENV, Act, Receiver, make_ticket, use_webhook
+from tests.delivery.helpers import SECRET, SECRET_ENV, Act, Receiver, bulk_tickets, make_ticket, use_webhook
 
 
 def test_signature_matches_the_standard_webhooks_reference():
@@ -228,3 +229,30 @@ async def test_every_attempt_of_one_message_carries_the_same_body(engine, seeded
     assert doc["timestamp"] == created.astimezone(timezone.utc).isoformat()
     assert doc["data"]["status"] == "menunggu"  # as it was when the event happened
     assert row.state == "done" and rx.bad_signatures == 0
+
+
+async def test_a_batch_stores_every_body_before_its_first_send(engine, seeded, monkeypatch):
+    """Issue #15 ("lift" 2): the bodies of a claimed batch are frozen in one transaction before
+    any of them is sent (not one commit per row as it is sent), so the first POST already finds
+    every row of the batch with its body stored, and each POST carries exactly that body."""
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    stored_at_post: list[int] = []  # how many rows had their body stored, at each POST
+
+    def plan(mid: str, n: int, doc: dict) -> Act:
+        with Session(engine) as s:
+            rows = list(s.scalars(select(Outbox).where(Outbox.kind == "deliver")))
+        stored_at_post.append(sum(1 for r in rows if FROZEN_BODY in r.payload))
+        return Act()
+
+    with Receiver(plan) as rx:
+        with session_scope() as s:
+            use_webhook(s, "PUPR", rx.url, timeout_s=3.0)
+        bulk_tickets(engine, 6)
+        assert await outbox.run_once(engine, limit=10, concurrency=2) == 6
+    assert stored_at_post == [6] * 6
+    with Session(engine) as s:
+        rows = list(s.scalars(select(Outbox).where(Outbox.kind == "deliver")))
+    assert {r.state for r in rows} == {"done"}
+    for r in rows:
+        assert rx.raw[r.message_id] == [r.payload[FROZEN_BODY].encode()]
+    assert rx.bad_signatures == 0
