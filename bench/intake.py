@@ -2,8 +2,13 @@
 
 Starts `simpul serve` (workers on) on a fresh database, loads POST /api/v1/intake/api with wrk
 (bounded in time and connections, unique message ids), then an empty FastAPI endpoint under the
-same uvicorn settings, and prints messages/s, p50/p99 latency and the ratio. Afterwards it waits
-until every accepted message is a ticket and says so. SQLite always; PostgreSQL when
+same uvicorn settings, and prints messages/s, p50/p99 latency and the ratio, and the CPU time the
+server process spent per accepted message (its utime+stime from /proc over the wrk run). That
+figure says what a message costs rather than how much CPU the server got, but a crowded machine
+inflates it too (at a load average of 10 on 2 cores the empty endpoint took ~0.6 ms of CPU per
+request): compare runs made under similar load, or count instructions (docs/architecture.md).
+Afterwards it waits until every
+accepted message is a ticket and says so. SQLite always; PostgreSQL when
 SIMPUL_BENCH_POSTGRES_URL is set (or the local default answers).
 Usage: python bench/intake.py [--seconds 10] [--connections 32]
 """
@@ -90,11 +95,35 @@ def run_wrk(url: str, seconds: int, connections: int, key: str, run: str) -> dic
             "p50": lat("50"), "p99": lat("99"), "socket_errors": errors.group(1) if errors else "", "raw": out}
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """utime + stime of a process (all its threads, not its children), from /proc (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk_cpu(pid: int, url: str, seconds: int, connections: int, key: str, run: str) -> dict:
+    """run_wrk, plus the server's CPU microseconds per accepted message over that run."""
+    before = cpu_seconds(pid)
+    res = run_wrk(url, seconds, connections, key, run)
+    after = cpu_seconds(pid)
+    accepted = res["total"] - res["non2xx"]
+    res["cpu_s"] = round(after - before, 2) if before is not None and after is not None else None
+    res["cpu_us_per_msg"] = round(res["cpu_s"] / accepted * 1e6) if res["cpu_s"] is not None and accepted else None
+    return res
+
+
 def start(cmd: list[str], env: dict, port: int) -> subprocess.Popen:
     # stderr goes to a file: an unread pipe fills up and stalls the server mid-benchmark
     log = open(Path(tempfile.gettempdir()) / f"simpul-bench-{port}.log", "w")
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
-    wait_up(f"http://127.0.0.1:{port}/healthz" if "serve" in cmd else f"http://127.0.0.1:{port}/docs")
+    try:  # start-up takes a while on a crowded machine; a server that never came up is stopped
+        wait_up(f"http://127.0.0.1:{port}/healthz" if "serve" in cmd else f"http://127.0.0.1:{port}/docs", timeout=120)
+    except BaseException:
+        stop(proc)
+        raise
     return proc
 
 
@@ -134,7 +163,7 @@ def bench_db(label: str, url: str, seconds: int, connections: int, workdir: Path
     port = free_port()
     proc = start([PY, "-m", "hub", "serve", "--port", str(port)] + ([] if workers else ["--no-workers"]), env, port)
     try:
-        res = run_wrk(f"http://127.0.0.1:{port}", seconds, connections, key, uuid.uuid4().hex[:8])
+        res = run_wrk_cpu(proc.pid, f"http://127.0.0.1:{port}", seconds, connections, key, uuid.uuid4().hex[:8])
         accepted = res["total"] - res["non2xx"]
         engine = create_engine(make_url(url).set(drivername="postgresql+psycopg") if url.startswith("postgresql")
                                else url)
@@ -160,7 +189,7 @@ def bench_empty(seconds: int, connections: int, workdir: Path) -> dict:
     proc = start([PY, "-m", "uvicorn", "empty_app:app", "--port", str(port), "--log-level", "warning",
                   "--no-access-log", "--app-dir", str(workdir)], dict(os.environ), port)
     try:
-        res = run_wrk(f"http://127.0.0.1:{port}", seconds, connections, "none", "empty")
+        res = run_wrk_cpu(proc.pid, f"http://127.0.0.1:{port}", seconds, connections, "none", "empty")
         res.update(label="empty FastAPI endpoint", accepted=res["total"] - res["non2xx"])
         return res
     finally:
@@ -202,19 +231,28 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\nintake benchmark: wrk -t{WRK_THREADS} -c{args.connections} -d{args.seconds}s on loopback, one uvicorn process, "
           f"{os.cpu_count()} cores")
-    print(f"{'target':<24}{'msgs/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs empty':>10}{'non-2xx':>9}  every accepted a ticket?")
-    print(f"{empty['label']:<24}{empty['rps']:>10.0f}{empty['p50']:>9.2f}{empty['p99']:>9.2f}{'100%':>10}{empty['non2xx']:>9}")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"(load average at the end: {load:.1f}; CPU us/msg = server process utime+stime / accepted messages;"
+          f" on SQLite the serve process also turns messages into tickets meanwhile)")
+
+    def cpu(r: dict) -> str:
+        return f"{r['cpu_us_per_msg']:>9}" if r.get("cpu_us_per_msg") is not None else f"{'-':>9}"
+
+    print(f"{'target':<24}{'msgs/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs empty':>10}{'CPU us':>9}{'non-2xx':>9}"
+          "  every accepted a ticket?")
+    print(f"{empty['label']:<24}{empty['rps']:>10.0f}{empty['p50']:>9.2f}{empty['p99']:>9.2f}{'100%':>10}{cpu(empty)}"
+          f"{empty['non2xx']:>9}")
     for r in results:
         # wrk does not count requests still in flight when it stops; those were stored too
         ok = r["tickets"] == r["raw"] >= r["accepted"]
         print(f"{'intake ' + r['label']:<24}{r['rps']:>10.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}"
-              f"{r['rps'] / empty['rps']:>10.0%}{r['non2xx']:>9}  {'yes' if ok else 'NO'} "
+              f"{r['rps'] / empty['rps']:>10.0%}{cpu(r)}{r['non2xx']:>9}  {'yes' if ok else 'NO'} "
               f"(accepted {r['accepted']}, stored {r['raw']}, tickets {r['tickets']}, drained in {r['drain_s']} s)")
     print("targets: >= 2000 msgs/s, >= 40% of the empty endpoint, p99 < 100 ms")
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from _common import record_results
 
-    record_results("intake", {"ceiling_empty_endpoint": empty, "targets": results,
+    record_results("intake", {"ceiling_empty_endpoint": empty, "targets": results, "load_average": load,
                               "connections": args.connections, "seconds": args.seconds})
 
 

@@ -97,9 +97,10 @@ async def intake(channel: str, body: IntakeIn, request: Request,
 
 # The hot path. The FastAPI route above documents the endpoint in OpenAPI and serves callers
 # that log in with a session. Requests that carry an API key (every system and provider) are
-# answered by IntakeFastPath, a plain ASGI middleware just inside RequestContext (request id,
-# body limit, latency metric), which calls fast_intake without Starlette's exception
-# middleware, router and per-request FastAPI dependency machinery: the same checks with the
+# answered by IntakeFastPath, the outermost plain ASGI middleware, which calls fast_intake inside
+# RequestContext (request id, body limit, latency metric) and StoreGuard (503 when the store is
+# down) but without the web's gzip and session middleware, Starlette's exception middleware,
+# the router and per-request FastAPI dependency machinery: the same checks with the
 # same answers (tests/web/test_web.py sends the same inputs through both). Intake is the one
 # endpoint that must take thousands of messages a second in a disaster (bench/intake.py).
 _BODY = TypeAdapter(IntakeIn)
@@ -149,19 +150,26 @@ class _RouteLabel:
 
 
 class IntakeFastPath:
-    """Pure ASGI: POST /api/v1/intake/{channel} with an API key goes straight to fast_intake."""
+    """Pure ASGI, the outermost of the app's middleware (hub.app.create_app adds it last):
+    POST /api/v1/intake/{channel} with an API key goes to fast_intake through `guarded`, the
+    same request-id/body-limit/metric and store-down wrappers every other request passes
+    (hub.app.RequestContext, hub.unavailable.StoreGuard), and past everything else: the web's
+    gzip and session middleware, Starlette's exception middleware, the router, the dependencies."""
 
-    def __init__(self, app):
+    def __init__(self, app, guarded=None):
         self.app = app
+        self.fast = guarded(self._serve) if guarded is not None else self._serve
+
+    @staticmethod
+    async def _serve(scope, receive, send):
+        response = await fast_intake(Request(scope, receive))
+        await response(scope, receive, send)
 
     async def __call__(self, scope, receive, send):
-        # (hub.unavailable.StoreGuard runs outside this: a database that is down while the
-        # key is verified is a 503 with Retry-After, not a 500)
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].startswith(INTAKE_PREFIX):
             channel = scope["path"][len(INTAKE_PREFIX):]
             if channel and "/" not in channel and carries_api_key(scope):
                 scope["path_params"] = {"channel": channel}
                 scope["route"] = _RouteLabel
-                response = await fast_intake(Request(scope, receive))
-                return await response(scope, receive, send)
+                return await self.fast(scope, receive, send)
         return await self.app(scope, receive, send)

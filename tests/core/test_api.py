@@ -239,3 +239,52 @@ def test_intake_api_sender_phone_is_the_reporters_phone(client, engine, make_key
     with Session(engine) as s:
         phones = {t.channel_message_id: t.reporter_phone for t in s.scalars(select(Ticket))}
     assert phones == {"app-1": "+6281234567890", "app-2": None}
+
+
+def test_an_api_key_intake_request_does_one_insert_and_passes_only_its_guards(client, seeded, make_key, engine):
+    """The intake hot path by structure, not by time (bench/intake.py measures the time): once
+    its key is verified, an API-key intake request touches the database only in the batch
+    writer (its INSERT into raw_messages and, on SQLite, the look-up of the stored codes): no
+    key look-up, no limiter or store check per request. And it
+    passes only the request-id/body-limit/metric and store-down guards on its way, not the web's
+    gzip and session middleware."""
+    from sqlalchemy import Engine, event, select
+    from sqlmodel import Session
+
+    from hub.api.intake import IntakeFastPath
+    from hub.app import RequestContext
+    from hub.models import RawMessage
+    from hub.unavailable import StoreGuard
+
+    h = make_key("intake")
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        seen.append(" ".join(statement.split()))
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        first = post(client, h, "Lampu jalan mati di desa Ngadirenggo", "hot-1")
+        assert any("FROM api_keys" in s for s in seen), seen  # the first request verifies the key
+        seen.clear()
+        second = post(client, {**h, "Accept-Encoding": "gzip"}, "Lampu jalan mati di desa Karangsoko", "hot-2")
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+    writer = ("BEGIN", "INSERT INTO raw_messages", "SELECT raw_messages.idempotency_key, raw_messages.ticket_code")
+    others = [s for s in seen if not s.startswith(writer)]
+    assert others == [], others
+    if engine.dialect.name == "sqlite":  # (PostgreSQL's insert goes through psycopg's own cursor)
+        assert any(s.startswith("INSERT INTO raw_messages") for s in seen), seen
+    with Session(engine) as s:
+        assert set(s.scalars(select(RawMessage.ticket_code))) == {first, second}
+
+    stack, layer = [], client.app.middleware_stack
+    while not isinstance(layer, IntakeFastPath):  # Starlette's and FastAPI's own layers come first
+        stack.append(type(layer).__name__)
+        layer = layer.app
+    assert not any("Gzip" in name or "Session" in name for name in stack), stack
+    guards, inner = [], layer.fast
+    while isinstance(inner, (RequestContext, StoreGuard)):
+        guards.append(type(inner))
+        inner = inner.app
+    assert guards == [RequestContext, StoreGuard]
