@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     # rendered as links. Anything else (javascript:, data:, unknown hosts) is shown as text.
     link_hosts: str = "api.twilio.com,.lapor.go.id,lapor.go.id"
     rate_limit_per_sender: int = Field(default=20, description="messages per sender per 10 minutes")
+    # a citizen's follow-up text this soon after their last message on an open ticket joins it
+    # (hub/pieces.py, normalizer/followup.py); 0 turns joining off
+    follow_up_window_s: int = 300
 
     @model_validator(mode="after")
     def _sms_provider(self) -> "Settings":
