@@ -233,6 +233,8 @@ def join_follow_up(session: Session, raw: RawMessage, draft: TicketDraft, cfg, n
     at = _received(raw, now)
     since = at - window - CLOCK_SLACK
     in_batch = _in_batch(ctx, reporter_key, raw, since)
+    if in_batch is None and ctx is not None and not ctx.recent.get(reporter_key or ""):
+        return False  # the batch loaded this reporter's open tickets of the last day: none
     t = in_batch or _open_ticket(session, raw, since, before=raw.id)
     if t is None:
         return False
@@ -271,7 +273,7 @@ def _append(t: Ticket, draft: TicketDraft, at: datetime, cfg) -> None:
     head = f"[Tambahan {local.strftime('%H:%M')} {local.tzname() or ''}]".replace(" ]", "]")
     t.text_original = f"{t.text_original}\n\n{head} {draft.text_original}"
     t.text_clean = f"{t.text_clean} {head} {draft.text_clean}"
-    t.fields = {**(t.fields or {}), "follow_up_last_text": draft.text_original,
+    t.fields = {**(t.fields or {}), "follow_up_last_text": mask_niks(draft.text_original),
                 "follow_ups": int((t.fields or {}).get("follow_ups") or 0) + 1}
 
 

@@ -316,7 +316,7 @@ class Step:
         """Would processing join this text to the chat's last report (hub.pieces, the same rule
         as SMS and WhatsApp)? Then asking for its place would be wrong."""
         try:
-            verdict = pieces.would_join(self.s, msg, self.now, draft)
+            verdict = pieces.would_join(self.s, msg, msg.received_at or self.now, draft)
         except Exception:  # ask as for any report
             log.exception("telegram.follow_up_check_failed")
             return False
