@@ -47,6 +47,7 @@ PART_WINDOW = timedelta(hours=24)  # a late part joins its message within this
 LINES = ("sms", "whatsapp")  # lines without a conversation of their own
 FOLLOW_LINES = ("sms", "whatsapp", "telegram")  # lines whose follow-up texts join their report
 CLOCK_SLACK = timedelta(seconds=60)  # arrival times a little before the ticket's: clocks differ
+FOLLOW_UP_HEAD = "\n\n[Tambahan "  # what starts each follow-up appended to a ticket's text
 WAITING = "waiting"  # raw_messages.state of a wordless piece waiting for its words
 NO_WORDS = "(Pelapor mengirim lokasi/lampiran tanpa keterangan)"
 
@@ -270,9 +271,9 @@ def _append(t: Ticket, draft: TicketDraft, at: datetime, cfg) -> None:
 
     tz = ZoneInfo((getattr(cfg, "sla", None) or {}).get("timezone", "Asia/Jakarta"))
     local = at.astimezone(tz)
-    head = f"[Tambahan {local.strftime('%H:%M')} {local.tzname() or ''}]".replace(" ]", "]")
-    t.text_original = f"{t.text_original}\n\n{head} {draft.text_original}"
-    t.text_clean = f"{t.text_clean} {head} {draft.text_clean}"
+    stamp = f"{local.strftime('%H:%M')} {local.tzname() or ''}".strip()
+    t.text_original = f"{t.text_original}{FOLLOW_UP_HEAD}{stamp}] {draft.text_original}"
+    t.text_clean = f"{t.text_clean} [Tambahan {stamp}] {draft.text_clean}"
     t.fields = {**(t.fields or {}), "follow_up_last_text": mask_niks(draft.text_original),
                 "follow_ups": int((t.fields or {}).get("follow_ups") or 0) + 1}
 

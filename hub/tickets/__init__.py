@@ -127,7 +127,8 @@ def batch_context(session: Session, drafts: list[TicketDraft], now: datetime) ->
 def _find_repeat(ctx: BatchContext, draft: TicketDraft) -> _Recent | None:
     key = _reporter_key(draft.reporter.phone, draft.reporter.telegram_chat_id)
     for t in ctx.recent.get(key, ())[:20] if key else ():
-        if is_repeat(t.text, draft.text_original):
+        # a ticket with follow-ups joined (hub.pieces): the report itself is what a resend repeats
+        if is_repeat(t.text.split(pieces.FOLLOW_UP_HEAD, 1)[0], draft.text_original):
             return t
     return None
 

@@ -680,3 +680,18 @@ def test_a_held_follow_up_joins_its_report_when_released(db_url, monkeypatch, fa
     [t], replies, _, raws = _tickets_and_replies()
     assert t.text_original.endswith("fotonya nyusul pak") and raws[2].state == "duplicate"
     assert replies == [f"Tambahan diterima dan digabungkan ke laporan {t.code}."] * 2
+
+
+def test_the_report_sent_again_after_a_follow_up_is_still_a_repeat(twilio_client_db):
+    from hub.processing import drain
+
+    post(twilio_client_db, "message__sms_text.json", Body=REPORT, MessageSid="SM" + "1" * 32)
+    drain()
+    post(twilio_client_db, "message__sms_text.json", Body="mohon segera ditindak", MessageSid="SM" + "2" * 32)
+    drain()
+    again = post(twilio_client_db, "message__sms_text.json", Body=REPORT, MessageSid="SM" + "3" * 32)
+    drain()
+    [t], replies, _, raws = _tickets_and_replies()
+    assert [r.state for r in raws] == ["done", "duplicate", "duplicate"] and raws[2].error == t.code
+    assert replies[-1].startswith(f"Laporan Anda sudah tercatat dengan kode {t.code}")
+    assert "diterima dengan kode" in again.text  # TwiML answered before processing saw the repeat
