@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_key_prefix: str = "simpul:"  # several hubs on one Redis: one prefix each
     rate_limit_per_sender: int = Field(default=20, description="messages per sender per 10 minutes")
+    # a citizen's follow-up text this soon after their last message on an open ticket joins it
+    # (hub/pieces.py, normalizer/followup.py); 0 turns joining off
+    follow_up_window_s: int = 300
 
     @model_validator(mode="after")
     def _sms_provider(self) -> "Settings":

@@ -37,7 +37,7 @@ from hub.settings import Settings
 
 log = get_logger(__name__)
 EVENTS = ("ticket.created", "ticket.rerouted", "ticket.reminder", "ticket.escalated",
-          "ticket.reopened")
+          "ticket.reopened", "ticket.updated")
 
 __all__ = ["EVENTS", "FROZEN_BODY", "frozen_body", "human_address", "INTROS", "SUBJECTS", "URGENCY_LABELS", "email_for", "http_client", "open311_request",
            "open311_target", "outbox_gauges_job", "outbox_purge_job", "queue_notify_email", "recipients",

@@ -22,12 +22,13 @@ from hub.settings import get_settings
 
 SUBJECTS = {"ticket.created": "Laporan baru", "ticket.rerouted": "Laporan dialihkan kepada Anda",
             "ticket.reminder": "Pengingat tenggat laporan", "ticket.escalated": "Eskalasi laporan terlambat",
-            "ticket.reopened": "Laporan dibuka kembali"}
+            "ticket.reopened": "Laporan dibuka kembali", "ticket.updated": "Tambahan keterangan laporan"}
 INTROS = {"ticket.created": "Laporan warga berikut diteruskan kepada {opd} melalui Simpul.",
           "ticket.rerouted": "Laporan warga berikut dialihkan kepada {opd} melalui Simpul.",
           "ticket.reminder": "Laporan berikut mendekati atau melewati tenggat penyelesaian. Mohon segera ditindaklanjuti.",
           "ticket.escalated": "Laporan berikut telah melewati tenggat penyelesaian dan dieskalasi.",
-          "ticket.reopened": "Laporan berikut dibuka kembali (pelapor menyatakan belum beres, atau admin membukanya) dan kembali kepada {opd}."}
+          "ticket.reopened": "Laporan berikut dibuka kembali (pelapor menyatakan belum beres, atau admin membukanya) dan kembali kepada {opd}.",
+          "ticket.updated": "Pelapor menambahkan keterangan pada laporan berikut, yang sudah diteruskan kepada {opd}."}
 URGENCY_LABELS = {"darurat": "DARURAT", "tinggi": "tinggi", "normal": "normal"}
 
 

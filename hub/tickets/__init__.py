@@ -127,7 +127,8 @@ def batch_context(session: Session, drafts: list[TicketDraft], now: datetime) ->
 def _find_repeat(ctx: BatchContext, draft: TicketDraft) -> _Recent | None:
     key = _reporter_key(draft.reporter.phone, draft.reporter.telegram_chat_id)
     for t in ctx.recent.get(key, ())[:20] if key else ():
-        if is_repeat(t.text, draft.text_original):
+        # a ticket with follow-ups joined (hub.pieces): the report itself is what a resend repeats
+        if is_repeat(t.text.split(pieces.FOLLOW_UP_HEAD, 1)[0], draft.text_original):
             return t
     return None
 
@@ -224,6 +225,11 @@ def _prepare(session: Session, raw: RawMessage, draft: TicketDraft, cfg: Regency
         ctx.after_flush.append(note_repeat)
         replies.queue_repeat(session, repeat.code, draft, cfg)
         return None
+    if not historic and pieces.join_follow_up(  # "tambahan: ...", "lokasinya ...": onto their report
+            session, raw, draft, cfg, now, replies, ctx,
+            _reporter_key(draft.reporter.phone, draft.reporter.telegram_chat_id),
+            lambda t, note: queue_delivery(session, t, "ticket.updated", ctx, note=note)):
+        return None
     created = min(raw.received_at, now) if raw.received_at else now
     # Historic calls are history, not part of a happening the dashboard follows now.
     incident = None if historic else _link_incident(session, ctx, draft, created)
@@ -281,8 +287,10 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(d, default=str))
 
 
-def queue_delivery(session: Session, ticket: Ticket, event: str, ctx: BatchContext | None = None) -> None:
-    """Queue delivery to the OPD's own system unless the OPD pulls over the API."""
+def queue_delivery(session: Session, ticket: Ticket, event: str, ctx: BatchContext | None = None,
+                   note: str | None = None) -> None:
+    """Queue delivery to the OPD's own system unless the OPD pulls over the API. `note` goes
+    with the event (a webhook's data.note, the e-mail's note)."""
     if ctx is not None:
         kind = ctx.delivery_type(ticket.opd_code)
     else:
@@ -290,8 +298,10 @@ def queue_delivery(session: Session, ticket: Ticket, event: str, ctx: BatchConte
         kind = (opd.delivery or {}).get("type", "pull") if opd else "pull"
     if kind == "pull":
         return
-    enqueue(session, "deliver", ticket.opd_code, {"event": event, "code": ticket.code, "type": kind},
-            ticket_id=ticket.id)
+    payload = {"event": event, "code": ticket.code, "type": kind}
+    if note:
+        payload["note"] = note
+    enqueue(session, "deliver", ticket.opd_code, payload, ticket_id=ticket.id)
 
 
 # Moves backwards: only an admin makes them ("buka kembali"), always with a reason. A citizen's

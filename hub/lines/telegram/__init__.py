@@ -37,7 +37,7 @@ from sqlmodel import Session
 from adapters.base import DeliveryError, InvalidPayload, OutboundMessage, PermanentError, SendResult, backoff_delay
 from adapters.telegram import (TelegramAdapter, TelegramUpdate, bot_id_of, parse_or_keep, parse_update,
                                provider_id)
-from hub import media, readiness
+from hub import media, pieces, readiness
 from hub.guard import strip_nul
 from hub.unavailable import is_unavailable, log_throttled
 from hub.commands import answer_citizen_command, parse_citizen_command, parse_status_query
@@ -306,9 +306,21 @@ class Step:
             # no normalizer (submit rather than hold), nothing to ask about, an emergency
             # (never held back), or the place is known
             return self.submit(report, "submitted")
+        if self._follows_up(msg, draft):  # "oh iya, tambahan ...": joins the report, no place asked
+            return self.submit(report, "submitted_follow_up")
         self.data["report"], self.state = report, AWAITING_LOCATION
         self.reply("ask_location")
         return "awaiting_location"
+
+    def _follows_up(self, msg: InboundMessage, draft) -> bool:
+        """Would processing join this text to the chat's last report (hub.pieces, the same rule
+        as SMS and WhatsApp)? Then asking for its place would be wrong."""
+        try:
+            verdict = pieces.would_join(self.s, msg, msg.received_at or self.now, draft)
+        except Exception:  # ask as for any report
+            log.exception("telegram.follow_up_check_failed")
+            return False
+        return bool(verdict and verdict.join)
 
     def _message(self, report: dict[str, Any]) -> InboundMessage:
         text = report["text"] or ""

@@ -74,6 +74,28 @@ def _stored_state(raw_id: int) -> str | None:
     return ratelimit.state_of(get_engine(), raw_id)
 
 
+def _receipt_kept_back(raw_id: int) -> bool:
+    """A stored message whose receipt was kept back (a likely follow-up, or held)."""
+    from hub.models import RawMessage
+
+    with Session(get_engine()) as s:
+        raw = s.get(RawMessage, raw_id)
+        return raw is None or raw.state == ratelimit.HELD or not (raw.message.get("fields") or {}).get("receipt_sent")
+
+
+def _likely_follow_up(msg: InboundMessage) -> bool:
+    """Would processing join this text to the sender's report (hub.pieces)? Then the TwiML
+    answer carries no receipt: processing says "Tambahan diterima ..." (or, if it decides
+    otherwise after all, sends the receipt itself)."""
+    try:
+        with Session(get_engine()) as s:
+            verdict = pieces.would_join(s, msg, msg.received_at or datetime.now(timezone.utc))
+        return bool(verdict and verdict.join)
+    except Exception:  # never lose the receipt over this: answer as for any report
+        log.exception("twilio.follow_up_check_failed", channel=msg.channel)
+        return False
+
+
 async def answer(request: Request, msg: InboundMessage) -> str | None:
     """What to store and what to say back for one inbound SMS/WhatsApp message."""
     settings: Settings = request.app.state.settings
@@ -95,13 +117,17 @@ async def answer(request: Request, msg: InboundMessage) -> str | None:
         if adm.held:
             return cfg.template("rate_limited") if adm.notify else None
         return cfg.template("receipt_immediate", code=adm.accepted.ticket_code)
-    if not wordless:  # the TwiML answer below is the receipt: the hub must not send a second one
+    # a likely follow-up ("tambahan: ...") of the sender's report gets no receipt of its own
+    follow_up = not wordless and await asyncio.to_thread(_likely_follow_up, msg)
+    if not wordless and not follow_up:  # the TwiML answer below is the receipt: the hub must not send a second one
         msg = dataclasses.replace(msg, fields={**msg.fields, "receipt_sent": True})
     accepted = await request.app.state.intake_writer.submit(msg)
-    if accepted.duplicate:  # a provider retry is not a new message
+    if accepted.duplicate:  # a provider retry is not a new message: answered as the first time
         await asyncio.to_thread(ratelimit.uncount, engine, msg, limit)
-    if wordless or (accepted.duplicate
-                    and await asyncio.to_thread(_stored_state, accepted.raw_id) == ratelimit.HELD):
+        if await asyncio.to_thread(_receipt_kept_back, accepted.raw_id):
+            return None
+        return cfg.template("receipt_immediate", code=accepted.ticket_code)
+    if wordless or follow_up:
         return None
     return cfg.template("receipt_immediate", code=accepted.ticket_code)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -715,3 +716,91 @@ def test_outgoing(case, tmp_path, capfd):
                      logs=lambda: "".join(capfd.readouterr()))
     finally:
         adapter.dispose()
+
+
+# -- a citizen's quick follow-up texts (issue #13 item 3) ---------------------------------------
+REPORT = "Lapor, jalan di Desa Ngadirenggo Kec. Pogalan berlubang besar depan SDN 2"
+SPLIT_BY_PHONE = ("Pak sy mau lapor jalan di Desa Ngadirenggo Kec Pogalan depan SDN 2 berlubang besar sekali dan "
+                  "sudah berbulan bulan tidak diperbaiki padahal itu jalan utama anak anak ke")
+FOLLOW_UPS = [  # (label, first SMS, second SMS 90 s later, one ticket?)
+    ("tambahan", REPORT, "tambahan: lubangnya sdh bikin 2 motor jatuh pak", True),
+    ("tmbhn", REPORT, "tmbhn pak lubang'y sdh bikin 2 motor jatuh", True),
+    ("lokasinya", "Jalan berlubang besar, sudah ada motor jatuh", "oh iya lokasinya dekat masjid al ikhlas", True),
+    ("lokasi'y dket", "Jalan berlubang besar, sudah ada motor jatuh", "lokasi'y dket masjid al ikhlas pak", True),
+    ("mohon segera", REPORT, "mohon segera ditindak", True),
+    ("fotonya nyusul", REPORT, "fotonya nyusul", True),
+    ("maaf lupa nama", REPORT, "maaf lupa, atas nama Siti RT 03 RW 01", True),
+    ("split by the phone", SPLIT_BY_PHONE, "sekolah, mohon segera", True),
+    ("another matter", REPORT, "Lampu jalan mati di Pogalan", False),
+    ("satu lagi", REPORT, "satu lagi pak, lampu PJU di desa Karangan mati sudah seminggu", False),
+    ("another desa", REPORT, "Jalan berlubang juga di desa Karangan kec Karangan", False),
+    ("two numbered reports", "Laporan nomor 1 jalan rusak", "Laporan nomor 2 jalan rusak", False),
+]
+
+
+def _tickets_replies():
+    from hub.db import get_engine
+    from hub.models import Outbox, RawMessage, Ticket
+
+    with Session(get_engine()) as s:
+        return (list(s.scalars(select(Ticket).order_by(Ticket.id))),
+                [o.payload["text"] for o in s.scalars(select(Outbox).where(Outbox.kind == "reply").order_by(Outbox.id))],
+                [r.state for r in s.scalars(select(RawMessage).order_by(RawMessage.id))])
+
+
+@pytest.mark.parametrize("label,first,second,joined", FOLLOW_UPS, ids=[f[0] for f in FOLLOW_UPS])
+def test_a_follow_up_sms_joins_the_report_and_a_second_report_stays_apart(tmp_path, db_url, seeded, cfg,
+                                                                          label, first, second, joined):
+    from hub.processing import drain
+
+    url = gammu_sqlite(tmp_path, 17)
+    insert_inbox(url, [dict(text=first, at="2026-11-28 10:00:00")])
+    _poll(url, cfg)
+    drain()
+    insert_inbox(url, [dict(text=second, at="2026-11-28 10:01:30")])
+    _poll(url, cfg)
+    drain()
+    tickets, replies, states = _tickets_replies()
+    if joined:
+        [t] = tickets
+        assert t.text_original.startswith(first) and t.text_original.endswith(f"] {second}")
+        assert re.search(r"\n\n\[Tambahan \d\d:\d\d WIB\] ", t.text_original)  # when it came, regency time
+        assert len(replies) == 2 and "diterima dengan kode" in replies[0]  # one receipt, no second one
+        assert replies[1] == f"Tambahan diterima dan digabungkan ke laporan {t.code}."
+        assert states == ["done", "duplicate"]
+    else:
+        assert len(tickets) == 2 and [t.text_original for t in tickets] == [first, second]
+        assert len(replies) == 2 and all("diterima dengan kode" in r for r in replies)
+
+
+def test_a_follow_up_in_the_same_poll_is_told_by_the_one_receipt(tmp_path, db_url, seeded, cfg):
+    from hub.processing import drain
+
+    url = gammu_sqlite(tmp_path, 17)
+    insert_inbox(url, [dict(text=REPORT, at="2026-11-28 10:00:00"),
+                       dict(text="oh iya lokasinya dekat masjid al ikhlas", at="2026-11-28 10:00:40"),
+                       dict(text="mohon segera ditindak pak", at="2026-11-28 10:01:10")])
+    _poll(url, cfg)
+    drain()
+    [t], replies, states = _tickets_replies()
+    assert t.text_original.count("[Tambahan") == 2 and t.fields["follow_ups"] == 2
+    assert len(replies) == 1 and "diterima dengan kode" in replies[0]
+    assert states == ["done", "duplicate", "duplicate"]
+
+
+def test_a_follow_up_after_the_window_is_a_ticket_of_its_own(tmp_path, db_url, seeded, cfg, monkeypatch):
+    from hub.processing import drain
+    from hub.settings import reset_settings
+
+    monkeypatch.setenv("SIMPUL_FOLLOW_UP_WINDOW_S", "1")  # the hub's arrival times count (modem clocks drift)
+    reset_settings()
+    url = gammu_sqlite(tmp_path, 17)
+    insert_inbox(url, [dict(text=REPORT)])
+    _poll(url, cfg)
+    drain()
+    time.sleep(2.5)
+    insert_inbox(url, [dict(text="mohon segera ditindak")])
+    _poll(url, cfg)
+    drain()
+    tickets, replies, _ = _tickets_replies()
+    assert len(tickets) == 2 and all("diterima dengan kode" in r for r in replies)

@@ -822,3 +822,35 @@ def test_outgoing(case, tg, capfd):
     run_outgoing(case, send, lambda: [c.params for c in tg.calls("sendMessage")],
                  secrets=(TOKEN, "6281234567890"),
                  logs=lambda: "".join(capfd.readouterr()))
+
+
+# --- a citizen's quick follow-up texts (issue #13 item 3) ----------------------------------
+
+@pytest.mark.parametrize("processed_between", [True, False], ids=["ticket made", "report still pending"])
+def test_a_follow_up_text_joins_the_chats_report_and_is_not_asked_for_a_place(dbclient, tg, processed_between):
+    """The same rule as SMS and WhatsApp (hub.pieces, normalizer.followup): the conversation does
+    not ask where a follow-up happened, and processing appends it to the report."""
+    now = int(time.time())
+    first = post(dbclient, fixture("message__text_with_place.json", update_id=40001, message_id=501, date=now))
+    assert first.json()["action"] == "submitted"
+    if processed_between:
+        deliver()
+    follow = post(dbclient, fixture("message__text_without_place.json", update_id=40002, message_id=502,
+                                    date=now + 60, text="oh iya lokasinya dket masjid al ikhlas, mohon segera"))
+    assert follow.json()["action"] == "submitted_follow_up"
+    deliver()
+    [t] = tickets()
+    assert t.text_original.endswith("] oh iya lokasinya dket masjid al ikhlas, mohon segera")
+    sent = tg.texts_to(CHAT)
+    assert sum("tercatat dengan kode" in s for s in sent) == 1  # one receipt
+    assert sum(s == f"Tambahan diterima dan digabungkan ke laporan {t.code}." for s in sent) == \
+        (1 if processed_between else 0)  # in one batch with the report: its receipt tells it all
+    assert not any(s.startswith("Di mana lokasi") for s in sent)
+    # another matter from the same chat a minute later is a report of its own, asked about as always
+    other = post(dbclient, fixture("message__text_without_place.json", update_id=40003, message_id=503,
+                                   date=now + 120, text="Sampah menumpuk di pasar"))
+    assert other.json()["action"] == "awaiting_location"
+    post(dbclient, fixture("message__text_without_place.json", update_id=40004, message_id=504,
+                           date=now + 150, text="Desa Karangan kec Karangan"))
+    deliver()
+    assert len(tickets()) == 2

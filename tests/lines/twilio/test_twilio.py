@@ -724,3 +724,123 @@ def test_a_link_opened_before_the_copy_fetches_it_then(twilio_client_db, fake_tw
     got = twilio_client_db.get(link[len(PUBLIC):])
     assert got.status_code == 200 and got.content == JPEG
     assert queue_new() == 0  # stored already: nothing to queue
+
+
+# --- a citizen's quick follow-up texts (issue #13 item 3) ----------------------------------
+
+REPORT = "Lapor, jalan di Desa Ngadirenggo Kec. Pogalan berlubang besar depan SDN 2"
+TWIML_EMPTY = "<Response />"
+
+
+def _deliveries():
+    from hub.db import get_engine
+    from hub.models import Outbox
+
+    with Session(get_engine()) as s:
+        return list(s.scalars(select(Outbox).where(Outbox.kind == "deliver").order_by(Outbox.id)))
+
+
+@pytest.mark.parametrize("fixture,second,joined", [
+    ("message__whatsapp_text.json", "tambahan: lubangnya sdh bikin 2 motor jatuh pak", True),
+    ("message__whatsapp_text.json", "oh iya lokasinya dekat masjid al ikhlas", True),
+    ("message__sms_text.json", "maaf lupa, atas nama Siti RT 03 RW 01", True),
+    ("message__sms_text.json", "fotonya nyusul", True),
+    ("message__whatsapp_text.json", "satu lagi pak, lampu PJU di desa Karangan mati sudah seminggu", False),
+    ("message__sms_text.json", "Sampah menumpuk di pasar", False),
+], ids=["wa tambahan", "wa lokasinya", "sms lupa nama", "sms fotonya nyusul", "wa satu lagi", "sms other matter"])
+def test_a_follow_up_joins_the_report_without_a_second_receipt(twilio_client_db, fixture, second, joined):
+    from hub.processing import drain
+
+    first = post(twilio_client_db, fixture, Body=REPORT, MessageSid="SM" + "1" * 32)
+    assert "diterima dengan kode" in first.text
+    drain()
+    answer = post(twilio_client_db, fixture, Body=second, MessageSid="SM" + "2" * 32)
+    drain()
+    tickets, replies, notes, raws = _tickets_and_replies()
+    if joined:
+        [t] = tickets
+        assert answer.text.endswith(TWIML_EMPTY)  # no receipt with a code of its own
+        assert replies == [f"Tambahan diterima dan digabungkan ke laporan {t.code}."]
+        assert t.text_original.startswith(REPORT) and t.text_original.endswith(second)
+        assert notes == [f"Pelapor menambahkan keterangan: {second}"]
+        assert [r.state for r in raws] == ["done", "duplicate"]
+        retry = post(twilio_client_db, fixture, Body=second, MessageSid="SM" + "2" * 32)
+        assert retry.text == answer.text  # Twilio's retry is answered as the first time
+    else:
+        assert "diterima dengan kode" in answer.text and len(tickets) == 2 and replies == []
+
+
+def test_a_follow_up_before_processing_still_joins(twilio_client_db):
+    from hub.processing import drain
+
+    post(twilio_client_db, "message__whatsapp_text.json", Body=REPORT, MessageSid="SM" + "1" * 32)
+    answer = post(twilio_client_db, "message__whatsapp_text.json", Body="mohon segera ditindak pak",
+                  MessageSid="SM" + "2" * 32)  # within seconds: the report is not a ticket yet
+    assert answer.text.endswith(TWIML_EMPTY)
+    drain()
+    [t], replies, _, _ = _tickets_and_replies()
+    assert replies == [f"Tambahan diterima dan digabungkan ke laporan {t.code}."]
+
+
+def test_a_follow_up_reaches_an_opd_that_already_has_the_ticket(twilio_client_db):
+    from hub.db import session_scope
+    from hub.models import Outbox
+    from hub.processing import drain
+
+    post(twilio_client_db, "message__sms_text.json", Body=REPORT, MessageSid="SM" + "1" * 32)
+    post(twilio_client_db, "message__sms_text.json", Body="oh iya lokasinya dekat masjid al ikhlas",
+         MessageSid="SM" + "2" * 32)
+    drain()
+    [created] = _deliveries()  # PUPR gets its tickets by e-mail; not sent yet: it carries the addition
+    assert created.payload["event"] == "ticket.created" and created.target == "PUPR"
+    with session_scope() as s:  # the e-mail left (the outbox marks a sent row so)
+        row = s.get(Outbox, created.id)
+        row.state, row.attempts = "done", 1
+    post(twilio_client_db, "message__sms_text.json", Body="tambahan: lubangnya sdh bikin 2 motor jatuh pak",
+         MessageSid="SM" + "3" * 32)
+    drain()
+    [t], _, _, _ = _tickets_and_replies()
+    _, update = _deliveries()
+    assert update.payload["event"] == "ticket.updated" and update.target == "PUPR" and update.ticket_id == t.id
+    assert update.payload["note"] == "Pelapor menambahkan keterangan: tambahan: lubangnya sdh bikin 2 motor jatuh pak"
+    assert t.text_original.count("[Tambahan") == 2
+
+
+def test_a_held_follow_up_joins_its_report_when_released(db_url, monkeypatch, fake_twilio, seeded):
+    """The flood hold comes first: follow-ups count like any message; one held past the limit
+    is judged on release by its own arrival time, and joins the report it followed."""
+    from fastapi.testclient import TestClient
+
+    from hub.app import create_app
+    from hub.lines.ratelimit import release_held
+    from hub.processing import drain
+
+    _env(monkeypatch, fake_twilio, SIMPUL_RATE_LIMIT_PER_SENDER="2")
+    with TestClient(create_app(workers=False)) as c:
+        post(c, "message__sms_text.json", Body=REPORT, MessageSid="SM" + "1" * 32)
+        post(c, "message__sms_text.json", Body="mohon segera ditindak", MessageSid="SM" + "2" * 32)
+        held = post(c, "message__sms_text.json", Body="fotonya nyusul pak", MessageSid="SM" + "3" * 32)
+    assert "terlalu banyak pesan" in held.text
+    drain()
+    [t], _, _, raws = _tickets_and_replies()
+    assert [r.state for r in raws] == ["done", "duplicate", "held"]
+    assert release_held(channel="sms", sender="+6281234567890") == 1
+    drain()
+    [t], replies, _, raws = _tickets_and_replies()
+    assert t.text_original.endswith("fotonya nyusul pak") and raws[2].state == "duplicate"
+    assert replies == [f"Tambahan diterima dan digabungkan ke laporan {t.code}."] * 2
+
+
+def test_the_report_sent_again_after_a_follow_up_is_still_a_repeat(twilio_client_db):
+    from hub.processing import drain
+
+    post(twilio_client_db, "message__sms_text.json", Body=REPORT, MessageSid="SM" + "1" * 32)
+    drain()
+    post(twilio_client_db, "message__sms_text.json", Body="mohon segera ditindak", MessageSid="SM" + "2" * 32)
+    drain()
+    again = post(twilio_client_db, "message__sms_text.json", Body=REPORT, MessageSid="SM" + "3" * 32)
+    drain()
+    [t], replies, _, raws = _tickets_and_replies()
+    assert [r.state for r in raws] == ["done", "duplicate", "duplicate"] and raws[2].error == t.code
+    assert replies[-1].startswith(f"Laporan Anda sudah tercatat dengan kode {t.code}")
+    assert "diterima dengan kode" in again.text  # TwiML answered before processing saw the repeat
