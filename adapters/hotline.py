@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Iterable, Mapping
 from zoneinfo import ZoneInfo
@@ -22,10 +23,22 @@ FIELD_KEYS = ("incident_type", "kecamatan", "desa", "dusun", "rt_rw", "landmark"
 _PREFIXES = ("kecamatan ", "kec ", "desa ", "ds ", "kelurahan ", "kel ", "dusun ", "dsn ")
 
 
+_NOT_WORD = re.compile(r"[^0-9a-z]+")
+
+
 def canon(value: Any) -> str:
     """Lower case, punctuation to spaces, single spaces: 'Kec. Pogalan' -> 'kec pogalan'."""
-    s = re.sub(r"[^0-9a-z]+", " ", str(value or "").lower().replace("'", ""))
+    return _canon_text(value) if isinstance(value, str) else _canon(value)
+
+
+def _canon(value: Any) -> str:
+    s = _NOT_WORD.sub(" ", str(value or "").lower().replace("'", ""))
     return " ".join(s.split())
+
+
+@lru_cache(maxsize=8192)  # a log repeats its place names, incident types and headers row after row
+def _canon_text(value: str) -> str:
+    return _canon(value)
 
 
 def _place_key(value: Any) -> str:
@@ -51,21 +64,23 @@ class HotlineLine:
     incident_types: tuple[IncidentType, ...]
     triage_colours: tuple[str, ...] = ()
 
+    @cached_property
+    def _names(self) -> tuple[tuple[IncidentType, frozenset[str], tuple[str, ...]], ...]:
+        """Per incident type: its canonical names (exact match) and key/aliases (inside text)."""
+        return tuple((it, frozenset({canon(it.key), canon(it.label), *(canon(a) for a in it.aliases)}),
+                      tuple(canon(n) for n in (it.key, *it.aliases))) for it in self.incident_types)
+
     def incident(self, value: Any) -> IncidentType | None:
         """Exact match on key, label or alias (the console)."""
         c = canon(value)
-        for it in self.incident_types:
-            if c in {canon(it.key), canon(it.label), *(canon(a) for a in it.aliases)}:
-                return it
-        return None
+        return next((it for it, names, _ in self._names if c in names), None)
 
     def incident_in(self, text: Any) -> IncidentType | None:
         """The longest key/alias found inside free text (an old log's 'kejadian' column)."""
         c = f" {canon(text)} "
         best: tuple[int, IncidentType] | None = None
-        for it in self.incident_types:
-            for name in (it.key, *it.aliases):
-                n = canon(name)
+        for it, _, inside in self._names:
+            for n in inside:
                 if n and f" {n} " in c and (best is None or len(n) > best[0]):
                     best = (len(n), it)
         return best[1] if best else None

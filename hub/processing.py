@@ -22,9 +22,9 @@ from hub.normalizer_loader import current_regency
 from hub.settings import get_settings
 from hub.unavailable import is_unavailable
 from hub.unreadable import triage_reason
-from hub.tickets import batch_context, create_from_draft, create_many
+from hub.tickets import HistoricRow, batch_context, create_from_draft, create_historic_many, create_many, is_historic_plain
 from normalizer import normalize
-from normalizer.types import Place, Reporter, Routing, TicketDraft, Urgency
+from normalizer.types import InboundMessage, Place, Reporter, Routing, TicketDraft, Urgency
 
 log = get_logger(__name__)
 SQLITE_WRITE_CHUNK = 25
@@ -148,6 +148,37 @@ def _process(engine: Engine, limit: int, cfg: RegencyConfig, only: list[int] | N
                 _write_all(session, fresh, drafts, cfg, now)
                 session.commit()
     return len(raws)
+
+
+def process_imported(engine: Engine, stored: list[tuple[int, str, InboundMessage]], cfg: RegencyConfig) -> int:
+    """Turn old call-log rows this process has just stored (raw id, ticket code, message) into
+    their closed tickets, in one transaction, without reading them back: the messages are still
+    in memory, so they are normalized as they are and written by hub.tickets.create_historic_many.
+
+    Whatever this does not take stays pending for process_pending, which makes the same ticket
+    the usual way: a message the normalizer chokes on (fallback to triage), one that is not a
+    plain imported call, a batch the store refuses. Returns how many tickets were made."""
+    if not stored:
+        return 0
+    now = datetime.now(timezone.utc)
+    with Session(engine) as session:
+        reg = current_regency(session)
+    rows = []
+    for raw_id, code, msg in stored:
+        try:
+            draft = normalize(msg, reg, now)
+        except Exception:  # left pending: process_pending logs it and sends it to triage
+            continue
+        if is_historic_plain(draft) and not triage_reason({"fields": msg.fields}):
+            rows.append(HistoricRow(raw_id, code, msg.provider_id, msg.received_at or now, draft))
+    try:
+        with writer(engine).begin() as conn:
+            return create_historic_many(conn, rows, cfg, now)
+    except Exception as exc:
+        if is_unavailable(exc):
+            raise
+        log.warning("processing.imported_batch_failed", size=len(rows), error=repr(exc)[:300])
+        return 0  # rolled back: the rows are still pending, process_pending isolates the bad one
 
 
 def drain(engine: Engine | None = None, batch: int = 500) -> int:

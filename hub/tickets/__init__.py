@@ -233,25 +233,8 @@ def _prepare(session: Session, raw: RawMessage, draft: TicketDraft, cfg: Regency
     created = min(raw.received_at, now) if raw.received_at else now
     # Historic calls are history, not part of a happening the dashboard follows now.
     incident = None if historic else _link_incident(session, ctx, draft, created)
-    r, p, routing = draft.reporter, draft.place, draft.routing
-    opd = routing.opd if routing.opd in cfg.opd_codes() else cfg.triage_opd
-    ticket = Ticket(
-        code=raw.ticket_code, raw_message_id=raw.id, channel=draft.channel,
-        channel_message_id=raw.provider_id, reporter_name=r.name, reporter_phone=r.phone,
-        reporter_chat_id=r.telegram_chat_id, reporter_lapor_id=r.lapor_id,
-        reporter_nik_masked=r.nik_masked, anonymous=r.anonymous, confidential=r.confidential,
-        text_original=draft.text_original, text_clean=draft.text_clean,
-        attachments=[asdict(a) for a in draft.attachments], fields=_jsonable(draft.fields),
-        kecamatan_code=p.kecamatan_code, desa_code=p.desa_code, address=p.address,
-        latitude=p.latitude, longitude=p.longitude, category=draft.category,
-        subcategory=draft.subcategory, urgency=draft.urgency.value, opd_code=opd,
-        routing_confidence=routing.confidence, routing_rule=routing.rule,
-        needs_triage=routing.needs_triage or opd != routing.opd, incident_id=incident.id if incident else None,
-        due_at=compute_due(cfg.sla, draft.urgency.value, draft.category, created),
-        created_at=created, updated_at=created,
-    )
-    if historic:  # handled back then: closed on arrival, never sent to the OPD or texted to the caller
-        ticket.status, ticket.closed_at, ticket.due_at = Status.SELESAI.value, created, None
+    ticket = Ticket(**_ticket_values(raw.ticket_code, raw.id, raw.provider_id, draft, cfg, created,
+                                     incident.id if incident else None))
     session.add(ticket)
     pieces.after_create(session, raw, draft, ticket, now, ctx)  # a place or photo sent before the words
     key = _reporter_key(ticket.reporter_phone, ticket.reporter_chat_id)
@@ -265,20 +248,120 @@ def _prepare(session: Session, raw: RawMessage, draft: TicketDraft, cfg: Regency
 def _finish(session: Session, raw: RawMessage, draft: TicketDraft, ticket: Ticket, cfg: RegencyConfig,
             ctx: BatchContext, replies) -> None:
     historic = bool((draft.fields or {}).get("imported"))
-    routing = draft.routing
-    add_event(session, ticket, f"channel:{draft.channel}", "received", to_status=Status.MENUNGGU.value,
-              data={"raw_id": raw.id})
-    add_event(session, ticket, "system", "routed", to_opd=ticket.opd_code, note=routing.rule,
-              data={"confidence": routing.confidence, "needs_triage": ticket.needs_triage,
-                    "candidates": [list(c) for c in routing.candidates]})
+    for ev in _created_events(raw.id, draft, ticket.opd_code, ticket.needs_triage, historic):
+        add_event(session, ticket, **ev)
     raw.state = "done"
-    if historic:
-        add_event(session, ticket, "system", "status", note="Riwayat panggilan diimpor dari log lama",
-                  from_status=Status.MENUNGGU.value, to_status=Status.SELESAI.value)
-    else:
+    if not historic:
         queue_delivery(session, ticket, "ticket.created", ctx)
         replies.queue_receipt(session, ticket, cfg, opd_label=ctx.opd_name(ticket.opd_code))
     metrics.TICKETS_CREATED.labels(channel=ticket.channel, opd=ticket.opd_code).inc()
+
+
+def _ticket_values(code: str, raw_id: int | None, provider_id: str | None, draft: TicketDraft,
+                   cfg: RegencyConfig, created: datetime, incident_id: int | None) -> dict[str, Any]:
+    """The new ticket's columns (one place for create_many and create_historic_many)."""
+    r, p, routing = draft.reporter, draft.place, draft.routing
+    opd = routing.opd if routing.opd in cfg.opd_codes() else cfg.triage_opd
+    values = dict(
+        code=code, raw_message_id=raw_id, channel=draft.channel,
+        channel_message_id=provider_id, reporter_name=r.name, reporter_phone=r.phone,
+        reporter_chat_id=r.telegram_chat_id, reporter_lapor_id=r.lapor_id,
+        reporter_nik_masked=r.nik_masked, anonymous=r.anonymous, confidential=r.confidential,
+        text_original=draft.text_original, text_clean=draft.text_clean,
+        attachments=[asdict(a) for a in draft.attachments], fields=_jsonable(draft.fields),
+        kecamatan_code=p.kecamatan_code, desa_code=p.desa_code, address=p.address,
+        latitude=p.latitude, longitude=p.longitude, category=draft.category,
+        subcategory=draft.subcategory, urgency=draft.urgency.value, opd_code=opd,
+        routing_confidence=routing.confidence, routing_rule=routing.rule,
+        needs_triage=routing.needs_triage or opd != routing.opd, incident_id=incident_id,
+        due_at=None, created_at=created, updated_at=created,
+    )
+    if (draft.fields or {}).get("imported"):  # handled back then: closed on arrival, never sent to the OPD or texted
+        values.update(status=Status.SELESAI.value, closed_at=created)
+    else:
+        values["due_at"] = compute_due(cfg.sla, draft.urgency.value, draft.category, created)
+    return values
+
+
+def _created_events(raw_id: int | None, draft: TicketDraft, opd_code: str, needs_triage: bool,
+                    historic: bool) -> list[dict[str, Any]]:
+    """The events a new ticket starts with (add_event keywords), for both creation paths."""
+    routing = draft.routing
+    events = [dict(actor=f"channel:{draft.channel}", kind="received", to_status=Status.MENUNGGU.value,
+                   data={"raw_id": raw_id}),
+              dict(actor="system", kind="routed", to_opd=opd_code, note=routing.rule,
+                   data={"confidence": routing.confidence, "needs_triage": needs_triage,
+                         "candidates": [list(c) for c in routing.candidates]})]
+    if historic:
+        events.append(dict(actor="system", kind="status", note="Riwayat panggilan diimpor dari log lama",
+                           from_status=Status.MENUNGGU.value, to_status=Status.SELESAI.value))
+    return events
+
+
+def is_historic_plain(draft: TicketDraft) -> bool:
+    """A draft create_historic_many takes: an imported old call with words in it (an empty one,
+    or anything else, goes through create_many)."""
+    return bool((draft.fields or {}).get("imported")) and not draft.is_empty
+
+
+@dataclass(frozen=True)
+class HistoricRow:
+    """A stored raw message of an old call log, as its importer knows it (no reload needed)."""
+    raw_id: int
+    code: str
+    provider_id: str | None
+    received_at: datetime | None
+    draft: TicketDraft
+
+
+def create_historic_many(conn, rows: Sequence[HistoricRow], cfg: RegencyConfig, now: datetime) -> int:
+    """Create the closed tickets of imported old calls (hub/lines/hotline/importer.py) in bulk:
+    the rows create_many makes for them (same _ticket_values, same _created_events; an imported
+    row takes no repeat, incident, piece, draft hook, delivery or reply there either), written
+    as three executemany statements instead of an ORM object per ticket and event.
+
+    `conn` is a Connection in the caller's write transaction. Each raw message is claimed
+    first (pending -> done, only if still pending), so a hub processing the same rows at the
+    same time makes each ticket once. Returns how many tickets were made."""
+    from sqlalchemy import insert, update
+
+    for r in rows:
+        if not is_historic_plain(r.draft):
+            raise ValueError(f"raw {r.raw_id}: not a plain imported call; use create_many")
+    if not rows:
+        return 0
+    raw_t, ticket_t, event_t = RawMessage.__table__, Ticket.__table__, TicketEvent.__table__
+    claimed: set[int] = set()
+    ids = [r.raw_id for r in rows]
+    for start in range(0, len(ids), 500):
+        res = conn.execute(update(raw_t).where(raw_t.c.id.in_(ids[start:start + 500]), raw_t.c.state == "pending")
+                           .values(state="done").returning(raw_t.c.id))
+        claimed.update(res.scalars())
+    rows = [r for r in rows if r.raw_id in claimed]
+    if not rows:
+        return 0
+    values = []
+    for r in rows:
+        created = min(r.received_at, now) if r.received_at else now
+        v = _ticket_values(r.code, r.raw_id, r.provider_id, r.draft, cfg, created, None)
+        v.setdefault("status", Status.MENUNGGU.value)
+        v.setdefault("closed_at", None)
+        v.update(merged_into=None, escalation_level=0)
+        values.append(v)
+    new_ids = conn.execute(insert(ticket_t).returning(ticket_t.c.id, sort_by_parameter_order=True),
+                           values).scalars().all()
+    events = []
+    for r, v, tid in zip(rows, values, new_ids):
+        for ev in _created_events(r.raw_id, r.draft, v["opd_code"], v["needs_triage"], True):
+            events.append({"ticket_id": tid, "at": now, "from_status": None, "to_status": None, "from_opd": None,
+                           "to_opd": None, "note": None, "data": {}, **ev})
+    conn.execute(insert(event_t), events)
+    counted: dict[tuple[str, str], int] = {}
+    for v in values:
+        counted[(v["channel"], v["opd_code"])] = counted.get((v["channel"], v["opd_code"]), 0) + 1
+    for (channel, opd), n in counted.items():
+        metrics.TICKETS_CREATED.labels(channel=channel, opd=opd).inc(n)
+    return len(rows)
 
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
@@ -548,5 +631,5 @@ __all__ = ["ACTIONS", "BACKWARD_MOVES", "FEEDBACK_ANSWERS", "acknowledge", "add_
            "is_reopen", "mask_niks", "reveal_nik", "BatchContext", "Forbidden", "IllegalMove", "InvalidValue", "NotFound", "TicketError",
            "InvalidCursor", "TicketFilter", "add_attachments", "can_see", "decode_cursor", "encode_cursor",
            "get_visible", "add_event", "apply_opd_update", "batch_context", "change_status",
-           "create_from_draft", "create_many", "event_dict", "merge", "opd_name", "queue_delivery", "reroute",
+           "create_from_draft", "create_historic_many", "create_many", "HistoricRow", "is_historic_plain", "event_dict", "merge", "opd_name", "queue_delivery", "reroute",
            "resolve_code", "ticket_dict", "visible_to"]

@@ -19,12 +19,14 @@ from sqlalchemy import Engine
 
 from adapters.base import InvalidPayload
 from adapters.hotline import canon, parse_clock
-from hub.config import ConfigError, load_yaml
+from hub.config import ConfigError, load_yaml, regency_config
 from hub.db import get_engine
 from hub.guard import InvalidMessage, check_message
 from hub.intake import accept_many
 from hub.lines.hotline.calls import hotline_adapter
 from hub.logging import get_logger
+from hub.processing import process_imported
+from hub.settings import get_settings
 
 log = get_logger(__name__)
 
@@ -319,6 +321,7 @@ def import_file(path: Path, line: str, mapping: dict[str, str] | None = None, sh
     except InvalidPayload as exc:
         raise ImportError_(str(exc)) from None
     started = time.perf_counter()
+    cfg = regency_config(str(get_settings().config_dir))
     rows, total = read_sheet(path, sheet)
     report = ImportReport()
     header: list[Any] | None = None
@@ -327,12 +330,17 @@ def import_file(path: Path, line: str, mapping: dict[str, str] | None = None, sh
     scanned: list[tuple[int, list[Any]]] = []
 
     def flush() -> None:
+        """Store the chunk (one transaction; rows stored before count as already there), then
+        make the new rows' tickets from the messages in hand (a second one). A crash between
+        the two leaves raw rows pending: the next run finds them stored and its _drain makes
+        their tickets, so nothing is lost or made twice."""
         if not pending:
             return
-        accepted = accept_many(pending, engine)
+        accepted = accept_many(pending, engine, checked=True)
         report.imported += sum(not a.duplicate for a in accepted)
         report.already += sum(a.duplicate for a in accepted)
-        _drain(engine)
+        process_imported(engine, [(a.raw_id, a.ticket_code, m) for a, m in zip(accepted, pending)
+                                  if not a.duplicate], cfg)
         pending.clear()
 
     def bad(n: int, reason: str) -> None:
@@ -394,6 +402,7 @@ def import_file(path: Path, line: str, mapping: dict[str, str] | None = None, sh
             raise ImportError_(f"{path}: the file is empty")
         take_header()
     flush()
+    _drain(engine)  # what process_imported left pending, and any earlier run's leftovers
     if on_progress:
         on_progress(total, total)
     report.seconds = time.perf_counter() - started

@@ -305,3 +305,110 @@ def test_cli_summary_lists_used_and_ignored_columns_and_a_missing_time(tmp_path,
     assert res.exit_code == 0, res.output
     assert "date <- 'Tanggal'" in err and "ignored columns: 'Operator'" in err
     assert "no time-of-day column" in err and "00:00" in err
+
+
+# --- the bulk path (issue #15): same tickets as the usual path, batch boundaries, re-runs ----
+
+def _messages(path, line="psc119"):
+    """The messages the importer makes of a file's good rows (the stored form of each row)."""
+    from hub.guard import check_message
+    from hub.lines.hotline.calls import hotline_adapter
+    from hub.lines.hotline.importer import find_columns, pick_header, read_sheet
+
+    rows, _ = read_sheet(path)
+    rows = list(rows)
+    last, header = pick_header(rows[:10])
+    cols, _ = find_columns(header, {}, None)
+    out = []
+    for n, cells in rows:
+        row = {k: (cells[i] if i < len(cells) else None) for k, i in cols.items()}
+        if n <= last or not any(row.values()):
+            continue
+        if row.get("address"):
+            row["landmark"] = ", ".join(str(x) for x in (row.get("landmark"), row["address"]) if x)
+        try:
+            out.append(check_message(hotline_adapter().from_row(line, row)))
+        except Exception:
+            continue
+    return out
+
+
+def _shape(engine, where):
+    """Every ticket column and its events, minus what differs per raw message (ids, codes)."""
+    from hub.models import Ticket, TicketEvent
+
+    skip = {"id", "code", "raw_message_id", "channel_message_id"}
+    with Session(engine) as s:
+        out = []
+        for t in s.scalars(select(Ticket).where(where).order_by(Ticket.reporter_name)):
+            cols = {k: v for k, v in t.model_dump().items() if k not in skip}
+            events = [(e.actor, e.kind, e.from_status, e.to_status, e.from_opd, e.to_opd, e.note,
+                       {k: v for k, v in e.data.items() if k != "raw_id"})
+                      for e in s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == t.id)
+                                         .order_by(TicketEvent.id))]
+            out.append((cols, events))
+        return out
+
+
+def test_bulk_tickets_are_the_tickets_the_usual_path_makes(tmp_path, engine, seeded, cfg):
+    """create_historic_many writes exactly what create_many (process_pending) writes."""
+    import dataclasses
+
+    from hub.intake import accept_many
+    from hub.models import Ticket
+    from hub.processing import drain
+
+    path = write_csv(tmp_path / "log.csv")
+    rep = run_import(path)  # the bulk path
+    assert rep.imported == 3
+    # the same rows once more under other provider ids, through intake + process_pending
+    usual = [dataclasses.replace(m, provider_id="usual-" + m.provider_id) for m in _messages(path)]
+    assert len(usual) == 3 and not any(a.duplicate for a in accept_many(usual, engine))
+    assert drain(engine) == 3
+    bulk = _shape(engine, Ticket.channel_message_id.like("imp-%"))
+    assert len(bulk) == 3 and bulk == _shape(engine, Ticket.channel_message_id.like("usual-%"))
+    assert [len(ev) for _, ev in bulk] == [3, 3, 3]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 1000])
+def test_bad_rows_inside_a_chunk_leave_the_rest_of_it(tmp_path, engine, seeded, chunk):
+    from hub.models import RawMessage, Ticket, TicketEvent
+
+    rep = run_import(write_csv(tmp_path / "log.csv"), chunk=chunk)
+    assert (rep.rows, rep.imported, rep.already) == (7, 3, 0) and [n for n, _ in rep.bad] == sorted(BAD)
+    assert count(engine, Ticket) == 3 and count(engine, TicketEvent) == 9
+    assert count(engine, RawMessage, RawMessage.state != "done") == 0
+
+
+def test_a_rerun_after_a_crash_between_storing_and_tickets_loses_and_doubles_nothing(tmp_path, engine, seeded):
+    """A run that died after storing a chunk (accept_many committed, its tickets not): the raw
+    rows are pending. The next run counts them as already there and still makes their tickets,
+    once; the rows the dead run never reached are imported."""
+    from hub.intake import accept_many
+    from hub.models import RawMessage, Ticket, TicketEvent
+
+    path = write_csv(tmp_path / "log.csv")
+    accept_many(_messages(path)[:2], engine)  # what the dead run left behind
+    assert count(engine, RawMessage, RawMessage.state == "pending") == 2 and count(engine, Ticket) == 0
+    rep = run_import(path, chunk=2)
+    assert (rep.imported, rep.already) == (1, 2)
+    assert count(engine, Ticket) == 3 and count(engine, TicketEvent) == 9
+    assert count(engine, RawMessage, RawMessage.state != "done") == 0
+    with Session(engine) as s:
+        assert len({t.raw_message_id for t in s.scalars(select(Ticket))}) == 3
+
+
+def test_rows_another_processor_already_took_are_not_made_twice(tmp_path, engine, seeded, cfg):
+    """process_imported claims each raw row (pending -> done) before writing its ticket, so a
+    hub's own processing that got there first wins and nothing is doubled."""
+    from hub.intake import accept_many
+    from hub.models import Ticket, TicketEvent
+    from hub.processing import drain, process_imported
+
+    msgs = _messages(write_csv(tmp_path / "log.csv"))
+    accepted = accept_many(msgs, engine)
+    stored = [(a.raw_id, a.ticket_code, m) for a, m in zip(accepted, msgs)]
+    assert process_imported(engine, stored[:1], cfg) == 1  # the bulk path itself made this one
+    assert drain(engine) == 2  # the running hub's processor took the other two
+    assert process_imported(engine, stored, cfg) == 0
+    assert count(engine, Ticket) == 3 and count(engine, TicketEvent) == 9
