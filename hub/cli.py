@@ -58,7 +58,6 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on"),
     messages and turning them into tickets use two cores (one Python process uses one). On
     SQLite it stays in-process: SQLite has one writer, and two processes waiting on its lock
     cost more than they gain (measured with bench/intake.py). The child stops with the server."""
-    import subprocess
 
     import uvicorn
 
@@ -75,8 +74,8 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on"),
         in_process = settings.database_url.startswith("sqlite")
     child = None
     if workers and not in_process:
-        child = subprocess.Popen([sys.executable, "-m", "hub", "worker"],
-                                 env={**os.environ, "SIMPUL_SERVE_PID": str(os.getpid())})
+        child = _WorkerChild()
+        child.start()
     try:
         server = uvicorn.Server(uvicorn.Config(create_app(settings, workers=workers and in_process, server_process=True),
                                                log_level="warning", access_log=False,
@@ -89,11 +88,57 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on"),
         server.run(sockets=[sock])
     finally:
         if child is not None:
-            child.terminate()
+            child.stop()
+
+
+class _WorkerChild:
+    """The `simpul worker` that `serve` runs beside it, started again (after a pause that grows
+    to a minute) if it ever exits while serve runs: a worker that died would otherwise leave
+    every accepted message pending until someone restarted the hub."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.proc = None
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="worker-child", daemon=True)
+
+    def _spawn(self) -> None:
+        import subprocess
+
+        self.proc = subprocess.Popen([sys.executable, "-m", "hub", "worker"],
+                                     env={**os.environ, "SIMPUL_SERVE_PID": str(os.getpid())})
+
+    def start(self) -> None:
+        self._spawn()
+        self._thread.start()
+
+    def _watch(self) -> None:
+        from hub.logging import get_logger
+
+        log, pause = get_logger("hub.serve"), 1.0
+        while not self._stopping.wait(1.0):
+            code = self.proc.poll()
+            if code is None:
+                pause = 1.0
+                continue
+            log.warning("serve.worker_exited", code=code, restart_in_s=pause)
+            if self._stopping.wait(pause):
+                return
+            pause = min(pause * 2, 60.0)
+            self._spawn()
+
+    def stop(self) -> None:
+        import subprocess
+
+        self._stopping.set()
+        self._thread.join(5)
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
             try:
-                child.wait(15)
+                self.proc.wait(15)
             except subprocess.TimeoutExpired:
-                child.kill()
+                self.proc.kill()
 
 
 @app.command("backup")
@@ -166,8 +211,36 @@ def worker():
     from hub.workers import run_forever
 
     _cfg()
-    upgrade()
+    _upgrade_when_store_answers(upgrade)
     asyncio.run(run_forever(get_settings_()))
+
+
+def _upgrade_when_store_answers(upgrade) -> None:
+    """The worker's migration check, waiting (one warning every 30 s) while the store does not
+    answer instead of exiting: a worker started during a database outage must still work off
+    what is accepted once the database is back (hub.workers.run_forever waits the same way)."""
+    import signal
+    import time
+
+    from sqlalchemy.exc import DBAPIError
+
+    from hub.logging import configure_logging, get_logger
+
+    settings = get_settings_()
+    configure_logging(settings.log_level, settings.log_json)
+    log = get_logger("hub.worker")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop while waiting; run_forever sets its own
+    waited, last_log = 0, None
+    while True:
+        try:
+            upgrade()
+            return
+        except DBAPIError as exc:
+            if last_log is None or waited - last_log >= 30:
+                log.warning("worker.store_unavailable_at_start", error=type(exc.orig).__name__, waited_s=waited)
+                last_log = waited
+            time.sleep(2)
+            waited += 2
 
 
 def get_settings_():

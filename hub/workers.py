@@ -98,13 +98,33 @@ async def run_forever(settings: Settings) -> None:
     from hub.seed import sync_opds
     from hub.wiring import install, wire
 
+    from sqlalchemy.exc import DBAPIError
+
     configure_logging(settings.log_level, settings.log_json)
-    with session_scope() as s:
-        sync_opds(s, regency_config(str(settings.config_dir)))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # The store may be down when the worker starts (a database restart, or `simpul serve`
+    # starting its worker during an outage): wait for it instead of exiting, or every message
+    # accepted meanwhile would stay pending until someone restarted the hub.
+    waited, last_log = 0.0, None
+    while True:
+        try:
+            with session_scope() as s:
+                sync_opds(s, regency_config(str(settings.config_dir)))
+            break
+        except DBAPIError as exc:
+            if last_log is None or waited - last_log >= 30:
+                log.warning("worker.store_unavailable_at_start", error=type(exc.orig).__name__, waited_s=round(waited))
+                last_log = waited
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=2)
+                return  # told to stop while waiting
+            except asyncio.TimeoutError:
+                waited += 2
+    if waited:
+        log.info("worker.store_back", waited_s=round(waited))
     wired = wire(settings)
     install(wired)
     sched = start_scheduler(settings, wired.periodic)

@@ -92,3 +92,55 @@ def test_worker_child_stops_when_serve_is_killed_outright(tmp_path):
     while time.time() < deadline and subprocess.run(["ps", "-p", children[0]], capture_output=True).returncode == 0:
         time.sleep(0.3)
     assert subprocess.run(["ps", "-p", children[0]], capture_output=True).returncode != 0, "orphaned worker"
+
+
+def _children(pid: int) -> list[str]:
+    return subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+
+
+def test_serve_starts_its_worker_again_when_it_dies(tmp_path):
+    """A worker that died (OOM killer, a crash) would leave every accepted message pending until
+    someone restarted the hub: serve starts it again."""
+    env = {**os.environ, "SIMPUL_DATABASE_URL": f"sqlite:///{tmp_path}/respawn.db", "SIMPUL_LOG_LEVEL": "WARNING",
+           "SIMPUL_LOG_JSON": "true"}
+    subprocess.run([sys.executable, "-m", "hub", "db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True)
+    log_path = tmp_path / "serve.log"
+    server = subprocess.Popen([sys.executable, "-m", "hub", "serve", "--port", str(_free_port()), "--worker-process"],
+                              env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log_path.open("w"))
+    try:
+        deadline, first = time.time() + 60, []
+        while time.time() < deadline and not first:
+            first = _children(server.pid)
+            time.sleep(0.3)
+        assert first, "serve started no worker"
+        os.kill(int(first[0]), signal.SIGKILL)
+        deadline, again = time.time() + 30, []
+        while time.time() < deadline and not (again and again != first):
+            again = _children(server.pid)
+            time.sleep(0.3)
+        assert again and again != first, "the dead worker was not started again"
+        assert '"serve.worker_exited"' in log_path.read_text()
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(30)
+
+
+def test_a_worker_started_while_the_store_is_down_waits_for_it(tmp_path):
+    """`simpul worker` on a PostgreSQL that does not answer (here: a closed port) keeps waiting
+    with one warning instead of exiting, and still stops at SIGTERM."""
+    env = {**os.environ, "SIMPUL_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:{_free_port()}/none",
+           "SIMPUL_LOG_LEVEL": "WARNING", "SIMPUL_LOG_JSON": "true"}
+    log_path = tmp_path / "worker.log"
+    worker = subprocess.Popen([sys.executable, "-m", "hub", "worker"], env=env, cwd=ROOT,
+                              stdout=log_path.open("w"), stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and '"worker.store_unavailable_at_start"' not in log_path.read_text():
+            assert worker.poll() is None, log_path.read_text()[-2000:]
+            time.sleep(0.3)
+        assert '"worker.store_unavailable_at_start"' in log_path.read_text()
+        time.sleep(3)
+        assert worker.poll() is None, "the worker exited while the store was down"
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(20) == 0
