@@ -150,24 +150,40 @@ def _process(engine: Engine, limit: int, cfg: RegencyConfig, only: list[int] | N
     return len(raws)
 
 
-def process_imported(engine: Engine, stored: list[tuple[int, str, InboundMessage]], cfg: RegencyConfig) -> int:
+def normalize_imported(messages: list[InboundMessage], reg, now: datetime) -> list[TicketDraft | None]:
+    """The drafts of old call-log rows (None where the normalizer chokes: that row is left
+    pending for process_pending, which logs it and sends it to triage). Pure: it may run in
+    the importer's second process (hub/lines/hotline/importer.py)."""
+    drafts: list[TicketDraft | None] = []
+    for msg in messages:
+        try:
+            drafts.append(normalize(msg, reg, now))
+        except Exception:
+            drafts.append(None)
+    return drafts
+
+
+def process_imported(engine: Engine, stored: list[tuple[int, str, InboundMessage]], cfg: RegencyConfig,
+                     drafts: list[TicketDraft | None] | None = None, now: datetime | None = None) -> int:
     """Turn old call-log rows this process has just stored (raw id, ticket code, message) into
     their closed tickets, in one transaction, without reading them back: the messages are still
-    in memory, so they are normalized as they are and written by hub.tickets.create_historic_many.
+    in memory, so they are normalized as they are (or `drafts` holds them, one per stored row,
+    made by normalize_imported at `now`) and written by hub.tickets.create_historic_many.
 
     Whatever this does not take stays pending for process_pending, which makes the same ticket
     the usual way: a message the normalizer chokes on (fallback to triage), one that is not a
     plain imported call, a batch the store refuses. Returns how many tickets were made."""
     if not stored:
         return 0
-    now = datetime.now(timezone.utc)
-    with Session(engine) as session:
-        reg = current_regency(session)
+    if drafts is None:
+        now = datetime.now(timezone.utc)
+        with Session(engine) as session:
+            reg = current_regency(session)
+        drafts = normalize_imported([msg for _, _, msg in stored], reg, now)
+    now = now or datetime.now(timezone.utc)
     rows = []
-    for raw_id, code, msg in stored:
-        try:
-            draft = normalize(msg, reg, now)
-        except Exception:  # left pending: process_pending logs it and sends it to triage
+    for (raw_id, code, msg), draft in zip(stored, drafts, strict=True):
+        if draft is None:
             continue
         if is_historic_plain(draft) and not triage_reason({"fields": msg.fields}):
             rows.append(HistoricRow(raw_id, code, msg.provider_id, msg.received_at or now, draft))

@@ -21,7 +21,7 @@ MAPPING_HELP = "YAML file naming the sheet's columns, e.g. 'columns: {time: Tgl 
 
 
 def _run(line: str, file: Path, mapping: Optional[Path], sheet: Optional[str], id_column: Optional[str],
-         chunk: int, progress: bool) -> None:
+         chunk: int, progress: bool, jobs: Optional[int] = None) -> None:
     from hub.config import regency_config
     from hub.lines.hotline.importer import ImportError_, import_file, load_mapping
     from hub.seed import prepare_database
@@ -53,7 +53,7 @@ def _run(line: str, file: Path, mapping: Optional[Path], sheet: Optional[str], i
                 bar.update(task, completed=min(done, total) if total else done, total=total or None)
 
             report = import_file(file, line, cols, sheet=sheet, id_column=id_column, chunk=chunk,
-                                 on_progress=on_progress, on_bad_row=bad_row)
+                                 on_progress=on_progress, on_bad_row=bad_row, jobs=jobs)
     except ImportError_ as exc:
         err.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2)
@@ -64,7 +64,8 @@ def _run(line: str, file: Path, mapping: Optional[Path], sheet: Optional[str], i
     rate = report.rows / report.seconds if report.seconds else 0.0
     err.print(f"{report.rows} rows read: [green]{report.imported} imported[/], {report.already} already there, "
               f"[{'red' if report.bad else 'green'}]{len(report.bad)} bad[/] "
-              f"({report.seconds:.1f} s, {rate:.0f} rows/s)")
+              f"({report.seconds:.1f} s, {rate:.0f} rows/s, {report.processes} process"
+              f"{'es' if report.processes > 1 else ''})")
     if report.bad:
         first = ", ".join(str(n) for n, _ in report.bad[:20])
         err.print(f"bad rows: {first}{' ...' if len(report.bad) > 20 else ''} - fix them and import the file again "
@@ -79,8 +80,11 @@ def _command(line: str, label: str):
                 id_column: Optional[str] = typer.Option(
                     None, "--id-column", help="The sheet's own unique number column (default: a hash of the row)"),
                 chunk: int = typer.Option(1000, min=1, max=10000, help="Rows per transaction"),
-                progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar")):
-        _run(line, file, mapping, sheet, id_column, chunk, progress)
+                progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar"),
+                jobs: Optional[int] = typer.Option(
+                    None, min=1, max=2, help="2: normalize in a second process while this one reads and writes "
+                    "(the default on a machine with two cores or more); 1: one process, e.g. beside a busy hub")):
+        _run(line, file, mapping, sheet, id_column, chunk, progress, jobs)
 
     command.__doc__ = f"Import a {label} call log. Exit 1 if some rows were bad (the rest is imported)."
     return command

@@ -412,3 +412,70 @@ def test_rows_another_processor_already_took_are_not_made_twice(tmp_path, engine
     assert drain(engine) == 2  # the running hub's processor took the other two
     assert process_imported(engine, stored, cfg) == 0
     assert count(engine, Ticket) == 3 and count(engine, TicketEvent) == 9
+
+
+def _many_rows(n: int) -> list[list[str]]:
+    """`n` good rows in the office's spelling, each with its own caller, place and words."""
+    places = [("Pogalan", "Ngulankulon"), ("Kec. Dongko", "Ds. Dongko"), ("Trenggalek", "Sumbergedong"),
+              ("Watulimo", "Prigi"), ("Karangan", "Kayen"), ("Munjungan", "Bendoroto")]
+    what = ["Laka lantas", "Ibu melahirkan", "kejang-kejang", "sesak napas", "Stroke", "keracunan makanan"]
+    out = []
+    for i in range(n):
+        kec, desa = places[i % len(places)]
+        out.append([str(i + 1), f"{1 + i % 28}/0{1 + i % 9}/2022", f"{i % 24:02d}.{i % 60:02d}", f"Pelapor {i}",
+                    f"0812{i:08d}", kec, desa, f"RT {i % 9 + 1:02d}", what[(i * 7) % len(what)],
+                    f"laporan nomor {i} dari warga", "Ambulans", str(i % 4), ["merah", "kuning", "hijau"][i % 3]])
+    return out
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_every_ticket_is_its_own_rows_draft_in_one_process_or_two(tmp_path, engine, seeded, jobs):
+    """With `jobs` 2 the drafts are made in a second process while this one stores the next
+    chunk: every ticket must still be exactly the normalizer's draft of its own row (not a
+    neighbour's), across many chunks, and a re-import adds nothing."""
+    from hub.models import RawMessage, Ticket, TicketEvent
+    from hub.normalizer_loader import current_regency
+    from normalizer import normalize
+
+    path = write_csv(tmp_path / "many.csv", _many_rows(230))
+    rep = run_import(path, chunk=25, jobs=jobs)
+    assert (rep.rows, rep.imported, rep.bad, rep.processes) == (230, 230, [], jobs)
+    with Session(engine) as s:
+        reg = current_regency(s)
+        tickets = {t.channel_message_id: t for t in s.scalars(select(Ticket))}
+    assert len(tickets) == 230 and count(engine, TicketEvent) == 3 * 230
+    assert count(engine, RawMessage, RawMessage.state != "done") == 0
+    for m in _messages(path):
+        t, d = tickets[m.provider_id], normalize(m, reg, datetime.now(WIB))
+        assert (t.text_clean, t.reporter_name, t.reporter_phone, t.category, t.opd_code, t.urgency,
+                t.kecamatan_code, t.desa_code) == (d.text_clean, d.reporter.name, d.reporter.phone, d.category,
+                                                   d.routing.opd, d.urgency.value, d.place.kecamatan_code,
+                                                   d.place.desa_code)
+    again = run_import(path, chunk=25, jobs=jobs)
+    assert (again.imported, again.already) == (0, 230) and count(engine, Ticket) == 230
+
+
+def test_xlsx_rows_are_numbered_as_the_sheet_numbers_them_when_it_starts_lower_right(tmp_path, engine, seeded):
+    """A sheet whose table starts at C4 (a title in the office's habit of leaving rows and
+    columns free): bad rows are named by the sheet's own row numbers, and every column is read."""
+    import openpyxl
+
+    from hub.models import Ticket
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    table = [["Tanggal", "Jam", "Pelapor", "No HP", "Kecamatan", "Kejadian"],
+             [datetime(2022, 1, 5), "07.15", "Slamet", 81234567890, "Pogalan", "Banjir"],
+             ["bukan tanggal", "08.00", "Sri", None, "Pogalan", "Longsor"],
+             [datetime(2022, 1, 6), "09.30", "Joko", None, "Tulungagung", "Banjir"]]
+    for r, row in enumerate(table, start=4):
+        for c, v in enumerate(row, start=3):
+            ws.cell(row=r, column=c, value=v)
+    wb.save(tmp_path / "kanan.xlsx")
+    rep = run_import(tmp_path / "kanan.xlsx", "bpbd")
+    assert rep.imported == 1 and [n for n, _ in rep.bad] == [6, 7]
+    assert "not a date" in rep.bad[0][1] and "Tulungagung" in rep.bad[1][1]
+    with Session(engine) as s:
+        t = s.scalars(select(Ticket)).one()
+    c = t.created_at if t.created_at.tzinfo else t.created_at.replace(tzinfo=ZoneInfo("UTC"))
+    assert c == datetime(2022, 1, 5, 7, 15, tzinfo=WIB) and t.reporter_phone == "+6281234567890"
