@@ -121,9 +121,11 @@ def _signature(session) -> dict[str, int]:
     }
 
 
-def retrain(session) -> RouterModel | None:
+def retrain(session, into=None) -> RouterModel | None:
     """Train on everything the regency decided and insert a new RouterModel row; None when
-    there is too little (fewer than MIN_EXAMPLES_FOR_MODEL examples or one OPD only)."""
+    there is too little (fewer than MIN_EXAMPLES_FOR_MODEL examples or one OPD only). Reads
+    through `session`; the row goes into `into` (default: the same session), so a caller can
+    read and train without holding SQLite's write lock and write the model in a short one."""
     from normalizer.learn import train_linear
 
     sig = _signature(session)
@@ -137,16 +139,17 @@ def retrain(session) -> RouterModel | None:
     model["sources"] = counts
     model["signature"] = sig
     row = RouterModel(examples=int(model["examples"]), model=model)
-    session.add(row)
-    session.flush()
+    into = into if into is not None else session
+    into.add(row)
+    into.flush()
     log.info("router.retrained", examples=row.examples, cv_accuracy=model.get("cv_accuracy"),
              threshold=model.get("threshold"), sources=counts)
     return row
 
 
-def retrain_if_stale(session) -> RouterModel | None:
+def retrain_if_stale(session, into=None) -> RouterModel | None:
     """Retrain when a re-route or a learned example came in since the newest model (at once), or
-    when tickets were closed or disposed (at most every CONFIRMED_EVERY_S)."""
+    when tickets were closed or disposed (at most every CONFIRMED_EVERY_S). `into` as in retrain."""
     global _fruitless
     sig = _signature(session)
     row = newest_model(session)
@@ -155,15 +158,15 @@ def retrain_if_stale(session) -> RouterModel | None:
         n = sig["last_example_id"] + sig["selesai"] + sig["lapor"]
         if n < MIN_EXAMPLES_FOR_MODEL or sig == _fruitless:
             return None  # nothing to learn yet, or nothing new since a try that found too little
-        new = retrain(session)
+        new = retrain(session, into)
         _fruitless = None if new is not None else sig
         return new
     if sig["last_example_id"] != old.get("last_example_id"):
-        return retrain(session)
+        return retrain(session, into)
     if (sig["selesai"], sig["lapor"]) != (old.get("selesai"), old.get("lapor")):
         created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=timezone.utc)
         if datetime.now(timezone.utc) - created >= timedelta(seconds=CONFIRMED_EVERY_S):
-            return retrain(session)
+            return retrain(session, into)
     return None
 
 
@@ -173,6 +176,8 @@ def retrain_shared(engine=None, owner: str | None = None) -> tuple[bool, RouterM
     while training (at most LEASE_S, in case the holder dies) and then kept RETRAIN_INTERVAL_S
     more, so one process retrains per interval and the next one sees its model's signature.
     Returns (this process ran it, the new model or None)."""
+    from sqlmodel import Session
+
     from hub import leases
     from hub.db import get_engine, session_scope
 
@@ -181,8 +186,11 @@ def retrain_shared(engine=None, owner: str | None = None) -> tuple[bool, RouterM
     if not leases.acquire(engine, RETRAIN_LEASE, LEASE_S, owner):
         return False, None
     try:
-        with session_scope(engine) as session:
-            return True, retrain_if_stale(session)
+        # Read and train in a plain session (on SQLite a deferred BEGIN: in WAL mode it never
+        # blocks a writer); only the new model's INSERT takes the write lock, for a moment, so
+        # intake does not wait behind seconds of training.
+        with Session(engine) as reading, session_scope(engine) as writing:
+            return True, retrain_if_stale(reading, into=writing)
     finally:
         leases.release(engine, RETRAIN_LEASE, owner, hold_s=RETRAIN_INTERVAL_S - 1)
 

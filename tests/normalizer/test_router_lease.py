@@ -67,3 +67,38 @@ def test_a_lease_of_a_dead_holder_expires(engine):
     assert not leases.acquire(engine, "job", 60, "c", now=1063.0)
     leases.release(engine, "job", "b", now=1064.0)
     assert leases.acquire(engine, "job", 60, "c", now=1064.0)
+
+
+def test_training_does_not_hold_sqlites_write_lock(sqlite_url, sqlite_engine):
+    """The retrain reads every decided example and trains for seconds on a big regency: only
+    the new model's INSERT may run inside the BEGIN IMMEDIATE (the write lock intake needs).
+    The statements the store sees, in order, tell."""
+    from sqlalchemy import event
+
+    from hub.db import make_engine, session_scope
+    from hub.router_learning import record_example, retrain_shared
+
+    with session_scope() as s:
+        for i in range(30):
+            record_example(s, f"lampu PJU mati di gang {i}" if i % 2 else f"jalan berlubang di desa {i}",
+                           "PKPP" if i % 2 else "PUPR", "learn")
+    eng = make_engine(sqlite_url)
+    seen: list[tuple[int, str]] = []
+    event.listen(eng, "before_cursor_execute",
+                 lambda conn, cur, stmt, *a: seen.append((id(conn), " ".join(stmt.split())[:60])))
+    try:
+        ran, row = retrain_shared(eng, owner="solo")
+    finally:
+        eng.dispose()
+    assert ran and row is not None
+    locked, inside = None, []
+    for conn, stmt in seen:
+        if stmt.startswith("BEGIN IMMEDIATE"):
+            locked = conn
+        elif conn == locked and stmt.startswith(("COMMIT", "ROLLBACK")):
+            locked = None
+        elif conn == locked:
+            inside.append(stmt)
+    reads = [s for s in inside if "routing_examples" in s or "FROM tickets" in s]
+    assert any(s.startswith("INSERT INTO router_models") for s in inside)
+    assert reads == [], inside
