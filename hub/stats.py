@@ -679,9 +679,11 @@ def attention(session: Session, opd: str | None = None, channel: str | None = No
     return (darurat + overdue)[:limit]
 
 
-def reopened(session: Session, since: datetime | None = None, opd: str | None = None) -> int:
+def reopened(session: Session, since: datetime | None = None, opd: str | None = None,
+             until: datetime | None = None, channel: str | None = None, kecamatan: str | None = None) -> int:
     """Tickets reopened (selesai/ditolak -> menunggu: an admin's "buka kembali" or the citizen's
-    "belum beres") since `since`: distinct tickets, counted from their history."""
+    "belum beres") in [since, until): distinct tickets, counted from their history; the other
+    filters are the ticket's own (its OPD now, its channel, its kecamatan)."""
     from hub.models import TicketEvent
 
     q = select(func.count(func.distinct(TicketEvent.ticket_id))).where(
@@ -689,8 +691,12 @@ def reopened(session: Session, since: datetime | None = None, opd: str | None = 
         TicketEvent.from_status.in_(("selesai", "ditolak")))
     if since is not None:
         q = q.where(TicketEvent.at >= _aware(since))
-    if opd:
-        q = q.where(TicketEvent.ticket_id.in_(select(Ticket.id).where(Ticket.opd_code == opd)))
+    if until is not None:
+        q = q.where(TicketEvent.at < _aware(until))
+    mine = [c for c in (Ticket.opd_code == opd if opd else None, Ticket.channel == channel if channel else None,
+                        Ticket.kecamatan_code == kecamatan if kecamatan else None) if c is not None]
+    if mine:
+        q = q.where(TicketEvent.ticket_id.in_(select(Ticket.id).where(*mine)))
     return int(session.execute(q).scalar_one())
 
 

@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from hub.api.deps import db_session, principal
 from hub.auth import READ_ROLES, Principal, require
-from hub.stats import summary, trend
+from hub.stats import reopened, summary, trend
 
 router = APIRouter(prefix="/api/v1", tags=["stats"])
 
@@ -21,11 +21,14 @@ def stats_summary(since: datetime | None = None, until: datetime | None = None,
                   opd: str | None = None, channel: str | None = None, kecamatan: str | None = None,
                   session: Session = Depends(db_session), who: Principal = Depends(principal)):
     """Counts by status, OPD (overdue, median hours to finish), channel, kecamatan, urgency;
-    incidents by status. Without since/until: all time, from the rollup table."""
+    incidents by status; `reopened`: tickets moved back from selesai/ditolak to menunggu in the
+    period (by the same filters). Without since/until: all time, from the rollup table."""
     require(who, *READ_ROLES)
     if who.role == "opd":
         opd = who.opd_code
-    return summary(session, since=since, until=until, opd=opd, channel=channel, kecamatan=kecamatan)
+    out = dict(summary(session, since=since, until=until, opd=opd, channel=channel, kecamatan=kecamatan))
+    out["reopened"] = reopened(session, since=since, until=until, opd=opd, channel=channel, kecamatan=kecamatan)
+    return out
 
 
 @router.get("/stats/trend")

@@ -187,7 +187,17 @@ def test_stats_summary_counts(client, admin_headers):
     assert s["by_status"] == {"menunggu": 2, "selesai": 1}
     assert s["by_channel"]["sms"]["total"] == 3
     assert sum(v["total"] for v in s["by_opd"].values()) == 3
+    assert s["reopened"] == 0
     assert client.get("/api/v1/stats/summary").status_code == 401
+    # an admin reopens the finished one, with a reason: counted by the period and the filters
+    r = client.patch(f"/api/v1/tickets/{codes[0]}", json={"status": "menunggu", "note": "warga: belum beres"},
+                     headers=admin_headers)
+    assert r.status_code == 200, r.text
+    assert client.get("/api/v1/stats/summary", headers=admin_headers).json()["reopened"] == 1
+    assert client.get("/api/v1/stats/summary?channel=sms", headers=admin_headers).json()["reopened"] == 1
+    assert client.get("/api/v1/stats/summary?channel=telegram", headers=admin_headers).json()["reopened"] == 0
+    assert client.get("/api/v1/stats/summary?until=2020-01-01T00:00:00Z",
+                      headers=admin_headers).json()["reopened"] == 0
 
 
 def test_health_ready_metrics(client, admin_headers):
