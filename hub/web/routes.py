@@ -116,7 +116,7 @@ def overview(request: Request):
         tr = stats.trend(s, since=since, opd=f["opd"], channel=f["channel"], kecamatan=f["kecamatan"])
         urgent = stats.attention(s, opd=f["opd"], channel=f["channel"], kecamatan=f["kecamatan"], limit=10, now=now)
         last_id = stats.max_ticket_id(s)
-        reopened_n = stats.reopened(s, since=since, opd=f["opd"])
+        reopened_n = stats.reopened(s, since=since, opd=f["opd"], channel=f["channel"], kecamatan=f["kecamatan"])
         triage, triage_n, escalated_n = [], 0, 0
         if who.role in ROUTERS:
             tq = T.TicketFilter(needs_triage=True, open_only=True).query(who)

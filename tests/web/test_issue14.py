@@ -324,6 +324,10 @@ def test_cek_shows_public_note_and_after_photo_and_the_citizen_answers(both, tmp
     # counted as reopened on the overview
     login(both, "bupati")
     assert re.search(r'dibuka kembali <span id="reopened">1</span>', both.get("/").text)
+    mine = tk("PUPR001").channel  # the overview's channel filter counts it only on its own channel
+    assert re.search(r'dibuka kembali <span id="reopened">1</span>', both.get(f"/?channel={mine}").text)
+    other = "telegram" if mine != "telegram" else "sms"
+    assert re.search(r'dibuka kembali <span id="reopened">0</span>', both.get(f"/?channel={other}").text)
 
 
 def test_citizen_answer_rules(both):
