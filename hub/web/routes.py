@@ -114,7 +114,10 @@ def overview(request: Request):
         summ = stats.summary(s, since=since, opd=f["opd"], channel=f["channel"], kecamatan=f["kecamatan"])
         # No `now` here: only trend(now=None) may serve the cached default 12 weeks.
         tr = stats.trend(s, since=since, opd=f["opd"], channel=f["channel"], kecamatan=f["kecamatan"])
-        urgent = stats.attention(s, opd=f["opd"], channel=f["channel"], kecamatan=f["kecamatan"], limit=10, now=now)
+        # Ten incidents, not ten tickets: in a flood, forty reports of one incident would
+        # push every other emergency off the page. Each shows its most urgent report.
+        urgent = incident_groups(stats.attention(s, opd=f["opd"], channel=f["channel"], kecamatan=f["kecamatan"],
+                                                 limit=60, now=now))[:10]
         last_id = stats.max_ticket_id(s)
         reopened_n = stats.reopened(s, since=since, opd=f["opd"], channel=f["channel"], kecamatan=f["kecamatan"])
         triage, triage_n, escalated_n = [], 0, 0

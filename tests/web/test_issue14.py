@@ -221,6 +221,32 @@ def test_every_open_emergency_in_one_tap_most_overdue_first_grouped_by_incident(
     assert "— 3 laporan: SMS Dukcapil, Telegram, BPBD Pusdalops" in page.text
 
 
+def test_the_overview_lists_ten_incidents_not_ten_reports_of_one_flood(both):
+    """Forty reports of one flood must not push every other emergency off the regent's first
+    page: the overview shows each incident once (its most urgent report) and how many more."""
+    from hub.db import session_scope
+    from hub.models import Incident
+
+    with session_scope() as s:
+        inc = Incident(kecamatan_code=KEC_DURENAN, urgency="darurat", is_open=True, ticket_count=40)
+        s.add(inc)
+        s.flush()
+        for i in range(40):
+            make_ticket(s, f"BJR{i:03d}", "BPBD", channel=("sms", "telegram", "bpbd")[i % 3], kecamatan=KEC_DURENAN,
+                        urgency="darurat", incident_id=inc.id, text=f"banjir masuk rumah no {i}",
+                        due_in=timedelta(minutes=30 + i))
+        make_ticket(s, "LAHIR01", "DINKES", urgency="darurat", text="ibu melahirkan, pendarahan",
+                    due_in=timedelta(hours=2))
+    login(both, "bupati")
+    home = both.get("/").text
+    urgent = home[home.index('id="urgent-list"'):home.index("</ul>", home.index('id="urgent-list"'))]
+    codes = re.findall(r'<span class="code">([A-Z0-9]+)</span>', urgent)
+    assert [c for c in codes if c.startswith("BJR")] == ["BJR000"]  # the flood once: its most urgent report
+    assert "LAHIR01" in codes  # the birth is still on the first page
+    assert re.search(r"dan 39 laporan lain tentang kejadian yang sama \([^;]+; SMS Dukcapil, Telegram, "
+                     r"BPBD Pusdalops\)", urgent)
+
+
 def test_escalations_to_the_regional_head_have_their_own_list(both):
     from hub.db import session_scope
     from hub.models import Ticket
