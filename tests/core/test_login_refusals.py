@@ -18,6 +18,14 @@ PASSWORD = "Benar-sekali-2026"
 SOURCE = "10.7.7.7"
 
 
+@pytest.fixture(autouse=True)
+def answer_at_once(monkeypatch):
+    """Refusals without their REFUSAL_DELAY_S (test_refusals_by_a_limit_are_held_back checks it)."""
+    from hub.web import security
+
+    monkeypatch.setattr(security, "REFUSAL_DELAY_S", 0)
+
+
 @pytest.fixture
 def users(db_url):
     """bupati with a light hash (the check's cost is read from the hash), and nothing else."""
@@ -252,3 +260,32 @@ def test_known_and_unknown_names_cost_the_same_until_refused(users, statements, 
         runs[name] = list(statements)
     assert runs["bupati"] == runs["tidak-ada"] and len(hashes) == 2
     assert hashes[1] == security._DUMMY_HASH
+
+
+def test_refusals_by_a_limit_are_held_back_at_most_max_delayed_at_once(users, monkeypatch):
+    """A refusal by a limit waits REFUSAL_DELAY_S before it is answered (a sprayer's connection
+    waits instead of looping); past MAX_DELAYED waiting, refusals are answered at once; a wrong
+    password is answered when its hash is done."""
+    from hub.web import security
+
+    preset(f"login:src:{SOURCE}", security.SOURCE_RULE, security.SOURCE_RULE.limit + 1)
+    assert attempt("bupati") == security.SOURCE_REFUSED  # remembered from here on
+    monkeypatch.setattr(security, "REFUSAL_DELAY_S", 3600)
+    monkeypatch.setattr(security, "MAX_DELAYED", 2)
+
+    async def scenario():
+        held = [asyncio.create_task(security.login(f"staf-{i}", "x", SOURCE)) for i in range(2)]
+        await asyncio.sleep(0)  # both start waiting
+        assert security._delayed == 2
+        third = asyncio.create_task(security.login("bupati", "x", SOURCE))
+        wrong = asyncio.create_task(security.login("bupati", "salah", "10.7.7.8"))
+        await asyncio.wait([third, wrong], timeout=120)  # a safety net, not a measure: both come at once
+        assert third.done() and wrong.done() and not any(t.done() for t in held)  # those two still held back
+        for t in held:
+            t.cancel()
+        await asyncio.gather(*held, return_exceptions=True)
+        return [str(t.exception()) for t in (third, wrong)], security._delayed
+
+    answers, delayed_after = asyncio.run(scenario())
+    assert answers == [security.SOURCE_REFUSED, security.REFUSED]
+    assert delayed_after == 0
