@@ -21,6 +21,7 @@ Redis is down.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Sequence
@@ -38,6 +39,8 @@ HOLD, MUTE, REFUSE = "hold", "mute", "refuse"
 POLICIES = (HOLD, MUTE, REFUSE)
 T = RateCounter.__table__
 PRUNE_EVERY = 1000
+RECHECK_S = 10  # a remembered refusal is checked against the store again after at most this long
+REMEMBER_MAX = 10_000  # remembered keys per Limiter (past it, the ended ones go, then all)
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,10 @@ class Limiter:
         an empty `redis_url` counts in the database whatever is configured."""
         self._engine = engine
         self._redis_url, self._redis_prefix = redis_url, redis_prefix
+        # remembered refusals: key -> [window end ts, recheck ts, count]; for one store only
+        self._blocked: dict[str, list[int]] = {}
+        self._blocked_store: tuple | None = None
+        self._blocked_lock = threading.Lock()
 
     @property
     def engine(self) -> Engine:
@@ -114,17 +121,87 @@ class Limiter:
             store.went_down(exc)
             return _FALLBACK
 
+    # --- remembered refusals (module docstring) ----------------------------------------------
+    def _memory(self) -> dict[str, list[int]]:
+        """The remembered refusals for the store this Limiter counts in now (a new engine, as
+        after hub.db.reset_engine, or another Redis starts with an empty memory)."""
+        settings = get_settings()
+        store = (self.engine,
+                 self._redis_url if self._redis_url is not None else settings.redis_url,
+                 self._redis_prefix if self._redis_prefix is not None else settings.redis_key_prefix)
+        if store != self._blocked_store:  # engines compare by identity
+            with self._blocked_lock:
+                self._blocked, self._blocked_store = {}, store
+        return self._blocked
+
+    def recall(self, key: str, rule: Rule, now: datetime | None = None, cost: int = 1) -> Verdict | None:
+        """The refusal remembered for `key` (counting `cost` more hits in memory), or None: then
+        ask the store (`hit`/`peek` with remember=True). Never touches the store: safe to call
+        on an event loop."""
+        return self._recall(key[:200], rule, _ts(now), cost)
+
+    def _recall(self, key: str, rule: Rule, ts: int, cost: int) -> Verdict | None:
+        memory = self._memory()
+        entry = memory.get(key)
+        if entry is None:
+            return None
+        until, recheck, count = entry
+        if ts >= recheck or ts >= until or ts < recheck - RECHECK_S:
+            memory.pop(key, None)
+            return None
+        entry[2] = count + cost
+        return Verdict(False, count + cost, False, until - ts, rule.policy)
+
+    def _remember(self, key: str, ts: int, verdict: Verdict) -> None:
+        if verdict.allowed or verdict.retry_after <= 0:
+            return
+        memory = self._memory()
+        with self._blocked_lock:
+            if len(memory) >= REMEMBER_MAX:
+                for k in [k for k, e in memory.items() if e[1] <= ts]:
+                    del memory[k]
+                if len(memory) >= REMEMBER_MAX:
+                    memory.clear()  # many sources at once: the store answers for them
+            until = ts + verdict.retry_after
+            memory[key] = [until, min(until, ts + RECHECK_S), verdict.count]
+
+    def forget(self, keys: Sequence[str] = (), prefix: str | None = None, suffix: str | None = None,
+               everything: bool = False) -> None:
+        """Drop remembered refusals (of these keys, of keys with this prefix [and suffix], or
+        all): their next hit asks the store again. `clear` calls it; nothing else needs to."""
+        memory = self._memory()
+        wanted = {k[:200] for k in keys}
+        with self._blocked_lock:
+            for k in list(memory):
+                if everything or k in wanted or (prefix is not None and k.startswith(prefix)
+                                                  and (suffix is None or k.endswith(suffix))):
+                    memory.pop(k, None)
+
     def hit(self, key: str, rule: Rule, now: datetime | None = None, cost: int = 1,
-            conn: Connection | None = None) -> Verdict:
+            conn: Connection | None = None, remember: bool = False) -> Verdict:
         """Count `cost` hits of `key` now and say whether they are within the rule. Sync.
 
         `conn`: count inside the caller's transaction (it commits or rolls back the hit with
         its own work; on SQLite the only way while the caller holds the write lock). With
-        Redis configured the hit is counted in Redis at once, whatever the caller does next."""
+        Redis configured the hit is counted in Redis at once, whatever the caller does next.
+        `remember` (REFUSE rules, no `conn`): a key over its limit is refused from memory
+        until its window ends, without a write (module docstring)."""
         ts = _ts(now)
         if rule.limit <= 0:
             return Verdict(True, 0, False, 0, rule.policy)
         key = key[:200]
+        remember = remember and rule.policy == REFUSE and cost > 0 and conn is None
+        if remember:
+            known = self._recall(key, rule, ts, cost)
+            if known is not None:
+                return known
+        verdict = self._count(key, rule, ts, now, cost, conn)
+        if remember:
+            self._remember(key, ts, verdict)
+        return verdict
+
+    def _count(self, key: str, rule: Rule, ts: int, now: datetime | None, cost: int,
+               conn: Connection | None) -> Verdict:
         counted = self._redis("hit", key, rule.window_s, ts, cost)
         if counted is not _FALLBACK:
             return _verdict(*counted, ts=ts, cost=cost, rule=rule)
@@ -148,9 +225,21 @@ class Limiter:
                 self.prune(now)
         return _verdict(hits, start, window_s, ts=ts, cost=cost, rule=rule)
 
-    def peek(self, key: str, rule: Rule, now: datetime | None = None) -> Verdict:
-        """The key's verdict for one more hit, without counting it."""
+    def peek(self, key: str, rule: Rule, now: datetime | None = None, remember: bool = False) -> Verdict:
+        """The key's verdict for one more hit, without counting it. `remember` (REFUSE rules):
+        answer from, and add to, the remembered refusals (as `hit` does)."""
         ts = _ts(now)
+        remember = remember and rule.policy == REFUSE and rule.limit > 0
+        if remember:
+            known = self._recall(key[:200], rule, ts, 0)
+            if known is not None:
+                return known
+        verdict = self._peek(key, rule, ts)
+        if remember:
+            self._remember(key[:200], ts, verdict)
+        return verdict
+
+    def _peek(self, key: str, rule: Rule, ts: int) -> Verdict:
         row = self._redis("get", key[:200])
         if row is _FALLBACK:
             with self.engine.connect() as conn:
@@ -177,7 +266,9 @@ class Limiter:
 
     def clear(self, keys: Sequence[str] = (), prefix: str | None = None, suffix: str | None = None) -> int:
         """Forget the counts of these keys (or of every key with this prefix [and suffix]);
-        returns how many keys were forgotten."""
+        returns how many keys were forgotten. Also forgets them in this Limiter's memory of
+        refusals (other processes re-read the store within RECHECK_S)."""
+        self.forget(keys, prefix, suffix)
         forgotten = self._redis("clear", [k[:200] for k in keys], prefix, suffix)
         if forgotten is not _FALLBACK:
             return forgotten

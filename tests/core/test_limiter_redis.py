@@ -106,6 +106,22 @@ def test_lockouts_listed_and_lifted_through_redis(sqlite_url, redis_prefix, monk
     assert security.lockouts(now) == [] and _db_rows() == 0
 
 
+def test_a_remembered_refusal_sends_nothing_to_redis(sqlite_url, redis_prefix):
+    """Logins' remembered refusals (hub.limiter, remember=True) work the same with Redis: past
+    the limit the key's count in Redis stops growing, and a clear forgets at once."""
+    import redis
+
+    from hub.limiter import Limiter, Rule
+
+    lim, now, rule = Limiter(redis_url=REDIS_URL, redis_prefix=redis_prefix), datetime.now(timezone.utc), Rule(2, 600)
+    assert [lim.hit("login:src:x", rule, now, remember=True).allowed for _ in range(6)] == [True, True] + [False] * 4
+    stored = lambda: redis.Redis.from_url(REDIS_URL).hget(f"{redis_prefix}rl:login:src:x", "hits")  # noqa: E731
+    assert stored() == b"3"  # one hit past the limit, then memory
+    assert lim.clear(["login:src:x"]) == 1
+    assert lim.hit("login:src:x", rule, now, remember=True).allowed and stored() == b"1"
+    assert _db_rows() == 0
+
+
 HIT_SCRIPT = """
 import sys
 from hub.limiter import Limiter, Rule

@@ -447,3 +447,25 @@ def TestClient_for(web, host):
     from fastapi.testclient import TestClient
 
     return TestClient(web.app, client=(host, 50000))
+
+
+def test_admin_lifts_an_address_limit_the_hub_remembers(web, monkeypatch):
+    """A source over its login limit is refused from the limiter's memory (no write per attempt);
+    the admin page still lists it, and lifting it there lets the next login through at once."""
+    from hub.limiter import Limiter
+    from hub.web import security
+
+    monkeypatch.setattr(security, "REFUSAL_DELAY_S", 0)  # answered at once (tests/core/test_login_refusals.py)
+    for _ in range(security.SOURCE_RULE.limit):  # thirty attempts from this address so far
+        Limiter().hit("login:src:testclient", security.SOURCE_RULE)
+    for name in ("operator", "tidak-ada", "operator"):
+        r = login(web, name, PASSWORD)
+        assert r.status_code == 401 and "perangkat ini" in r.text
+    with TestClient_for(web, "10.0.0.9") as admin:
+        login(admin, "admin")
+        page = admin.get("/admin").text
+        assert "batas alamat" in page and 'value="login:src:testclient"' in page
+        r = admin.post("/admin/kunci-masuk/buka", data={"csrf": csrf_of(page), "key": "login:src:testclient"},
+                       follow_redirects=False)
+        assert r.status_code == 303
+    assert login(web, "operator", PASSWORD).status_code == 303
