@@ -50,3 +50,6 @@ class Line:
     # (session, [(raw, draft)], cfg, ctx) -> items: sees each batch before its tickets are made
     # (hub.tickets.create_many), e.g. hub.works links reports about a public-works project
     draft_hooks: Sequence[Callable[..., list]] = ()
+    # (session, ticket, who) -> {"template": name, **context} | None: a section the part adds to
+    # the staff ticket page (hub.web.routes), e.g. hub.works shows and relinks the ticket's project
+    ticket_panels: Sequence[Callable[..., dict[str, Any] | None]] = ()

@@ -61,6 +61,7 @@ class Wiring:
     body_limits: dict[str, int] = field(default_factory=dict)
     session_resolvers: list[Callable[[Any], Any]] = field(default_factory=list)
     draft_hooks: list[Callable[..., list]] = field(default_factory=list)
+    ticket_panels: list[Callable[..., Any]] = field(default_factory=list)
 
     @classmethod
     def of(cls, parts: Sequence[Line]) -> "Wiring":
@@ -77,6 +78,7 @@ class Wiring:
             w.body_limits.update(p.body_limits)
             w.session_resolvers += p.session_resolvers
             w.draft_hooks += p.draft_hooks
+            w.ticket_panels += p.ticket_panels
         # replies go out through the reply sender of the reporter's line
         w.outbox_senders["reply"] = replies.reply_outbox_sender(w.reply_senders)
         names = [p.name for p in w.periodic]

@@ -401,13 +401,40 @@ def ticket_page(request: Request, code: str):
         t = _visible(s, code, who)
         if t.code != code.strip().upper():
             return RedirectResponse(f"/tiket/{t.code}", status_code=303)
-        items = timeline(s, t)
-        others = []
-        if t.incident_id:
-            q = T.visible_to(select(Ticket).where(Ticket.incident_id == t.incident_id, Ticket.id != t.id), who)
-            others = list(s.scalars(q.order_by(Ticket.id).limit(50)))
-        suggested = _suggestions(s, t) if t.needs_triage else []
-    return _ticket_render(request, who, t, items, others, suggested)
+        return _ticket_view(request, s, t, who)
+
+
+def show_ticket(request: Request, who, code: str, status: int = 200, **extra: Any):
+    """The ticket page for `who` (a 404 page when not theirs to see), for a form of a wired part
+    that answers with the page again: `status` 4xx and `extra` (err, err_field) say what failed."""
+    with _read() as s:
+        return _ticket_view(request, s, _visible(s, code, who), who, status, **extra)
+
+
+def _ticket_view(request: Request, s: Session, t: Ticket, who, status: int = 200, **extra: Any):
+    items = timeline(s, t)
+    others = []
+    if t.incident_id:
+        q = T.visible_to(select(Ticket).where(Ticket.incident_id == t.incident_id, Ticket.id != t.id), who)
+        others = list(s.scalars(q.order_by(Ticket.id).limit(50)))
+    suggested = _suggestions(s, t) if t.needs_triage else []
+    panels = ticket_panels(request, s, t, who)
+    return _ticket_render(request, who, t, items, others, suggested, panels=panels, status=status, **extra)
+
+
+def ticket_panels(request: Request, s: Session, t: Ticket, who) -> list[dict[str, Any]]:
+    """The sections wired parts add to this page (hub.parts.Line.ticket_panels), each a dict with
+    its "template". A part that fails is left out and logged: the ticket page still shows."""
+    out = []
+    for panel in getattr(getattr(request.app.state, "wiring", None), "ticket_panels", ()):
+        try:
+            got = panel(s, t, who)
+        except Exception:
+            log.exception("web.ticket_panel_failed", code=t.code, panel=getattr(panel, "__module__", "?"))
+            continue
+        if got:
+            out.append(got)
+    return out
 
 
 def can_reveal_nik(who) -> bool:
@@ -425,10 +452,12 @@ def _attachment_links(t: Ticket) -> list[dict[str, Any]]:
     return out
 
 
-def _ticket_render(request: Request, who, t: Ticket, items, others, suggested, revealed: str | None = None):
+def _ticket_render(request: Request, who, t: Ticket, items, others, suggested, revealed: str | None = None,
+                   panels: list[dict[str, Any]] | None = None, status: int = 200, **extra: Any):
     hide_reporter = who.role == "opd" or t.anonymous or t.confidential
     has_nik = pages.nik(t.text_original) != t.text_original
     return render(request, "ticket.html", {
+        **extra, "panels": panels or [],
         "suggested": suggested, "opd_tasks": {o.code: "; ".join(o.tasks) for o in pages.cfg().opds},
         "t": t, "items": items, "others": others, "hide_reporter": hide_reporter,
         "attachments": _attachment_links(t),
@@ -437,7 +466,7 @@ def _ticket_render(request: Request, who, t: Ticket, items, others, suggested, r
         "can_merge": who.role in ROUTERS and t.status != "digabung",
         "can_ack": who.role in ("opd", "admin") and t.status in OPEN_STATUSES,
         "can_reveal": has_nik and can_reveal_nik(who) and revealed is None, "revealed": revealed,
-        "moves": _moves(t.status, who.role), "is_admin": who.role == "admin"})
+        "moves": _moves(t.status, who.role), "is_admin": who.role == "admin"}, status=status)
 
 
 def _suggestions(s, t) -> list[tuple[str, float]]:
@@ -547,8 +576,9 @@ async def ticket_reveal_nik(request: Request, code: str):
         text = T.reveal_nik(s, t, who.actor, who.role, who.opd_code, DUKCAPIL)
         s.commit()
         items = timeline(s, t)
+        panels = ticket_panels(request, s, t, who)
     log.info("web.nik_revealed", code=t.code, actor=who.actor)
-    return _ticket_render(request, who, t, items, [], [], revealed=text)
+    return _ticket_render(request, who, t, items, [], [], revealed=text, panels=panels)
 
 
 @router.post("/tiket/{code}/terima")

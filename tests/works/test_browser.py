@@ -111,3 +111,27 @@ def test_public_map_on_a_phone(hub, phone):
     assert phone.locator("#peta-proyek path.proyek-line").count() == 1
     assert phone.locator("#peta-proyek").bounding_box()["width"] <= PHONE["width"]
     _fits(phone)
+
+
+def test_operator_relinks_a_ticket_on_a_phone(hub, phone):
+    """The "Proyek terkait" section of the staff ticket page fits 360 px and its form links the
+    ticket to a typed project code."""
+    base, _ = hub
+    from tests.web.conftest import PASSWORD
+
+    phone.goto(base + "/masuk?lanjut=/tiket/PUPR003")
+    phone.fill("input[name=username]", "operator")
+    phone.fill("input[name=password]", PASSWORD)
+    phone.click("button[type=submit]")
+    section = phone.locator("#proyek-terkait")
+    assert "Belum terkait proyek" in section.inner_text()
+    section.locator("summary").click()
+    section.locator("#proyek-kode").fill("35030001")
+    assert section.locator("button:has-text('Tautkan')").bounding_box()["width"] <= PHONE["width"]
+    _fits(phone)
+    section.locator("button:has-text('Tautkan')").click()
+    assert "ditautkan ke proyek 35030001" in phone.locator("p.notice").inner_text()
+    assert "35030001" in phone.locator("#proyek-kini").inner_text()
+    _fits(phone)
+    ARTIFACTS.mkdir(exist_ok=True)
+    phone.screenshot(path=str(ARTIFACTS / "works-ticket-relink-360.png"), full_page=True)
