@@ -272,6 +272,8 @@ def read_schedule(rows: Iterable[tuple[int, list[Any]]], start: date | None, rel
     problems: list[tuple[int, str]] = []
     raw: list[tuple[int, str, float, list[float]]] = []  # (row, name, weight, weekly values)
     grand: tuple[int, float | None] | None = None
+    unread = 0.0  # weights of rows whose weeks could not be read
+    weight_unknown = False  # an item row's weight could not be read: no total to check
     ended = False
 
     def cell(cells: list[Any], j: int) -> Any:
@@ -319,6 +321,7 @@ def read_schedule(rows: Iterable[tuple[int, list[Any]]], start: date | None, rel
             weight = pct(cell(cells, weight_col), f"kolom {col_letter(weight_col)} (bobot)")
         except P.CellError as exc:
             problems.append((n, str(exc)))
+            weight_unknown = True
             continue
         values: list[float] = []
         bad = False
@@ -334,6 +337,8 @@ def read_schedule(rows: Iterable[tuple[int, list[Any]]], start: date | None, rel
                 bad = True
             values.append(v or 0.0)
         if bad:
+            if weight:
+                unread += weight  # its weight still counts towards the total
             continue
         if weight is None and not any(values):
             continue  # a heading without a number, or a note
@@ -344,6 +349,7 @@ def read_schedule(rows: Iterable[tuple[int, list[Any]]], start: date | None, rel
             if any(values):
                 problems.append((n, f"{name!r}: bobot kosong (kolom {col_letter(weight_col)}) tetapi ada rencana "
                                     "mingguan"))
+                weight_unknown = True
             continue
         if weight < 0:
             problems.append((n, f"{name!r}: bobot negatif"))
@@ -351,15 +357,16 @@ def read_schedule(rows: Iterable[tuple[int, list[Any]]], start: date | None, rel
         if not any(values):
             problems.append((n, f"{name!r}: bobot {_fmt(weight)} % tanpa rencana mingguan (kolom "
                                 f"{col_letter(cols[0])}-{col_letter(cols[-1])} kosong)"))
+            unread += weight
             continue
         raw.append((n, name, weight, values))
     if not raw and not problems:
         problems.append((0, "tidak ada item pekerjaan berbobot di bawah header (baris "
                             f"{header_n})"))
-    total = sum(w for _, _, w, _ in raw)
+    total = sum(w for _, _, w, _ in raw) + unread
     fraction = bool(raw) and abs(total - 1) <= 0.005 and all(w <= 1 for _, _, w, _ in raw)  # Excel 0.125 = 12.5 %
     scale = 100.0 if fraction else 1.0
-    if raw and not relative and abs(total * scale - 100) > TOTAL_TOLERANCE:
+    if raw and not relative and not weight_unknown and abs(total * scale - 100) > TOTAL_TOLERANCE:
         first, last = raw[0][0], raw[-1][0]
         msg = (f"jumlah bobot item (baris {first}-{last}) {_fmt(total * scale)} %, bukan 100 % "
                f"(toleransi {_fmt(TOTAL_TOLERANCE)}); bila bobotnya relatif, pakai --relatif")

@@ -127,6 +127,7 @@ def test_bad_rows_are_named_with_row_and_column(tmp_path):
     with pytest.raises(ScheduleRejected) as exc:
         _read(f)
     got = dict(exc.value.problems)
+    assert 0 not in got  # the unreadable row's weight still counts: the weights add up to 100
     assert "kolom G (minggu 3): '1,6a' bukan angka" in got[14]
     assert "'Papan Nama Proyek': bobot 0,25 % tanpa rencana mingguan (kolom E-P kosong)" in got[11]
     assert "rencana mingguan berjumlah 17 %, tidak sama dengan bobotnya 18 %" in got[23]
@@ -189,3 +190,24 @@ def test_api_put_of_the_same_schedule_adds_no_history(client, register, make_key
     bad = client.put(f"/api/v1/works/contracts/{C1}/schedule", headers=opd,
                      json=[{"name": "x", "weight": 5, "start": "2026-03-16", "end": "2026-03-02"}])
     assert bad.status_code == 422
+
+
+def test_three_header_rows_letter_sections_and_excel_percent_cells():
+    """'Jenis Pekerjaan | Bobot', 'Waktu Pelaksanaan' over 'Minggu ke-' over 1 2 3, sections A/B,
+    and cells formatted as percent in Excel (0.1 = 10 %)."""
+    rows = [(1, ["JADWAL WAKTU PELAKSANAAN", None, None, None, None, None, None]),
+            (2, ["Kegiatan : Pembangunan Talud Desa Sumberingin", None, None, None, None, None, None]),
+            (4, ["No", "Jenis Pekerjaan", "Bobot", "Waktu Pelaksanaan", None, None, "Ket"]),
+            (5, [None, None, None, "Minggu ke-", None, None, None]),
+            (6, [None, None, None, 1, 2, 3, None]),
+            (7, ["A", "PEKERJAAN PERSIAPAN", None, None, None, None, None]),
+            (8, [1, "Pembersihan Lokasi dan Bouwplank", 0.1, 0.1, None, None, "-"]),
+            (9, ["B", "PEKERJAAN TALUD", 0.9, 0.3, 0.3, 0.3, None]),
+            (10, [2, "Pasangan Batu Kali 1PC : 4PP", 0.9, 0.3, 0.3, 0.3, None]),
+            (11, ["Jumlah", None, 1, 0.4, 0.3, 0.3, None]),
+            (12, ["Rencana Kumulatif", None, None, 0.4, 0.7, 1, None])]
+    sc = read_schedule(iter(rows), SPMK)
+    assert sc.rows == 2 and not sc.notes and sc.columns["periode"] == "D-F (3 kolom)"
+    assert [(i["name"], i["weight"], i["start"], i["end"]) for i in sc.items] == [
+        ("Pembersihan Lokasi dan Bouwplank", 10.0, "2026-03-02", "2026-03-09"),
+        ("Pasangan Batu Kali 1PC : 4PP", 90.0, "2026-03-02", "2026-03-23")]
