@@ -283,7 +283,12 @@ def read_schedule(rows: Iterable[tuple[int, list[Any]]], start: date | None, rel
         if all(P.blank(c) for c in cells):
             continue
         label = _label(cells, name_col, no_col)
-        if PLAN_CUMULATIVE.match(label):
+        if label.replace(" ", "") in ("jumlah", "total"):  # "J U M L A H"
+            label = label.replace(" ", "")
+        words = set(label.split())
+        if PLAN_CUMULATIVE.match(label) or (words & {"kumulatif", "komulatif"} and words <= {
+                "rencana", "progres", "progress", "prosentase", "persentase", "bobot", "kumulatif", "komulatif",
+                "fisik"}):
             vals = []
             for i, j in enumerate(cols):
                 try:
