@@ -252,22 +252,12 @@ def post_addendum(number: str, body: AddendumIn, request: Request, p: Principal 
 @router.put("/contracts/{number:path}/schedule")
 def put_schedule(number: str, items: list[ScheduleItem], request: Request, p: Principal = Depends(works_principal),
                  s: Session = Depends(write_session)):
-    """The weighted schedule (time schedule / kurva S rencana) of a contract."""
-    who = _who(request, s, p)
-    if p.role not in ("opd", "admin", CONTRACTOR):
-        raise HTTPException(403, "role may not set the schedule")
-    c = _contract(s, who, number)
-    if any(i.end < i.start for i in items):
-        raise HTTPException(422, "an item ends before it starts")
-    from hub.works.models import WorksHistory
-
-    s.add(WorksHistory(entity="contract", entity_key=c.number, actor=p.actor, kind="schedule",
-                       changes={"schedule": [c.schedule, [i.model_dump(mode="json") for i in items]]}))
-    c.schedule = [i.model_dump(mode="json") for i in items]
-    s.add(c)
-    _after_change(s, request, c)
-    s.commit()
-    return {"contract": c.number, "items": len(items)}
+    """The weighted schedule (time schedule / kurva S rencana) of a contract. The same schedule
+    again changes nothing (no history row)."""
+    c, changed = _contract_change(
+        number, request, p, s, ("opd", "admin", CONTRACTOR), "role may not set the schedule",
+        lambda c: W.set_schedule(s, c, [i.model_dump(mode="json") for i in items], p.actor, source="api"))
+    return {"contract": c.number, "items": len(items), "changed": changed}
 
 
 @router.get("/flags")

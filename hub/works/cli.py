@@ -10,7 +10,8 @@ from rich.console import Console
 
 works_app = typer.Typer(help="Public works register: LKPP import, red flags, contractor keys (docs/works.md).",
                         no_args_is_help=True)
-import_app = typer.Typer(help="Import LKPP exports (CSV/XLSX): rup, tender, kontrak.", no_args_is_help=True)
+import_app = typer.Typer(help="Import LKPP exports (CSV/XLSX): rup, tender, kontrak; a contract's time schedule: jadwal.",
+                         no_args_is_help=True)
 works_app.add_typer(import_app, name="import")
 err = Console(stderr=True)
 
@@ -72,6 +73,48 @@ def _cmd(kind: str, label: str):
 import_app.command("rup")(_cmd("rup", "the SiRUP plan (kd_rup, nama_paket, pagu, ...)"))
 import_app.command("tender")(_cmd("tender", "SPSE tender results (kd_tender, kd_rup_paket, hps, pemenang, ...)"))
 import_app.command("kontrak")(_cmd("kontrak", "e-kontrak / BAP-BAST rows (no_kontrak, progres, pembayaran, ...)"))
+
+
+@import_app.command("jadwal")
+def jadwal_cmd(file: Path = typer.Argument(..., help="The time schedule (kurva S rencana): .xlsx or .csv"),
+               kontrak: str = typer.Option(..., "--kontrak", help="The contract number (no_kontrak)"),
+               sheet: Optional[str] = typer.Option(None, help="Sheet of an .xlsx (default: the first)"),
+               mulai: Optional[str] = typer.Option(None, "--mulai",
+                                                   help="Week 1 starts on this day (default: the contract's SPMK)"),
+               relatif: bool = typer.Option(False, "--relatif",
+                                            help="The weights are relative (need not add up to 100 %)")):
+    """Import a contract's time schedule as PPK offices lay it out (NO | URAIAN PEKERJAAN | BOBOT (%) |
+    Minggu ke 1 2 3 ...): its weighted items make the planned S-curve. A re-import changes nothing."""
+    from hub.works.jadwal import ScheduleRejected, import_schedule
+    from hub.works.parse import CellError, day
+    from hub.lines.hotline.importer import ImportError_
+
+    cfg = _prepared()
+    try:
+        start = day(mulai, "--mulai") if mulai else None
+        r = import_schedule(file, kontrak, cfg, sheet=sheet, actor="cli", start=start, relative=relatif)
+    except ScheduleRejected as exc:
+        for n, msg in exc.problems[:200]:
+            err.print(f"[yellow]baris {n}:[/] {msg}" if n else f"[yellow]{msg}[/]", highlight=False)
+        err.print("[bold red]error:[/] jadwal ditolak, tidak ada yang disimpan")
+        raise typer.Exit(2)
+    except (ImportError_, CellError) as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2)
+    sc = r.schedule
+    err.print("columns: " + ", ".join(f"{k} <- {v!r}" for k, v in sc.columns.items()), highlight=False)
+    what = "dates in the header" if sc.dated else f"weeks from {r.start.isoformat()}"
+    err.print(f"{sc.rows} items, {len(sc.periods)} periods ({what}) -> {len(sc.items)} schedule items",
+              highlight=False)
+    err.print(f"planned from {r.start.isoformat()} to {r.end.isoformat()}", highlight=False)
+    if sc.split:
+        err.print(f"uneven weekly plan, split into runs: {', '.join(sc.split[:10])}", highlight=False)
+    if sc.of_item:
+        err.print(f"weekly values read as % of the item: {', '.join(sc.of_item[:10])}", highlight=False)
+    for note in sc.notes:
+        err.print(f"[yellow]note:[/] {note}", highlight=False)
+    err.print(f"contract {r.contract}: " + ("schedule updated (history kept)" if r.changed else "unchanged"),
+              highlight=False)
 
 
 @works_app.command("flags")

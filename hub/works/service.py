@@ -40,6 +40,10 @@ class WorksNotFound(WorksError):
     status_code = 404
 
 
+class ScheduleInvalid(WorksError):
+    status_code = 422
+
+
 def today_local(cfg: RegencyConfig) -> date:
     tz = ZoneInfo((cfg.sla or {}).get("timezone", "Asia/Jakarta"))
     return datetime.now(timezone.utc).astimezone(tz).date()
@@ -196,6 +200,46 @@ def add_addendum(s: Session, c: WorksContract, actor: str, number: str | None = 
     s.add(WorksHistory(entity="contract", entity_key=c.number, actor=actor, kind="addendum", changes=changes,
                        source=number))
     return entry
+
+
+def _schedule_item(it: dict[str, Any]) -> dict[str, Any]:
+    name = " ".join(str(it.get("name") or "").split())[:200]
+    try:
+        weight = round(float(it.get("weight")), 4)
+        start, end = curve._d(it.get("start")), curve._d(it.get("end"))
+    except (TypeError, ValueError):
+        raise ScheduleInvalid(f"item jadwal {name or '-'!r}: bobot atau tanggal tidak terbaca") from None
+    if not name:
+        raise ScheduleInvalid("item jadwal tanpa nama")
+    if weight <= 0:
+        raise ScheduleInvalid(f"item jadwal {name!r}: bobot harus lebih dari 0")
+    if end < start:
+        raise ScheduleInvalid(f"item jadwal {name!r} selesai sebelum mulai")
+    return {"name": name, "weight": weight, "start": start.isoformat(), "end": end.isoformat()}
+
+
+def set_schedule(s: Session, c: WorksContract, items: Iterable[dict[str, Any]], actor: str,
+                 source: str | None = None) -> bool:
+    """Replace the contract's weighted schedule (the planned S-curve). One history row (old ->
+    new) when it changed; the same schedule again changes nothing. The API's PUT and
+    `simpul works import jadwal` both come here. True when it changed."""
+    new = [_schedule_item(dict(it)) for it in items]
+    if new == _normalized(c.schedule):
+        return False
+    s.add(WorksHistory(entity="contract", entity_key=c.number, actor=actor, kind="schedule",
+                       changes={"schedule": [c.schedule, new]}, source=source))
+    c.schedule = new
+    c.updated_at = utcnow()
+    s.add(c)
+    return True
+
+
+def _normalized(schedule: Any) -> list[dict[str, Any]] | None:
+    """The stored schedule in set_schedule's form, or None when it is not readable as one."""
+    try:
+        return [_schedule_item(dict(it)) for it in (schedule or [])]
+    except (ScheduleInvalid, TypeError, ValueError):
+        return None
 
 
 # --- red flags --------------------------------------------------------------------------------
