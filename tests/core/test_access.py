@@ -27,6 +27,7 @@ TICKET_ROUTES = {
     ("POST", "/tiket/{code}/rute"): {"data": {"opd": "PUPR", "note": "x"}},
     ("POST", "/tiket/{code}/gabung"): {"data": {"into": OWN, "note": "x"}},
     ("POST", "/tiket/{code}/nik"): {"data": {}},
+    ("POST", "/tiket/{code}/proyek"): {"data": {"kode": "X"}},
     ("POST", "/api/v1/works/reports/{code}/link"): {"json": {"project": "X"}},
 }
 # Public by design: GeoReport v2 (status and description, never the reporter); the citizen's

@@ -65,13 +65,11 @@ def test_contractor_reports_progress_from_a_phone(hub, phone):
 
 
 def test_regents_proyek_tab_on_a_phone(hub, phone):
-    base, _ = hub
-    phone.goto(base + "/masuk")
-    from tests.web.conftest import PASSWORD
+    from tests.web.test_browser import login
 
-    phone.fill("input[name=username]", "bupati")
-    phone.fill("input[name=password]", PASSWORD)
-    phone.click("button[type=submit]")
+    base, _ = hub
+    login(phone, base, "bupati")  # waits for the answer to the login
+    assert not phone.url.endswith("/masuk"), phone.locator("main").inner_text()[:300]
     phone.click("header nav a:has-text('Proyek')")
     assert phone.url.endswith("/dasbor/proyek")
     assert int(phone.locator("#bendera-terbuka").inner_text()) >= 6
