@@ -117,7 +117,14 @@ def _truncate_pg(url: str) -> None:
             return
         q = " UNION ALL ".join(f"SELECT '{t}' WHERE EXISTS (SELECT 1 FROM \"{t}\")" for t in tables)
         full = [r[0] for r in c.execute(text(q))]
-        used = [r[1] for r in c.execute(_USED_SEQUENCES)]
+        used_rows = c.execute(_USED_SEQUENCES).all()
+        used = [r[1] for r in used_rows]
+        if c.execute(text("SELECT current_setting('is_superuser')")).scalar() != "on":
+            # session_replication_role needs a superuser: TRUNCATE what differs from fresh instead
+            dirty = sorted(set(full) | {r[0] for r in used_rows})
+            if dirty:
+                c.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in dirty) + " RESTART IDENTITY CASCADE"))
+            return
         if full:
             c.execute(text("SET LOCAL session_replication_role = replica"))  # no FK checks or cascades
             for t in full:
