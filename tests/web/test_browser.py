@@ -43,18 +43,14 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory, _sqlite_template):
+def hub(tmp_path_factory):
     """A real hub process (uvicorn, workers on) over a fresh SQLite file with the known tickets."""
-    yield from serve_hub(tmp_path_factory, template=_sqlite_template)
+    yield from serve_hub(tmp_path_factory)
 
 
-def serve_hub(tmp_path_factory, extra_env: dict[str, str] | None = None, before_start=None,
-              template: Path | None = None):
+def serve_hub(tmp_path_factory, extra_env: dict[str, str] | None = None, before_start=None):
     """The `hub` fixture's body; other browser modules start their own with more settings
-    (`extra_env`) and data (`before_start()`, after the known tickets are in). `template`: the
-    session's migrated SQLite (tests/conftest.py), copied instead of migrating again."""
-    import shutil
-
+    (`extra_env`) and data (`before_start()`, after the known tickets are in)."""
     from hub import config as hub_config
     from hub.db import reset_engine
     from hub.migrate import upgrade
@@ -70,10 +66,7 @@ def serve_hub(tmp_path_factory, extra_env: dict[str, str] | None = None, before_
         reset_settings()
         reset_engine()
         hub_config.regency_config.cache_clear()
-        if template is not None:
-            shutil.copy(template, d / "simpul.db")
-        else:
-            upgrade(url)
+        upgrade(url)
         from hub.config import regency_config
         from hub.settings import get_settings
 

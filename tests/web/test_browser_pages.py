@@ -39,9 +39,9 @@ def _more_data():
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory, _sqlite_template):
+def hub(tmp_path_factory):
     yield from serve_hub(tmp_path_factory, {"SIMPUL_DEMO": "true", "SIMPUL_TWILIO_ACCOUNT_SID": "",
-                                            "SIMPUL_SMTP_USERNAME": ""}, _more_data, template=_sqlite_template)
+                                            "SIMPUL_SMTP_USERNAME": ""}, _more_data)
 
 
 @pytest.fixture(params=["360", "1280"])

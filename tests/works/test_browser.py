@@ -11,7 +11,7 @@ from tests.web.test_browser import ARTIFACTS, CHROMIUM, PHONE, browser, phone, s
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory, _sqlite_template):
+def hub(tmp_path_factory):
     """The web suite's browser hub (tests.web.test_browser.serve_hub) with the works demo and a
     contractor key for its NPWP."""
     made: dict[str, str] = {}
@@ -27,7 +27,7 @@ def hub(tmp_path_factory, _sqlite_template):
         with session_scope() as s:
             made["key"] = create_contractor_key(s, "CV Maju Jaya Trenggalek", DEMO_NPWP)
 
-    for base in serve_hub(tmp_path_factory, before_start=load_works, template=_sqlite_template):
+    for base in serve_hub(tmp_path_factory, before_start=load_works):
         yield base, made["key"]
 
 
