@@ -22,14 +22,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_serve_with_worker_process_makes_tickets_and_stops_its_child(tmp_path):
-    env = {**os.environ, "SIMPUL_DATABASE_URL": f"sqlite:///{tmp_path}/serve.db", "SIMPUL_LOG_LEVEL": "INFO",
-           "SIMPUL_LOG_JSON": "true"}
-    run = lambda *a: subprocess.run([sys.executable, "-m", "hub", *a], env=env, cwd=ROOT, check=True,  # noqa: E731
-                                    capture_output=True, text=True)
-    run("db", "upgrade")
-    key = run("opd", "key", "create", "t", "--role", "intake").stdout.strip().splitlines()[-1]
-    reader = run("opd", "key", "create", "r", "--role", "admin").stdout.strip().splitlines()[-1]  # intake keys read nothing
+def test_serve_with_worker_process_makes_tickets_and_stops_its_child(tmp_path, sqlite_url, make_key):
+    # the database: a copy of the session's migrated template (conftest), keys made in-process;
+    # `simpul db upgrade` and `simpul opd key create` as commands are tests/core/test_cli.py's
+    env = {**os.environ, "SIMPUL_DATABASE_URL": sqlite_url, "SIMPUL_LOG_LEVEL": "INFO", "SIMPUL_LOG_JSON": "true"}
+    h = make_key("intake", name="t")
+    reader_h = make_key("admin", name="r")  # intake keys read nothing
     port = _free_port()
     log_path = tmp_path / "serve.log"
     server = subprocess.Popen([sys.executable, "-m", "hub", "serve", "--port", str(port), "--worker-process"],
@@ -42,8 +40,7 @@ def test_serve_with_worker_process_makes_tickets_and_stops_its_child(tmp_path):
                 if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
-                time.sleep(0.3)
-        h = {"Authorization": f"Bearer {key}"}
+                time.sleep(0.1)
         r = httpx.post(f"{base}/api/v1/intake/api", headers=h,
                        json={"text": "Jalan berlubang di desa Ngadirenggo kec. Pogalan", "id": "serve-1"})
         assert r.status_code == 202
@@ -51,10 +48,10 @@ def test_serve_with_worker_process_makes_tickets_and_stops_its_child(tmp_path):
         deadline = time.time() + 60
         status = None
         while time.time() < deadline:
-            status = httpx.get(f"{base}/api/v1/tickets/{code}", headers={"Authorization": f"Bearer {reader}"}).status_code
+            status = httpx.get(f"{base}/api/v1/tickets/{code}", headers=reader_h).status_code
             if status == 200:
                 break
-            time.sleep(0.3)
+            time.sleep(0.1)
         assert status == 200, "the worker process did not turn the message into a ticket"
         children = subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True, text=True).stdout.split()
         assert len(children) == 1
@@ -63,7 +60,9 @@ def test_serve_with_worker_process_makes_tickets_and_stops_its_child(tmp_path):
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(30)
-    time.sleep(0.5)
+    deadline = time.time() + 5
+    while time.time() < deadline and subprocess.run(["ps", "-p", children[0]], capture_output=True).returncode == 0:
+        time.sleep(0.1)
     assert subprocess.run(["ps", "-p", children[0]], capture_output=True).returncode != 0, "worker left running"
     # Both processes moved their start-up heap out of the collector's sight (hub/runtime.py):
     # without it, full collections paused intake for ~90 ms under load.
@@ -74,9 +73,8 @@ def test_serve_with_worker_process_makes_tickets_and_stops_its_child(tmp_path):
     assert '"dashboard.warmed"' in log_path.read_text()
 
 
-def test_worker_child_stops_when_serve_is_killed_outright(tmp_path):
-    env = {**os.environ, "SIMPUL_DATABASE_URL": f"sqlite:///{tmp_path}/kill.db", "SIMPUL_LOG_LEVEL": "WARNING"}
-    subprocess.run([sys.executable, "-m", "hub", "db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True)
+def test_worker_child_stops_when_serve_is_killed_outright(tmp_path, sqlite_url):
+    env = {**os.environ, "SIMPUL_DATABASE_URL": sqlite_url, "SIMPUL_LOG_LEVEL": "WARNING"}
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "hub", "serve", "--port", str(port), "--worker-process"],
                               env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -84,13 +82,13 @@ def test_worker_child_stops_when_serve_is_killed_outright(tmp_path):
     deadline = time.time() + 60
     while time.time() < deadline and not children:
         children = subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True, text=True).stdout.split()
-        time.sleep(0.3)
+        time.sleep(0.1)
     assert children, "serve started no worker"
     server.kill()  # no chance to clean up
     server.wait(10)
     deadline = time.time() + 15
     while time.time() < deadline and subprocess.run(["ps", "-p", children[0]], capture_output=True).returncode == 0:
-        time.sleep(0.3)
+        time.sleep(0.1)
     assert subprocess.run(["ps", "-p", children[0]], capture_output=True).returncode != 0, "orphaned worker"
 
 
@@ -98,12 +96,10 @@ def _children(pid: int) -> list[str]:
     return subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
 
 
-def test_serve_starts_its_worker_again_when_it_dies(tmp_path):
+def test_serve_starts_its_worker_again_when_it_dies(tmp_path, sqlite_url):
     """A worker that died (OOM killer, a crash) would leave every accepted message pending until
     someone restarted the hub: serve starts it again."""
-    env = {**os.environ, "SIMPUL_DATABASE_URL": f"sqlite:///{tmp_path}/respawn.db", "SIMPUL_LOG_LEVEL": "WARNING",
-           "SIMPUL_LOG_JSON": "true"}
-    subprocess.run([sys.executable, "-m", "hub", "db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True)
+    env = {**os.environ, "SIMPUL_DATABASE_URL": sqlite_url, "SIMPUL_LOG_LEVEL": "WARNING", "SIMPUL_LOG_JSON": "true"}
     log_path = tmp_path / "serve.log"
     server = subprocess.Popen([sys.executable, "-m", "hub", "serve", "--port", str(_free_port()), "--worker-process"],
                               env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log_path.open("w"))
@@ -111,13 +107,13 @@ def test_serve_starts_its_worker_again_when_it_dies(tmp_path):
         deadline, first = time.time() + 60, []
         while time.time() < deadline and not first:
             first = _children(server.pid)
-            time.sleep(0.3)
+            time.sleep(0.1)
         assert first, "serve started no worker"
         os.kill(int(first[0]), signal.SIGKILL)
         deadline, again = time.time() + 30, []
         while time.time() < deadline and not (again and again != first):
             again = _children(server.pid)
-            time.sleep(0.3)
+            time.sleep(0.1)
         assert again and again != first, "the dead worker was not started again"
         assert '"serve.worker_exited"' in log_path.read_text()
     finally:

@@ -41,7 +41,7 @@ class FakeLapor:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True, name="fake-lapor")
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True, name="fake-lapor")
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> "FakeLapor":

@@ -195,10 +195,11 @@ class FakeTwilio:
                 self.wfile.write(data)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._server.daemon_threads = True  # stop() does not wait for a request held by delay_s
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
         self._media_server = ThreadingHTTPServer(("127.0.0.1", 0), MediaHost)
-        threading.Thread(target=self._media_server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._media_server.serve_forever, args=(0.05,), daemon=True).start()
         return self
 
     @property

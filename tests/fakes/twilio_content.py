@@ -129,7 +129,7 @@ class FakeContentApi:
                                  "whatsapp": {"type": "whatsapp", **wa}})
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
         return self
 
     @property

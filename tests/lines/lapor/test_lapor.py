@@ -110,6 +110,22 @@ def lapor(fake, engine, seeded, monkeypatch):
     return pull
 
 
+def stalled_pull(lapor, fake, monkeypatch):
+    """One pull that LAPOR! never answers in time: the fake holds the request for 3 s and the
+    client gives up after 0.3 s (set for this pull only, so the pulls that must succeed keep the
+    fixture's 1.5 s under load; a timeout firing late never makes a stalled pull succeed)."""
+    from hub.settings import reset_settings
+
+    fake.stall_next(1, 3.0)
+    monkeypatch.setenv("SIMPUL_LAPOR_TIMEOUT_S", "0.3")
+    reset_settings()
+    try:
+        return lapor()
+    finally:
+        monkeypatch.setenv("SIMPUL_LAPOR_TIMEOUT_S", "1.5")
+        reset_settings()
+
+
 def tickets(engine):
     from hub.models import Ticket
 
@@ -282,13 +298,13 @@ def test_report_first_seen_already_closed_is_closed(fake, lapor, engine):
 
 
 @pytest.mark.parametrize("outage", ["http500", "timeout"])
-def test_pull_outage_backs_off_and_recovers(fake, lapor, engine, outage):
+def test_pull_outage_backs_off_and_recovers(fake, lapor, engine, outage, monkeypatch):
     seed_reports(fake)
     if outage == "http500":
         fake.fail_next(1, 500)
+        res = lapor()
     else:
-        fake.stall_next(1, 3.0)  # client timeout is 1.5 s
-    res = lapor()
+        res = stalled_pull(lapor, fake, monkeypatch)
     assert res.error and res.new == 0
     st = state(engine)
     assert st["consecutive_failures"] == 1 and st["last_error_at"] is not None
@@ -482,7 +498,8 @@ def check(lapor):
 
 
 @pytest.mark.parametrize("fault", ["http500", "http503", "timeout", "not_a_page", "unknown_json"])
-def test_a_failing_lapor_is_degraded_then_stopped_then_recovers(fake, lapor, engine, check, fault):
+def test_a_failing_lapor_is_degraded_then_stopped_then_recovers(fake, lapor, engine, check, fault,
+                                                              monkeypatch):
     from hub import readiness, unreadable
 
     seed_reports(fake)
@@ -491,15 +508,16 @@ def test_a_failing_lapor_is_degraded_then_stopped_then_recovers(fake, lapor, eng
     fake.verify(9170001)
 
     def fail() -> None:
-        if fault.startswith("http"):
-            fake.fail_next(1, int(fault[4:]))
-        elif fault == "timeout":
-            fake.stall_next(1, 3.0)  # client timeout is 1.5 s
-        elif fault == "not_a_page":
-            fake.garble_next(1)  # a proxy's error page, answered 200
+        if fault == "timeout":
+            res = stalled_pull(lapor, fake, monkeypatch)
         else:
-            fake.garble_next(1, json.dumps({"pesan": "format baru", "laporan": []}), "application/json")
-        res = lapor()
+            if fault.startswith("http"):
+                fake.fail_next(1, int(fault[4:]))
+            elif fault == "not_a_page":
+                fake.garble_next(1)  # a proxy's error page, answered 200
+            else:
+                fake.garble_next(1, json.dumps({"pesan": "format baru", "laporan": []}), "application/json")
+            res = lapor()
         assert res.error and res.new == 0
 
     fail()
