@@ -14,11 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 from fastapi import Request
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlmodel import Session
 
 from hub.auth import Principal, hash_password, needs_rehash, verify_password
-from hub.db import get_engine
+from hub.db import get_engine, session_scope
 from hub.limiter import REFUSE, Rule, limiter
 from hub.logging import get_logger
 from hub.models import User
@@ -152,14 +152,11 @@ def _after_hash(user_id: int | None, ok: bool, username: str, source: str, now: 
         limiter.clear([f"login:fail:{pair}"])
         with Session(get_engine(), expire_on_commit=False) as s:
             user = s.get(User, user_id)
-            if user is not None and user.active:
-                if password is not None and needs_rehash(user.password_hash):
-                    user.password_hash = hash_password(password)  # older, costlier settings
-                    s.add(user)
-                    s.commit()
-                    s.refresh(user)
-                log.info("web.login", user=user.username, role=user.role)
-                return user
+        if user is not None and user.active:
+            if password is not None and needs_rehash(user.password_hash):
+                _rehash(user, password)
+            log.info("web.login", user=user.username, role=user.role)
+            return user
     fails = limiter.hit(f"login:fail:{pair}", FAIL_RULE, now)
     limiter.hit(f"login:user:{_name_key(username)}", USERNAME_RULE, now, remember=True)
     if fails.count >= MAX_FAILED:
@@ -169,6 +166,19 @@ def _after_hash(user_id: int | None, ok: bool, username: str, source: str, now: 
                     minutes=int(LOCK_FOR.total_seconds() // 60))
     log.info("web.login_failed", user=_shown(username, user_id is not None), source=source[:64])
     raise LoginRefused(REFUSED)
+
+
+def _rehash(user: User, password: str) -> None:
+    """Store the password again under the current settings (it was hashed with older, costlier
+    ones). The hash is made first, with no transaction open, then written in a short write
+    transaction (BEGIN IMMEDIATE on SQLite), only if nobody changed it meanwhile. Before, the
+    user was read, hashed and written in one deferred transaction: on SQLite any commit by the
+    hub in those ~100 ms made the write fail at once ("database is locked", a 503 at login; the
+    browser tests' first logins hit it under load)."""
+    new, old = hash_password(password), user.password_hash
+    with session_scope() as s:
+        s.execute(update(User).where(User.id == user.id, User.password_hash == old).values(password_hash=new))
+    user.password_hash = new
 
 
 async def login(username: str, password: str, source: str, now: datetime | None = None) -> User:
