@@ -134,12 +134,16 @@ def rows(job=JOB, style: str = "bulan", of_item: bool = False, start: date | Non
 
 
 def write_xlsx(path: Path, **kw) -> Path:
+    return _save(path, *rows(**kw), title="Time Schedule")
+
+
+def _save(path: Path, cells: list, merges: list, title: str | None = None) -> Path:
     import openpyxl
 
-    cells, merges = rows(**kw)
     wb = openpyxl.Workbook()
     ws = wb.active
-    ws.title = "Time Schedule"
+    if title:
+        ws.title = title
     for r in cells:
         ws.append(r)
     for r0, c0, r1, c1 in merges:
@@ -159,15 +163,6 @@ def write_csv(path: Path, **kw) -> Path:
 
 def with_rows(path: Path, edit, **kw) -> Path:
     """An .xlsx of the schedule after edit(cells) changed some cells (for the error cases)."""
-    import openpyxl
-
     cells, merges = rows(**kw)
     edit(cells)
-    wb = openpyxl.Workbook()
-    ws = wb.active
-    for r in cells:
-        ws.append(r)
-    for r0, c0, r1, c1 in merges:
-        ws.merge_cells(start_row=r0 + 1, start_column=c0 + 1, end_row=r1 + 1, end_column=c1 + 1)
-    wb.save(path)
-    return Path(path)
+    return _save(path, cells, merges)
