@@ -361,6 +361,7 @@ class _Normalizer:
             self.reg = current_regency(session)
         self.now = datetime.now(timezone.utc)
         self.jobs = jobs
+        self.started = False
         self.pool: ProcessPoolExecutor | None = None
 
     def submit(self, messages: list[Any], last: bool) -> Callable[[], list[Any]]:
@@ -369,12 +370,19 @@ class _Normalizer:
         has nothing to overlap)."""
         global _FORK_REGENCY
         if self.pool is None and self.jobs > 1 and not last:
+            self.started = True
             _FORK_REGENCY = self.reg
             self.pool = ProcessPoolExecutor(max_workers=self.jobs - 1, initializer=_child_start,
                                             mp_context=multiprocessing.get_context("fork"))
         if self.pool is None:
             return lambda: normalize_imported(messages, self.reg, self.now)
-        future = self.pool.submit(_normalize_in_child, messages, self.now)
+        try:
+            future = self.pool.submit(_normalize_in_child, messages, self.now)
+        except BrokenProcessPool:  # it died with an earlier chunk: the rest is drafted here
+            log.warning("import.second_process_died", rows=len(messages))
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool, self.jobs = None, 1
+            return lambda: normalize_imported(messages, self.reg, self.now)
 
         def result() -> list[Any]:
             try:
@@ -383,6 +391,11 @@ class _Normalizer:
                 log.warning("import.second_process_died", rows=len(messages))
                 return normalize_imported(messages, self.reg, self.now)
         return result
+
+    @property
+    def processes(self) -> int:
+        """2 once a second process drafted (or tried to), else 1."""
+        return 2 if self.started else 1
 
     def close(self) -> None:
         if self.pool is not None:
@@ -504,7 +517,7 @@ def import_file(path: Path, line: str, mapping: dict[str, str] | None = None, sh
         finish()
     finally:
         normalizer.close()
-    report.processes = 1 + (normalizer.pool is not None)
+    report.processes = normalizer.processes
     _drain(engine)  # what process_imported left pending, and any earlier run's leftovers
     if on_progress:
         on_progress(total, total)

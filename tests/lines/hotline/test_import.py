@@ -479,3 +479,21 @@ def test_xlsx_rows_are_numbered_as_the_sheet_numbers_them_when_it_starts_lower_r
         t = s.scalars(select(Ticket)).one()
     c = t.created_at if t.created_at.tzinfo else t.created_at.replace(tzinfo=ZoneInfo("UTC"))
     assert c == datetime(2022, 1, 5, 7, 15, tzinfo=WIB) and t.reporter_phone == "+6281234567890"
+
+
+def test_a_second_process_that_dies_costs_nothing(tmp_path, engine, seeded, monkeypatch):
+    """The second process is killed (as the kernel's OOM killer would) as soon as it starts:
+    the chunk it held and every later one are drafted in this process; all rows become their
+    own tickets, once."""
+    import os
+
+    from hub.lines.hotline import importer
+    from hub.models import RawMessage, Ticket, TicketEvent
+
+    monkeypatch.setattr(importer, "_child_start", lambda: os._exit(3))  # the child dies at birth
+    rep = run_import(write_csv(tmp_path / "many.csv", _many_rows(120)), chunk=20, jobs=2)
+    assert (rep.rows, rep.imported, rep.bad, rep.processes) == (120, 120, [], 2)
+    assert count(engine, Ticket) == 120 and count(engine, TicketEvent) == 3 * 120
+    assert count(engine, RawMessage, RawMessage.state != "done") == 0
+    with Session(engine) as s:
+        assert len({t.raw_message_id for t in s.scalars(select(Ticket))}) == 120
