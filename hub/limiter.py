@@ -147,7 +147,8 @@ class Limiter:
             return None
         until, recheck, count = entry
         if ts >= recheck or ts >= until or ts < recheck - RECHECK_S:
-            memory.pop(key, None)
+            with self._blocked_lock:  # _remember may be walking the memory in another thread
+                memory.pop(key, None)
             return None
         entry[2] = count + cost
         return Verdict(False, count + cost, False, until - ts, rule.policy)
@@ -158,7 +159,7 @@ class Limiter:
         memory = self._memory()
         with self._blocked_lock:
             if len(memory) >= REMEMBER_MAX:
-                for k in [k for k, e in memory.items() if e[1] <= ts]:
+                for k in [k for k, e in list(memory.items()) if e[1] <= ts]:
                     del memory[k]
                 if len(memory) >= REMEMBER_MAX:
                     memory.clear()  # many sources at once: the store answers for them
