@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 from fastapi import Request
 from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from hub.auth import Principal, hash_password, needs_rehash, verify_password
@@ -176,8 +177,12 @@ def _rehash(user: User, password: str) -> None:
     hub in those ~100 ms made the write fail at once ("database is locked", a 503 at login; the
     browser tests' first logins hit it under load)."""
     new, old = hash_password(password), user.password_hash
-    with session_scope() as s:
-        s.execute(update(User).where(User.id == user.id, User.password_hash == old).values(password_hash=new))
+    try:
+        with session_scope() as s:
+            s.execute(update(User).where(User.id == user.id, User.password_hash == old).values(password_hash=new))
+    except SQLAlchemyError as exc:  # optional work: the password was right, the login stands
+        log.warning("web.rehash_failed", user=user.username, error=type(exc).__name__)
+        return
     user.password_hash = new
 
 
