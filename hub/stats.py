@@ -13,9 +13,9 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Sequence
 
-from sqlalchemy import Engine, and_, case, delete, func, insert, literal, select
+from sqlalchemy import Engine, and_, case, delete, func, insert, literal, or_, select
 from sqlmodel import Session
 
 from hub.models import OPEN_STATUSES, Ticket, TicketCount
@@ -665,10 +665,14 @@ def _buckets(counts: dict[str, int], since: datetime, until: datetime, tz: timez
 
 
 def attention(session: Session, opd: str | None = None, channel: str | None = None,
-              kecamatan: str | None = None, limit: int = 20, now: datetime | None = None) -> list[Ticket]:
-    """Open tickets that need eyes first: darurat, then overdue, most urgent due time first."""
+              kecamatan: str | None = None, limit: int = 20, now: datetime | None = None,
+              skip_incidents: Sequence[int] = ()) -> list[Ticket]:
+    """Open tickets that need eyes first: darurat, then overdue, most urgent due time first.
+    `skip_incidents`: leave out the tickets of these incidents (already shown)."""
     now = _aware(now) or datetime.now(timezone.utc)
     conds = [T.c.status.in_(OPEN_STATUSES), *_ticket_filters(None, None, opd, channel, kecamatan)]
+    if skip_incidents:
+        conds.append(or_(T.c.incident_id.is_(None), T.c.incident_id.notin_(list(skip_incidents))))
     # the most overdue first (earliest due time; no due time last), then the oldest
     darurat = list(session.scalars(select(Ticket).where(*conds, Ticket.urgency == "darurat")
                                    .order_by(Ticket.due_at.is_(None), Ticket.due_at, Ticket.created_at,
@@ -677,6 +681,17 @@ def attention(session: Session, opd: str | None = None, channel: str | None = No
     overdue = [t for t in session.scalars(select(Ticket).where(*conds, Ticket.due_at < now)
                                           .order_by(Ticket.due_at).limit(limit)) if t.id not in seen]
     return (darurat + overdue)[:limit]
+
+
+def open_in_incidents(session: Session, incident_ids: Sequence[int], opd: str | None = None,
+                      channel: str | None = None, kecamatan: str | None = None) -> dict[int, int]:
+    """Open tickets per incident (by the same filters as the page)."""
+    if not incident_ids:
+        return {}
+    q = select(T.c.incident_id, func.count()).where(
+        T.c.incident_id.in_(list(incident_ids)), T.c.status.in_(OPEN_STATUSES),
+        *_ticket_filters(None, None, opd, channel, kecamatan)).group_by(T.c.incident_id)
+    return {int(i): int(n) for i, n in session.execute(q)}
 
 
 def reopened(session: Session, since: datetime | None = None, opd: str | None = None,

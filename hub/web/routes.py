@@ -114,10 +114,7 @@ def overview(request: Request):
         summ = stats.summary(s, since=since, opd=f["opd"], channel=f["channel"], kecamatan=f["kecamatan"])
         # No `now` here: only trend(now=None) may serve the cached default 12 weeks.
         tr = stats.trend(s, since=since, opd=f["opd"], channel=f["channel"], kecamatan=f["kecamatan"])
-        # Ten incidents, not ten tickets: in a flood, forty reports of one incident would
-        # push every other emergency off the page. Each shows its most urgent report.
-        urgent = incident_groups(stats.attention(s, opd=f["opd"], channel=f["channel"], kecamatan=f["kecamatan"],
-                                                 limit=60, now=now))[:10]
+        urgent = _attention_groups(s, f, now)
         last_id = stats.max_ticket_id(s)
         reopened_n = stats.reopened(s, since=since, opd=f["opd"], channel=f["channel"], kecamatan=f["kecamatan"])
         triage, triage_n, escalated_n = [], 0, 0
@@ -176,6 +173,29 @@ def incident_groups(tickets: list[Ticket]) -> list[dict[str, Any]]:
         if lab not in g["channels"]:
             g["channels"].append(lab)
     return list(groups.values())
+
+
+def _attention_groups(s: Session, f: dict[str, Any], now: datetime, n: int = 10) -> list[dict[str, Any]]:
+    """Ten incidents, not ten tickets: in a flood, a hundred reports of one incident would push
+    every other emergency off the overview. Each incident shows its most urgent report and how
+    many more of its reports are open; a window of tickets that held fewer than `n` incidents
+    is followed by the next, past the incidents already seen."""
+    scope = {"opd": f["opd"], "channel": f["channel"], "kecamatan": f["kecamatan"]}
+    rows: list[Ticket] = []
+    seen_ids: set[int] = set()
+    for _ in range(4):
+        skip = sorted({t.incident_id for t in rows if t.incident_id is not None})
+        batch = [t for t in stats.attention(s, limit=60, now=now, skip_incidents=skip, **scope)
+                 if t.id not in seen_ids]
+        rows += batch
+        seen_ids |= {t.id for t in batch}
+        if not batch or len(incident_groups(rows)) >= n:
+            break
+    groups = incident_groups(rows)[:n]
+    counts = stats.open_in_incidents(s, [g["lead"].incident_id for g in groups if g["lead"].incident_id], **scope)
+    for g in groups:
+        g["others"] = max(counts.get(g["lead"].incident_id, 1) - 1, len(g["tickets"]) - 1)
+    return groups
 
 
 def _urgent_list(request: Request, title: str, q, what: str, extra: dict[str, Any] | None = None):

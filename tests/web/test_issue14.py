@@ -222,16 +222,17 @@ def test_every_open_emergency_in_one_tap_most_overdue_first_grouped_by_incident(
 
 
 def test_the_overview_lists_ten_incidents_not_ten_reports_of_one_flood(both):
-    """Forty reports of one flood must not push every other emergency off the regent's first
-    page: the overview shows each incident once (its most urgent report) and how many more."""
+    """A hundred reports of one flood (more than one window of the attention query) must not
+    push every other emergency off the regent's first page: the overview shows each incident
+    once (its most urgent report) and how many more of its reports are open."""
     from hub.db import session_scope
     from hub.models import Incident
 
     with session_scope() as s:
-        inc = Incident(kecamatan_code=KEC_DURENAN, urgency="darurat", is_open=True, ticket_count=40)
+        inc = Incident(kecamatan_code=KEC_DURENAN, urgency="darurat", is_open=True, ticket_count=100)
         s.add(inc)
         s.flush()
-        for i in range(40):
+        for i in range(100):
             make_ticket(s, f"BJR{i:03d}", "BPBD", channel=("sms", "telegram", "bpbd")[i % 3], kecamatan=KEC_DURENAN,
                         urgency="darurat", incident_id=inc.id, text=f"banjir masuk rumah no {i}",
                         due_in=timedelta(minutes=30 + i))
@@ -243,7 +244,7 @@ def test_the_overview_lists_ten_incidents_not_ten_reports_of_one_flood(both):
     codes = re.findall(r'<span class="code">([A-Z0-9]+)</span>', urgent)
     assert [c for c in codes if c.startswith("BJR")] == ["BJR000"]  # the flood once: its most urgent report
     assert "LAHIR01" in codes  # the birth is still on the first page
-    assert re.search(r"dan 39 laporan lain tentang kejadian yang sama \([^;]+; SMS Dukcapil, Telegram, "
+    assert re.search(r"dan 99 laporan lain tentang kejadian yang sama \([^;]+; SMS Dukcapil, Telegram, "
                      r"BPBD Pusdalops\)", urgent)
 
 
