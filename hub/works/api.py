@@ -19,7 +19,7 @@ from hub.auth import Principal, _key_hash, presented_key
 from hub import tickets as T
 from hub.models import ApiKey, Ticket
 from hub.works import parse as P
-from hub.works.models import WorksContract, WorksContractorKey, WorksFlag, WorksPayment, WorksProgress
+from hub.works.models import WorksContract, WorksContractorKey, WorksFlag
 from hub.works import service as W
 
 router = APIRouter(prefix="/api/v1/works", tags=["works"])
