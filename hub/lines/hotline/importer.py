@@ -354,7 +354,8 @@ def _child_start() -> None:
 class _Normalizer:
     """Normalizes chunks in a second process while this one reads rows and writes the chunk
     before (`jobs` 2), or here, in order (`jobs` 1). The normalizer is pure, so only messages
-    go out and drafts come back. If the second process dies, its chunk is normalized here."""
+    go out and drafts come back. If the second process dies, its chunk and the rest are
+    normalized here."""
 
     def __init__(self, engine: Engine, jobs: int) -> None:
         with Session(engine) as session:
