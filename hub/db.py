@@ -93,11 +93,12 @@ def insert_rows(conn, table, rows: list[dict], ready: tuple[str, ...] = ()) -> N
     if not rows:
         return
     dialect = conn.dialect
+    # positional markers of the two drivers the hub runs on: sqlite3 (qmark), psycopg (pyformat)
+    mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
+    if mark is None:
+        raise ValueError(f"insert_rows: the {dialect.name} driver's paramstyle {dialect.paramstyle!r} is not supported")
     cols = list(rows[0])
     procs = [None if c in ready else table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in cols]
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    if dialect.paramstyle not in ("qmark", "format", "pyformat"):
-        raise NotImplementedError(f"insert_rows: paramstyle {dialect.paramstyle}")
     pairs = list(zip(cols, procs))
     params = [tuple(p(r[c]) if p is not None else r[c] for c, p in pairs) for r in rows]
     names = ", ".join(dialect.identifier_preparer.quote(c) for c in cols)
